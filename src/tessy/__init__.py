@@ -1,0 +1,21 @@
+"""tessy: Teacher-Student Cooperative Data Synthesis (TESSY, arXiv 2604.14164)."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from tessy.config import ModelConfig, RunConfig, SamplingConfig, SynthesisConfig  # noqa: E402
+from tessy.errors import TessyError  # noqa: E402
+from tessy.records import Problem, Segment, Trajectory  # noqa: E402
+
+__all__ = [
+    "ModelConfig",
+    "Problem",
+    "RunConfig",
+    "SamplingConfig",
+    "Segment",
+    "SynthesisConfig",
+    "TessyError",
+    "Trajectory",
+    "__version__",
+]

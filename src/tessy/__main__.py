@@ -1,0 +1,7 @@
+"""`python -m tessy`."""
+
+import sys
+
+from tessy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+"""The one thing tessy asks of a model: continue this raw text, streaming, and stop when told."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tessy.config import SamplingConfig
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Continue `prompt` for at most `max_tokens` tokens; `affinity` keys replica and KV cache."""
+
+    prompt: str
+    max_tokens: int
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    stop: tuple[str, ...] = ()
+    affinity: str = ""
+    seed: int | None = None
+
+
+@dataclass
+class Delta:
+    """A piece of generated text. The last piece of a request carries `finish_reason`.
+
+    `n_tokens` counts the tokens behind `text`; the last piece may carry server-reported usage.
+    """
+
+    text: str
+    n_tokens: int = 0
+    finish_reason: str | None = None  # "stop" (EOS or stop string) or "length"
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class Backend(Protocol):
+    """A model behind tessy. Closing the iterator of `generate` must end the request."""
+
+    name: str
+    tokenizer: Any  # an HF tokenizer when one is known (chat templates), else None
+
+    async def start(self) -> None:
+        """Load the model or probe the server; raise a one-line error if it is not usable."""
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        """Stream the continuation of `request.prompt`."""
+
+    async def count_tokens(self, text: str) -> int | None:
+        """Tokens of `text` in this model's tokenizer, or None where nothing can count them."""
+
+    async def close(self) -> None:
+        """Release connections and memory."""

@@ -1,0 +1,158 @@
+"""In-process HF transformers models (CPU, or GPU when present).
+
+Each problem keeps its own KV cache. A new request whose prompt extends the cached tokens (the
+longest common token prefix) only prefills what is new, so when the roles switch, a model reads
+the other role's span and not the whole trace again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from tessy.backends.base import Delta, GenerationRequest
+from tessy.backends.loading import load_causal_lm
+from tessy.backends.sampling import sample_token
+from tessy.config import ModelConfig
+
+
+@dataclass
+class _CacheEntry:
+    ids: list[int]  # tokens whose keys and values are in `cache`
+    cache: Any
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two token lists."""
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class LocalBackend:
+    """A transformers causal LM; `reuse_cache=False` re-prefills every request (for tests)."""
+
+    def __init__(self, config: ModelConfig, *, reuse_cache: bool = True, max_cached: int = 256,
+                 model: Any = None, tokenizer: Any = None) -> None:
+        self.config = config
+        self.name = config.model or "local"
+        self.model, self.tokenizer = model, tokenizer
+        self.reuse_cache = reuse_cache
+        self.max_cached = max_cached
+        self.caches: OrderedDict[str, _CacheEntry] = OrderedDict()
+        self.prefilled_tokens = 0  # tokens run through the model as prompt (for KV-reuse stats)
+        self._lock = threading.Lock()  # one forward at a time; torch parallelises inside it
+
+    async def start(self) -> None:
+        """Load the model (converting a GGUF file once)."""
+        if self.model is None:
+            self.model, self.tokenizer = await asyncio.to_thread(
+                load_causal_lm, self.config.model, self.config.device
+            )
+
+    async def close(self) -> None:
+        """Drop the KV caches."""
+        self.caches.clear()
+
+    async def count_tokens(self, text: str) -> int:
+        """Tokens of `text` in this model's tokenizer."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """Prompt ids, with BOS added unless the template already wrote it."""
+        bos = self.tokenizer.bos_token
+        add = not (bos and prompt.startswith(bos))
+        return self.tokenizer(prompt, add_special_tokens=add)["input_ids"]
+
+    def _take_cache(self, affinity: str, ids: list[int]) -> _CacheEntry:
+        """The problem's cache rolled back to the common prefix with `ids`, or a fresh one."""
+        from transformers import DynamicCache
+
+        entry = self.caches.pop(affinity, None) if affinity else None
+        if entry is not None and self.reuse_cache:
+            keep = min(common_prefix(entry.ids, ids), len(ids) - 1)  # always feed >= 1 token
+            drop = len(entry.ids) - keep
+            try:
+                if keep > 0:
+                    if drop:
+                        entry.cache.crop(-drop)
+                    return _CacheEntry(entry.ids[:keep], entry.cache)
+            except (ValueError, RuntimeError):
+                pass  # e.g. a sliding-window layer past its window cannot roll back: re-prefill
+        return _CacheEntry([], DynamicCache(config=self.model.config))
+
+    def _forward(self, entry: _CacheEntry, new_ids: list[int]) -> Any:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            x = torch.tensor([new_ids], device=self.model.device)
+            out = self.model(input_ids=x, past_key_values=entry.cache, use_cache=True)
+        entry.ids.extend(new_ids)
+        return out.logits[0, -1].float()
+
+    def _store(self, affinity: str, entry: _CacheEntry) -> None:
+        if not affinity or not self.reuse_cache:
+            return
+        self.caches[affinity] = entry
+        while len(self.caches) > self.max_cached:
+            self.caches.popitem(last=False)
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        """Decode token by token in a worker thread; stop on EOS, a stop string or max_tokens."""
+        import torch
+
+        ids = self.encode_prompt(request.prompt)
+        entry = self._take_cache(request.affinity, ids)
+        pending = ids[len(entry.ids):]
+        self.prefilled_tokens += len(pending)
+        generator = None
+        if request.seed is not None:
+            generator = torch.Generator().manual_seed(request.seed)
+        eos = set(_eos_ids(self.tokenizer, self.model))
+        out: list[int] = []
+        emitted = ""
+        finish = "length"
+        try:
+            while len(out) < request.max_tokens:
+                logits = await asyncio.to_thread(self._forward, entry, pending)
+                token = sample_token(logits, request.sampling, generator)
+                if token in eos:
+                    finish = "stop"
+                    break
+                out.append(token)
+                pending = [token]
+                text = self.tokenizer.decode(out, skip_special_tokens=True)
+                if text.endswith("\ufffd"):
+                    continue  # half of a multi-byte character: wait for the rest
+                piece, stopped = _cut_at_stop(text, emitted, request.stop)
+                emitted += piece
+                if piece or stopped:
+                    yield Delta(piece, 1, "stop" if stopped else None)
+                if stopped:
+                    return
+            yield Delta("", 0, finish, completion_tokens=len(out))
+        finally:
+            self._store(request.affinity, entry)
+
+
+def _cut_at_stop(text: str, emitted: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """The new piece of `text` after `emitted`, ending before any stop string."""
+    hits = [text.find(s, max(0, len(emitted) - len(s))) for s in stop]
+    hits = [h for h in hits if h >= 0]
+    if hits:
+        return text[len(emitted):min(hits)], True
+    return text[len(emitted):], False
+
+
+def _eos_ids(tokenizer: Any, model: Any) -> list[int]:
+    ids = model.generation_config.eos_token_id if model.generation_config else None
+    ids = ids if isinstance(ids, list) else [ids]
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    return [i for i in ids if i is not None]

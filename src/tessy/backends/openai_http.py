@@ -1,0 +1,172 @@
+"""Any OpenAI-compatible `/v1/completions` server: vLLM, SGLang, llama.cpp server, TGI.
+
+Streaming is SSE; closing the iterator closes the HTTP response, which vLLM and SGLang treat as
+an abort, so a stream cut at a boundary stops decoding on the server too.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from tessy.backends.base import Delta, GenerationRequest
+from tessy.config import ModelConfig
+from tessy.errors import RequestRejected, ServerUnavailable, TransientBackendError
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def request_body(model: str, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+    """The JSON body of a completions request."""
+    s = request.sampling
+    body: dict[str, Any] = {
+        "model": model,
+        "prompt": request.prompt,
+        "max_tokens": request.max_tokens,
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "stream": stream,
+    }
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    if request.stop:
+        body["stop"] = list(request.stop)
+    optional = {"top_k": s.top_k, "min_p": s.min_p, "seed": request.seed}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    body.update(s.extra)
+    return body
+
+
+def _delta_from_json(data: dict[str, Any]) -> Delta:
+    """One SSE chunk (or a whole non-streamed response) as a Delta."""
+    choices = data.get("choices") or []
+    choice = choices[0] if choices else {}
+    text = choice.get("text") or ""
+    delta = Delta(text, 1 if text else 0, choice.get("finish_reason"))
+    usage = data.get("usage")
+    if usage:
+        delta.prompt_tokens = usage.get("prompt_tokens")
+        delta.completion_tokens = usage.get("completion_tokens")
+        details = usage.get("prompt_tokens_details") or {}
+        delta.cached_tokens = details.get("cached_tokens")
+    return delta
+
+
+class OpenAIHTTPBackend:
+    """Client of one role's server replicas; requests of one problem stick to one replica."""
+
+    tokenizer: Any = None
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        self.urls = [u.rstrip("/") for u in config.base_urls]
+        self.name = config.model or ""
+        self._tokenize_shape: str | None = None  # which /tokenize dialect the server speaks
+        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        n = config.concurrency
+        self.client = httpx.AsyncClient(
+            headers=headers,
+            # Sized from the configured concurrency: no hidden cap below it.
+            limits=httpx.Limits(max_connections=n + 4, max_keepalive_connections=n + 4),
+            timeout=httpx.Timeout(config.timeout, connect=min(30.0, config.timeout), pool=None),
+        )
+
+    def url_for(self, affinity: str) -> str:
+        """The replica of a problem: stable across its requests, for prefix caching."""
+        return self.urls[zlib.crc32(affinity.encode()) % len(self.urls)]
+
+    async def start(self) -> None:
+        """Probe `/models` on every replica; learn the model name if none was given."""
+        for url in self.urls:
+            try:
+                response = await self.client.get(f"{url}/models", timeout=30.0)
+                response.raise_for_status()
+                models = [m["id"] for m in response.json().get("data", [])]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                raise ServerUnavailable(
+                    f"{self.config.role} server {url}/models is not ready: {exc or type(exc).__name__}"
+                ) from exc
+            if not self.name:
+                if not models:
+                    raise ServerUnavailable(f"{url}/models lists no model; pass --{self.config.role}-model")
+                self.name = models[0]
+        if self.config.tokenizer:
+            from tessy.backends.loading import load_tokenizer
+
+            self.tokenizer = load_tokenizer(self.config.tokenizer)
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose()
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        """Stream (or fetch whole) the completion of `request`."""
+        url = f"{self.url_for(request.affinity)}/completions"
+        body = request_body(self.name, request, self.config.stream)
+        try:
+            async with self.client.stream("POST", url, json=body) as response:
+                await self._raise_for_status(response, url)
+                if not self.config.stream:
+                    await response.aread()
+                    yield _delta_from_json(response.json())
+                    return
+                async for delta in self._read_sse(response, url):
+                    yield delta
+        except httpx.TimeoutException as exc:
+            raise TransientBackendError(f"{url}: timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise TransientBackendError(f"{url}: connection failed ({exc or type(exc).__name__})") from exc
+        except ValueError as exc:
+            raise TransientBackendError(f"{url}: malformed response ({exc})") from exc
+
+    async def _read_sse(self, response: httpx.Response, url: str) -> AsyncIterator[Delta]:
+        finished = False
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue  # blank separators, comments, event: lines
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                break
+            data = json.loads(payload)
+            if "error" in data:
+                raise TransientBackendError(f"{url}: server error in stream: {data['error']}")
+            delta = _delta_from_json(data)
+            finished = finished or delta.finish_reason is not None
+            yield delta
+        if not finished:
+            raise TransientBackendError(f"{url}: stream ended without a finish reason")
+
+    async def _raise_for_status(self, response: httpx.Response, url: str) -> None:
+        if response.status_code < 400:
+            return
+        await response.aread()
+        detail = response.text[:300].replace("\n", " ")
+        message = f"{url}: HTTP {response.status_code}: {detail}"
+        if response.status_code in RETRY_STATUS:
+            raise TransientBackendError(message)
+        raise RequestRejected(message)
+
+    async def count_tokens(self, text: str) -> int | None:
+        """Count with the configured tokenizer, else the server's `/tokenize` (vLLM, llama.cpp)."""
+        if self.tokenizer is not None:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        if self._tokenize_shape == "none":
+            return None
+        root = self.urls[0].removesuffix("/v1")
+        shapes = [self._tokenize_shape] if self._tokenize_shape else ["prompt", "content"]
+        for shape in shapes:
+            body = {"model": self.name, shape: text, "add_special_tokens": False}
+            try:
+                response = await self.client.post(f"{root}/tokenize", json=body)
+                if response.status_code == 200:
+                    data = response.json()
+                    self._tokenize_shape = shape
+                    return int(data.get("count", len(data.get("tokens", []))))
+            except (httpx.HTTPError, ValueError):
+                continue
+        self._tokenize_shape = "none"
+        return None

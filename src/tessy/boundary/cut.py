@@ -1,0 +1,102 @@
+"""Where a turn ends: watch one role's arriving text and find its boundary or the thinking's end.
+
+The same watcher serves `stream` mode (one long request, closed at the cut) and `step` mode
+(k tokens per request, rolled back at the cut): it only sees text arrive, so both modes cut a
+deterministic model's text at the same place.
+
+Rules (DESIGN.md §1): the student keeps its leading style words and is cut at the first
+capability word; the teacher keeps its leading capability words and is cut at the first style
+word; a turn keeps at least one word; cuts fall at word ends, so no word is ever split.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+from tessy.boundary.base import BoundaryPredictor, word_spans
+
+CONTEXT_CHARS = 2000  # predictors read at most this much text before the words they label
+
+
+@dataclass
+class Decision:
+    """The turn is over: keep `keep` chars of it; `ends_thinking` if a marker was reached."""
+
+    keep: int
+    ends_thinking: bool
+
+
+@dataclass
+class TurnWatcher:
+    """Incremental boundary search over the text of one turn."""
+
+    role: str
+    predictor: BoundaryPredictor | None  # None: never cut (single-role baselines)
+    context: str  # shared thinking before this turn
+    end_markers: tuple[str, ...]
+    text: str = ""
+    token_ends: list[int] = field(default_factory=list)  # char end of each arrived token
+    spans: list[tuple[int, int]] = field(default_factory=list)  # complete words so far
+    undecided: int = 0  # index of the first word whose label is not yet known
+    _scan: int = 0  # where the next end-marker search starts
+
+    def __post_init__(self) -> None:
+        self.context = self.context[-CONTEXT_CHARS:]
+        self._marker_len = max((len(m) for m in self.end_markers), default=1)
+
+    async def feed(self, piece: str, n_tokens: int, final: bool) -> Decision | None:
+        """Add arrived text; `final` when no more will come (EOS). Returns a decision or None."""
+        if piece:
+            self.text += piece
+            self.token_ends.extend([len(self.text)] * max(1, n_tokens))
+        end = self._find_marker()
+        done = final or end is not None
+        limit = len(self.text) if end is None else end
+        self._add_words(limit, done)
+        settled = len(self.spans) if done else len(self.spans) - self._lookahead()
+        if self.predictor is not None and settled > self.undecided:
+            cut = await self._search(settled)
+            if cut is not None:
+                return Decision(cut, False)
+        if end is not None:
+            return Decision(end, True)
+        return None
+
+    def tokens_in(self, chars: int) -> int:
+        """Tokens that produced the first `chars` chars of the turn (a straddling token counts)."""
+        if chars <= 0:
+            return 0
+        return min(len(self.token_ends), bisect_left(self.token_ends, chars) + 1)
+
+    def _lookahead(self) -> int:
+        return self.predictor.lookahead_words if self.predictor is not None else 0
+
+    def _find_marker(self) -> int | None:
+        start = max(0, self._scan - self._marker_len)
+        hits = [i for m in self.end_markers if (i := self.text.find(m, start)) >= 0]
+        self._scan = len(self.text)
+        return min(hits) if hits else None
+
+    def _add_words(self, limit: int, done: bool) -> None:
+        start = self.spans[-1][1] if self.spans else 0
+        new = word_spans(self.text, start, limit)
+        if new and not done and new[-1][1] == len(self.text):
+            new.pop()  # the last word may still be growing
+        self.spans.extend(new)
+
+    async def _search(self, settled: int) -> int | None:
+        """Label the newly settled words; the keep offset of the first wrong-kind word, if any."""
+        lo = max(0, self.undecided - self.predictor.lookbehind_words)
+        start, end = self.spans[lo][0], self.spans[-1][1]
+        before = self.text[max(0, start - CONTEXT_CHARS):start]
+        context = (self.context + before)[-CONTEXT_CHARS:]
+        spans = [(a - start, b - start) for a, b in self.spans[lo:]]
+        labels = await self.predictor.label(context, self.text[start:end], spans)
+        wants_style = self.role == "student"
+        for i in range(self.undecided, settled):
+            if labels[i - lo] != wants_style:
+                keep_words = max(i, 1)  # every turn keeps at least one word
+                return self.spans[keep_words - 1][1]
+        self.undecided = settled
+        return None

@@ -1,0 +1,97 @@
+"""The lexicon predictor: style phrases of English reasoning text, matched at clause starts.
+
+No model: a curated list good enough for the embedded default and for bootstrapping labels.
+A word is *style* when it belongs to a listed phrase that starts a clause: at the start of the
+thinking, after a newline, or after one of `. ! ? ; : ,`. "So the answer is 4" opens with style;
+"x = 4 so y = 2" does not. The list follows the paper's labelling instruction: transitional,
+filler and tone-setting phrases, never reasoning, code, formulas or problem-solving steps.
+
+It is role-aware. The *teacher's* predictor hands the floor back only at interjections and
+self-talk (`STRONG`): cutting the teacher at every "so" or "then" would fragment its reasoning.
+The *student's* predictor keeps all of it as style (`STRONG` + `CONNECTIVE`), so the student
+writes the connective tissue of the trace, as in the paper's traces.
+"""
+
+from __future__ import annotations
+
+STRONG = (
+    "okay", "ok", "alright", "all right", "hmm", "hm", "hmm wait", "um", "uh", "wait", "well",
+    "oh", "oh wait", "ah", "aha", "yeah", "yes", "right", "no wait", "but wait", "hold on",
+    "let me see", "let's see", "let me think", "let me think about this", "let me think again",
+    "let me check", "let me double-check", "let me verify", "let me make sure", "let me recall",
+    "let me confirm", "let me reconsider", "let me re-examine", "let me re-read", "let me try",
+    "let me start", "let me go through", "let me figure out", "let me try again",
+    "i think", "i guess", "i wonder", "i recall", "i remember", "i see", "i'm not sure",
+    "i need to", "i should", "i'll", "got it", "interesting", "anyway", "actually",
+    "to begin with", "in this case", "for example", "for instance", "but if",
+)
+CONNECTIVE = (
+    "so", "but", "and", "now", "then", "first", "firstly", "second", "next", "finally", "also",
+    "maybe", "perhaps", "alternatively", "however", "therefore", "thus", "hence", "that means",
+    "in other words", "on the other hand", "to summarize", "to sum up", "putting it together",
+    "let me", "let's", "let us", "we need to", "we can", "the problem says", "the question is",
+    "so far", "so now", "so the", "and then", "but then", "which means", "that is",
+)
+
+_CLAUSE_END = ".!?;:,"
+_STRIP = "\"'*`_()[]"
+
+
+def _norm(word: str) -> str:
+    return word.replace("’", "'").strip(_STRIP).rstrip(_CLAUSE_END).strip(_STRIP).lower()
+
+
+def _compile(phrases: tuple[str, ...]) -> dict[int, set[tuple[str, ...]]]:
+    by_len: dict[int, set[tuple[str, ...]]] = {}
+    for p in phrases:
+        words = tuple(p.split())
+        by_len.setdefault(len(words), set()).add(words)
+    return by_len
+
+
+class LexiconPredictor:
+    """Role-aware phrase matcher; `role` picks the teacher's or the student's list."""
+
+    def __init__(self, role: str = "student", extra_phrases: tuple[str, ...] = ()) -> None:
+        phrases = STRONG + extra_phrases + (CONNECTIVE if role == "student" else ())
+        self.name = f"lexicon-{role}"
+        self.phrases = _compile(phrases)
+        self.max_len = max(self.phrases)
+        self.lookbehind_words = self.max_len - 1
+        self.lookahead_words = self.max_len - 1
+
+    async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
+        """Style labels per word span; see the module docstring for the rule."""
+        return self.label_sync(context, text, spans)
+
+    def label_sync(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
+        """The same, without the event loop (used by annotation and tests)."""
+        words = [_norm(text[a:b]) for a, b in spans]
+        labels = [False] * len(spans)
+        i = 0
+        while i < len(spans):
+            if self._clause_start(context, text, spans, i):
+                n = self._match(words, i)
+                if n:
+                    labels[i:i + n] = [True] * n
+                    i += n
+                    continue
+            i += 1
+        return labels
+
+    @staticmethod
+    def _clause_start(context: str, text: str, spans: list[tuple[int, int]], i: int) -> bool:
+        gap_start = spans[i - 1][1] if i else 0
+        if "\n" in text[gap_start:spans[i][0]]:
+            return True
+        if i:
+            return text[gap_start - 1] in _CLAUSE_END
+        before = context.rstrip(" \t")
+        return not before or before[-1] in _CLAUSE_END + "\n"
+
+    def _match(self, words: list[str], i: int) -> int:
+        """Length of the longest phrase starting at word i, 0 if none."""
+        for n in sorted(self.phrases, reverse=True):
+            if i + n <= len(words) and tuple(words[i:i + n]) in self.phrases[n]:
+                return n
+        return 0

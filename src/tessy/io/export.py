@@ -1,0 +1,52 @@
+"""Turn output JSONL into Parquet or a saved `datasets` dataset, with `dialogs` or `messages`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tessy.errors import InputError
+
+
+def load_records(path: str | Path) -> list[dict[str, Any]]:
+    """All records of an output JSONL file; a bad line raises with file:line."""
+    records = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
+    return records
+
+
+def rename_chat(record: dict[str, Any], chat_key: str) -> dict[str, Any]:
+    """Put the conversation under `chat_key` (dialogs or messages)."""
+    source = "messages" if chat_key == "dialogs" else "dialogs"
+    if source in record and chat_key not in record:
+        record = dict(record)
+        record[chat_key] = record.pop(source)
+    return record
+
+
+def export(path: str, dest: str, fmt: str, chat_key: str, keep_tessy: bool = True) -> int:
+    """Write the records of `path` to `dest` as parquet or dataset; returns the row count."""
+    records = [rename_chat(r, chat_key) for r in load_records(path)]
+    if not keep_tessy:
+        for r in records:
+            r.pop("tessy", None)
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(records), dest)
+    elif fmt == "dataset":
+        import datasets
+
+        datasets.Dataset.from_list(records).save_to_disk(dest)
+    else:
+        raise InputError(f"unknown export format {fmt!r}: use parquet or dataset")
+    return len(records)

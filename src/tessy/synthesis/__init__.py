@@ -1,0 +1,1 @@
+"""Cooperative synthesis: one trajectory (cooperate), many (scheduler), and the baselines."""

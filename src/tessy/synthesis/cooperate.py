@@ -1,0 +1,173 @@
+"""One trajectory: teacher and student take turns writing one thinking trace (DESIGN.md §1).
+
+The student starts. Each turn continues `role template + shared thinking`; a TurnWatcher finds
+the cut; on a cut the roles switch, otherwise the role goes on. At the end of thinking the answer
+role writes the final answer in one go. Baselines (`teacher-only`, `student-only`) are the same
+loop with one role and no cuts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from tessy.backends.base import GenerationRequest
+from tessy.boundary.cut import Decision, TurnWatcher
+from tessy.config import SynthesisConfig
+from tessy.errors import GenerationError, TransientBackendError
+from tessy.records import Problem, Role, Segment, Trajectory, other
+from tessy.synthesis.guards import backoff_delay, is_looping
+from tessy.synthesis.roles import RoleRuntime
+
+
+@dataclass
+class TurnResult:
+    """What a turn added: `keep` chars of the watcher's text, and why it ended."""
+
+    text: str
+    n_tokens: int
+    cut: bool  # the predictor found a boundary: the other role goes next
+    reason: str | None  # end_of_thinking | eos | budget | None (cut)
+
+
+class Cooperation:
+    """Writes trajectories with the given roles under one synthesis config."""
+
+    def __init__(self, roles: dict[str, RoleRuntime], config: SynthesisConfig) -> None:
+        self.roles = roles
+        self.config = config
+        markers = {m for r in roles.values() for m in r.template.end_markers}
+        self.end_markers = tuple(sorted(markers, key=len, reverse=True))
+        strategy = config.strategy
+        self.first: Role = "teacher" if strategy == "teacher-only" else "student"
+        self.single = strategy != "cooperative"
+        self.answer_role: Role = self.first if self.single else config.answer_role
+
+    async def run(self, problem: Problem) -> Trajectory:
+        """Write the whole trajectory of `problem`; raises GenerationError when it cannot."""
+        started = time.perf_counter()
+        traj = Trajectory(problem, self.config.strategy)
+        for attempt in range(self.config.retries + 1):
+            await self._think(traj)
+            if traj.thinking.strip() or traj.finish_reason not in ("eos",):
+                break
+            if attempt == self.config.retries:
+                raise GenerationError("empty thinking: the model ended at once on every retry")
+            traj.segments.clear()
+        await self._answer(traj)
+        traj.seconds = time.perf_counter() - started
+        return traj
+
+    async def _think(self, traj: Trajectory) -> None:
+        role, turns, used = self.first, 0, 0
+        while True:
+            if turns >= self.config.max_turns:
+                traj.finish_reason = "max_turns"
+                return
+            budget = self.config.max_thinking_tokens - used
+            turn = await self._turn(traj, role, budget)
+            turns += 1
+            traj.append(role, turn.text, turn.n_tokens)
+            used += turn.n_tokens
+            if turn.reason:
+                traj.finish_reason = turn.reason
+                return
+            if is_looping(traj.thinking, self.config.repetition_window):
+                traj.finish_reason = "repetition"
+                return
+            if turn.cut and not self.single:
+                role = other(role)
+
+    async def _turn(self, traj: Trajectory, role: Role, budget: int) -> TurnResult:
+        """Let `role` write until its predictor cuts, the thinking ends or the budget is spent."""
+        rt = self.roles[role]
+        predictor = None if self.single else rt.predictor
+        watcher = TurnWatcher(role, predictor, traj.thinking, self.end_markers)
+        stats = traj.stats[role]
+        decision: Decision | None = None
+        failures = 0
+        while decision is None:
+            remaining = budget - len(watcher.token_ends)
+            if remaining <= 0:
+                decision = await watcher.feed("", 0, final=True) or Decision(len(watcher.text), False)
+                return self._finish(traj, role, watcher, decision, "budget")
+            k = self.config.step_tokens(role) if self.config.mode == "step" else self.config.turn_tokens
+            prompt = rt.template.thinking_prompt(traj.problem.prompt, traj.thinking + watcher.text)
+            request = self._request(traj, rt, prompt, min(k, remaining), rt.template.end_markers)
+            try:
+                decision, finish = await self._stream(rt, request, watcher, stats)
+                failures = 0
+            except TransientBackendError as exc:
+                failures = await self._back_off(stats, failures, exc)
+                continue
+            if decision is None and finish == "stop":  # EOS (or a stop string) with no marker
+                decision = Decision(len(watcher.text), True)
+                return self._finish(traj, role, watcher, decision, "eos")
+        reason = "end_of_thinking" if decision.ends_thinking else None
+        return self._finish(traj, role, watcher, decision, reason)
+
+    async def _stream(self, rt, request, watcher, stats):
+        """Run one request through the watcher; close the stream as soon as it decides."""
+        decision, finish, started = None, None, time.perf_counter()
+        stats.requests += 1
+        async with rt.limiter:
+            try:
+                async with aclosing(rt.backend.generate(request)) as stream:
+                    async for delta in stream:
+                        stats.generated_tokens += delta.n_tokens
+                        finish = delta.finish_reason
+                        final = finish is not None and finish != "length"
+                        decision = await watcher.feed(delta.text, delta.n_tokens, final)
+                        if decision is not None:
+                            break
+            finally:
+                stats.seconds += time.perf_counter() - started
+        return decision, finish
+
+    async def _back_off(self, stats, failures: int, exc: Exception) -> int:
+        stats.retries += 1
+        if failures >= self.config.retries:
+            raise GenerationError(f"gave up after {failures + 1} failed requests: {exc}") from exc
+        await asyncio.sleep(backoff_delay(failures, self.config.backoff))
+        return failures + 1
+
+    def _finish(self, traj, role, watcher: TurnWatcher, decision: Decision, reason) -> TurnResult:
+        text = watcher.text[: decision.keep]
+        if decision.ends_thinking:
+            text = text.rstrip()
+        kept = watcher.tokens_in(decision.keep)
+        stats = traj.stats[role]
+        stats.kept_tokens += kept
+        stats.discarded_tokens += max(0, len(watcher.token_ends) - kept)
+        return TurnResult(text, kept, not decision.ends_thinking and reason is None, reason)
+
+    def _request(self, traj, rt: RoleRuntime, prompt: str, max_tokens: int, stop) -> GenerationRequest:
+        seed = rt.sampling.seed
+        if seed is not None:  # distinct, reproducible per problem and request
+            n = traj.stats["teacher"].requests + traj.stats["student"].requests
+            seed = zlib.crc32(f"{seed}:{traj.problem.id}:{n}".encode())
+        return GenerationRequest(prompt, max_tokens, rt.sampling, tuple(stop),
+                                 traj.problem.id, seed)
+
+    async def _answer(self, traj: Trajectory) -> None:
+        """The answer role writes the final answer after the finished thinking."""
+        role = self.answer_role
+        rt = self.roles[role]
+        prompt = rt.template.answer_prompt(traj.problem.prompt, traj.thinking)
+        request = self._request(traj, rt, prompt, self.config.max_answer_tokens,
+                                rt.template.answer_stop)
+        stats, failures = traj.stats[role], 0
+        while True:
+            watcher = TurnWatcher(role, None, "", ())
+            try:
+                _, finish = await self._stream(rt, request, watcher, stats)
+                break
+            except TransientBackendError as exc:
+                failures = await self._back_off(stats, failures, exc)
+        n = len(watcher.token_ends)
+        stats.kept_tokens += n
+        traj.answer_finish_reason = finish or ""
+        traj.answer = Segment(role, watcher.text.strip(), n)

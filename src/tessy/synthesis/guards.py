@@ -1,0 +1,25 @@
+"""Guards that stop a trajectory going wrong: loops and backoff between retries."""
+
+from __future__ import annotations
+
+import random
+
+
+def is_looping(text: str, window: int, min_repeats: int = 4, min_words: int = 24) -> bool:
+    """True when the last words of `text` are one block of words repeated `min_repeats` times."""
+    if window <= 0:
+        return False
+    words = text[-window * 12:].split()[-window:]
+    n = len(words)
+    for period in range(1, n // min_repeats + 1):
+        span = max(period * min_repeats, min_words)
+        if span > n:
+            break
+        if all(words[n - 1 - i] == words[n - 1 - i - period] for i in range(span - period)):
+            return True
+    return False
+
+
+def backoff_delay(attempt: int, base: float, cap: float = 60.0) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+    return random.uniform(0, min(cap, base * 2**attempt))

@@ -1,0 +1,157 @@
+"""Many trajectories: one asyncio task per problem, bounded, no global barrier, resumable.
+
+Finished records are appended durably as they finish; a re-run skips their ids and re-does
+failed problems. A failed problem becomes an error row; only an unusable server stops the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tessy.backends import make_backend
+from tessy.boundary import load_predictor
+from tessy.config import RunConfig
+from tessy.errors import GenerationError, RequestRejected
+from tessy.io.writer import RecordWriter
+from tessy.records import ROLES, Problem, Trajectory, build_record
+from tessy.synthesis.cooperate import Cooperation
+from tessy.synthesis.roles import RoleRuntime
+from tessy.templates import resolve_template
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the CLI's last line."""
+
+    written: int = 0
+    failed: int = 0
+    already_done: int = 0
+    tokens: dict[str, int] = field(default_factory=lambda: {r: 0 for r in ROLES})
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def teacher_share(self) -> float:
+        """Teacher tokens over all thinking tokens written this run."""
+        total = sum(self.tokens.values())
+        return self.tokens["teacher"] / total if total else 0.0
+
+
+async def build_roles(config: RunConfig) -> dict[str, RoleRuntime]:
+    """Start both backends (loading models or probing servers) and resolve their templates."""
+    roles = {}
+    for role in ROLES:
+        mc = getattr(config, role)
+        backend = make_backend(mc)
+        await backend.start()
+        template = resolve_template(mc.template, tokenizer=backend.tokenizer,
+                                    model_name=backend.name, where=f"{role}.template")
+        predictor = load_predictor(getattr(config.synthesis, f"{role}_predictor"), role)
+        roles[role] = RoleRuntime(role, backend, template, predictor, mc.sampling,
+                                  asyncio.Semaphore(mc.concurrency))
+    return roles
+
+
+def save_effective_config(config: RunConfig) -> Path:
+    """Write the run's full config beside the output (atomically)."""
+    path = Path(config.output).with_name(Path(config.output).name + ".config.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    data = config.to_dict() | {"config_hash": config.config_hash()}
+    for role in ROLES:
+        data[role].pop("api_key", None)
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+async def student_counts(traj: Trajectory, roles: dict[str, RoleRuntime]) -> dict[str, int] | None:
+    """Thinking tokens per role counted in the student's tokenizer (None if it cannot count)."""
+    backend = roles["student"].backend
+    counts = {}
+    for role in ROLES:
+        text = "".join(s.text for s in traj.segments if s.role == role)
+        n = await backend.count_tokens(text) if text else 0
+        if n is None:
+            return None
+        counts[role] = n
+    return counts
+
+
+async def synthesize(
+    config: RunConfig, problems: Iterable[Problem], roles: dict[str, RoleRuntime],
+    progress: bool = True,
+) -> RunSummary:
+    """Write a trajectory for every problem not already in the output."""
+    save_effective_config(config)
+    engine = Cooperation(roles, config.synthesis)
+    summary = RunSummary()
+    config_hash = config.config_hash()
+    models = {r: roles[r].backend.name for r in ROLES}
+    started = time.perf_counter()
+    with RecordWriter(config.output) as writer:
+        todo = [p for p in problems if p.id not in writer.done]
+        summary.already_done = len(writer.done)
+        bar = _progress_bar(len(todo), progress)
+
+        async def one(problem: Problem) -> None:
+            try:
+                traj = await engine.run(problem)
+                counts = await student_counts(traj, roles)
+            except (GenerationError, RequestRejected) as exc:
+                writer.write_error(problem.id, problem.source, str(exc))
+                summary.failed += 1
+                summary.errors.append(f"{problem.id}: {exc}")
+            else:
+                writer.write(build_record(traj, chat_key=config.chat_key, models=models,
+                                          config_hash=config_hash, student_token_counts=counts))
+                summary.written += 1
+                for role, n in traj.tokens_by_role().items():
+                    summary.tokens[role] += n
+            _update_bar(bar, summary, started)
+
+        await _run_bounded(todo, one, config.synthesis.concurrency)
+        bar.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+async def _run_bounded(problems: list[Problem], work, limit: int) -> None:
+    """At most `limit` problems in flight; a new one starts as soon as any finishes."""
+    pending: set[asyncio.Task] = set()
+    it = iter(problems)
+    try:
+        while True:
+            while len(pending) < limit:
+                problem = next(it, None)
+                if problem is None:
+                    break
+                pending.add(asyncio.create_task(work(problem)))
+            if not pending:
+                return
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # a bug or an unusable server stops the run here
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="problems", unit="problem", disable=not enabled,
+                dynamic_ncols=True)
+
+
+def _update_bar(bar, summary: RunSummary, started: float) -> None:
+    elapsed = max(1e-9, time.perf_counter() - started)
+    bar.update(1)
+    bar.set_postfix(tok_s=f"{sum(summary.tokens.values()) / elapsed:.1f}",
+                    teacher=f"{summary.teacher_share():.0%}", failed=summary.failed)
