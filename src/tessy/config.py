@@ -106,8 +106,7 @@ class ModelConfig:
         _check(self.backend in BACKENDS, f"{where}.backend", f"must be one of {BACKENDS}")
         _check(self.concurrency >= 1, f"{where}.concurrency", "must be >= 1")
         _check(self.timeout > 0, f"{where}.timeout", "must be > 0")
-        if self.backend == "openai_http":
-            _check(bool(self.base_urls), f"{where}.base_urls", "needs at least one URL")
+        if self.backend == "openai_http":  # an empty list is refused when the backend is made
             for url in self.base_urls:
                 _check(
                     url.startswith(("http://", "https://")), f"{where}.base_urls", f"bad URL {url!r}"

@@ -69,6 +69,16 @@ class Trajectory:
         """The shared thinking text, all segments joined."""
         return "".join(s.text for s in self.segments)
 
+    def tail(self, chars: int) -> str:
+        """The last `chars` characters of the thinking, without joining all of it."""
+        parts, n = [], 0
+        for seg in reversed(self.segments):
+            parts.append(seg.text)
+            n += len(seg.text)
+            if n >= chars:
+                break
+        return "".join(reversed(parts))[-chars:] if chars else ""
+
     def append(self, role: Role, text: str, n_tokens: int) -> None:
         """Add text written by `role`, merging with the last segment when the role continues."""
         if not text:

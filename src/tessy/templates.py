@@ -81,10 +81,14 @@ def gpt_oss() -> PromptTemplate:
 
 
 def plain_think() -> PromptTemplate:
-    """For base models with no chat template: a plain-text prompt with a <think> block."""
+    """For base models with no chat template: a plain-text prompt with a <think> block.
+
+    A base model that opens a new `<think>` or `Problem:` has left the thinking: both end it.
+    """
     return PromptTemplate(
         "plain-think",
         lambda p: f"Problem: {p}\n\n{THINK_INSTRUCTION}\n\n<think>\n",
+        end_markers=(THINK_END, "<think>", "\nProblem:"),
         answer_bridge="\n</think>\n\nFinal answer:",
         answer_stop=("\nProblem:", "<think>"),
     )

@@ -15,7 +15,7 @@ import httpx
 
 from tessy.backends.base import Delta, GenerationRequest
 from tessy.config import ModelConfig
-from tessy.errors import RequestRejected, ServerUnavailable, TransientBackendError
+from tessy.errors import ConfigError, RequestRejected, ServerUnavailable, TransientBackendError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -62,6 +62,8 @@ class OpenAIHTTPBackend:
     tokenizer: Any = None
 
     def __init__(self, config: ModelConfig) -> None:
+        if not config.base_urls:
+            raise ConfigError(f"{config.role}.base_urls: needs at least one URL (--{config.role})")
         self.config = config
         self.urls = [u.rstrip("/") for u in config.base_urls]
         self.name = config.model or ""

@@ -18,6 +18,7 @@ from tessy.errors import InputError
 from tessy.records import Problem, prompt_id
 
 Row = tuple[str, Any]  # (where, record)
+_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 
 @dataclass
@@ -98,6 +99,8 @@ def _compile_template(source: str) -> Callable[[dict[str, Any], str], str]:
 
 def _rows(source: str) -> Iterator[Row]:
     path = Path(source)
+    if not path.exists() and (path.suffix in _FILE_SUFFIXES or source.startswith((".", "/"))):
+        raise InputError(f"{source}: no such file")
     if path.is_dir():
         yield from _dataset_rows(source, local=True)
     elif path.suffix == ".jsonl":
@@ -108,10 +111,8 @@ def _rows(source: str) -> Iterator[Row]:
         yield from _csv_rows(path)
     elif path.suffix == ".parquet":
         yield from _parquet_rows(path)
-    elif not path.exists() and "/" in source and not source.startswith((".", "/")):
+    elif not path.exists() and "/" in source:
         yield from _dataset_rows(source, local=False)
-    elif not path.exists():
-        raise InputError(f"{source}: no such file")
     else:
         raise InputError(f"{source}: unknown format (use .jsonl, .json, .csv, .parquet or a dir)")
 

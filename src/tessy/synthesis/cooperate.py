@@ -75,7 +75,7 @@ class Cooperation:
             if turn.reason:
                 traj.finish_reason = turn.reason
                 return
-            if is_looping(traj.thinking, self.config.repetition_window):
+            if self._looping(traj, None):
                 traj.finish_reason = "repetition"
                 return
             if turn.cut and not self.single:
@@ -96,7 +96,9 @@ class Cooperation:
                 return self._finish(traj, role, watcher, decision, "budget")
             k = self.config.step_tokens(role) if self.config.mode == "step" else self.config.turn_tokens
             prompt = rt.template.thinking_prompt(traj.problem.prompt, traj.thinking + watcher.text)
-            request = self._request(traj, rt, prompt, min(k, remaining), rt.template.end_markers)
+            # No stop strings: the marker must arrive in the text (a server that stops on it
+            # would report a plain "stop", indistinguishable from EOS); the watcher closes then.
+            request = self._request(traj, rt, prompt, min(k, remaining), ())
             try:
                 decision, finish = await self._stream(rt, request, watcher, stats)
                 failures = 0
@@ -106,8 +108,17 @@ class Cooperation:
             if decision is None and finish == "stop":  # EOS (or a stop string) with no marker
                 decision = Decision(len(watcher.text), True)
                 return self._finish(traj, role, watcher, decision, "eos")
+            if decision is None and self._looping(traj, watcher):
+                decision = Decision(len(watcher.text), False)
+                return self._finish(traj, role, watcher, decision, "repetition")
         reason = "end_of_thinking" if decision.ends_thinking else None
         return self._finish(traj, role, watcher, decision, reason)
+
+    def _looping(self, traj: Trajectory, watcher: TurnWatcher | None) -> bool:
+        window = self.config.repetition_window
+        chars = window * 12  # enough characters for `window` words
+        tail = traj.tail(chars) + (watcher.text[-chars:] if watcher else "")
+        return is_looping(tail, window)
 
     async def _stream(self, rt, request, watcher, stats):
         """Run one request through the watcher; close the stream as soon as it decides."""

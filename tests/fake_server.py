@@ -1,0 +1,129 @@
+"""A real OpenAI-compatible HTTP server on a local socket, scripted for tests.
+
+It speaks `/v1/models`, `/v1/completions` (SSE and plain) and `/tokenize`, writes text from
+tessy's FakeBackend, and can be told to fail: a status code, a hang, a dropped stream.
+It records requests and whether a client hung up before the stream ended.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tessy.backends.fake import SCRIPTS, FakeBackend
+
+
+class FakeOpenAIServer:
+    """Start with `with FakeOpenAIServer() as srv:`; `srv.url` is the …/v1 base URL."""
+
+    def __init__(self, model: str = "fake-model", script: str = SCRIPTS["teacher"],
+                 token_delay: float = 0.0) -> None:
+        self.model = model
+        self.lm = FakeBackend(script=script)
+        self.token_delay = token_delay
+        self.fail_status: int | None = None  # answer every completion with this status
+        self.hang_seconds = 0.0  # sleep before answering
+        self.drop_after: int | None = None  # close the socket after N tokens
+        self.requests: list[dict] = []
+        self.disconnects = 0  # streams the client closed before the end
+        self.tokens_sent = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_port}/v1"
+
+    def __enter__(self) -> FakeOpenAIServer:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def continuation(self, prompt: str, max_tokens: int, stop: list[str]) -> tuple[list[str], str]:
+        """Tokens the scripted model writes and the finish reason."""
+        tokens, text = [], ""
+        for _ in range(max_tokens):
+            token = self.lm.next_token(prompt + text)
+            if token is None:
+                return tokens, "stop"
+            if any(s in text + token for s in stop):
+                return tokens, "stop"
+            tokens.append(token)
+            text += token
+        return tokens, "length"
+
+    def _handler(self):
+        srv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _json(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/v1/models":
+                    self._json(200, {"object": "list", "data": [{"id": srv.model}]})
+                else:
+                    self._json(404, {"error": "not found"})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/tokenize":
+                    self._json(200, {"count": len(body["prompt"].split())})
+                    return
+                srv.requests.append(body)
+                if srv.hang_seconds:
+                    time.sleep(srv.hang_seconds)
+                if srv.fail_status:
+                    self._json(srv.fail_status, {"error": {"message": "injected failure"}})
+                    return
+                tokens, finish = srv.continuation(body["prompt"], body["max_tokens"],
+                                                  body.get("stop") or [])
+                if not body.get("stream"):
+                    usage = {"prompt_tokens": 1, "completion_tokens": len(tokens)}
+                    self._json(200, {"choices": [{"text": "".join(tokens),
+                                                  "finish_reason": finish}], "usage": usage})
+                    return
+                self._stream(tokens, finish)
+
+            def _stream(self, tokens: list[str], finish: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                try:
+                    for i, token in enumerate(tokens):
+                        if srv.drop_after is not None and i >= srv.drop_after:
+                            self.connection.shutdown(2)
+                            return
+                        last = i == len(tokens) - 1
+                        self._event({"choices": [{"text": token,
+                                                  "finish_reason": finish if last else None}]})
+                        srv.tokens_sent += 1
+                        time.sleep(srv.token_delay)
+                    if not tokens:
+                        self._event({"choices": [{"text": "", "finish_reason": finish}]})
+                    self._event({"choices": [], "usage": {"prompt_tokens": 1,
+                                                          "completion_tokens": len(tokens)}})
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    srv.disconnects += 1
+                self.close_connection = True
+
+            def _event(self, data: dict) -> None:
+                self.wfile.write(b"data: " + json.dumps(data).encode() + b"\n\n")
+                self.wfile.flush()
+
+        return Handler

@@ -1,0 +1,126 @@
+"""One trajectory on scripted fake models."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from conftest import fake_roles
+
+from tessy.backends.fake import FakeBackend
+from tessy.config import SynthesisConfig
+from tessy.errors import TransientBackendError
+from tessy.records import Problem
+from tessy.synthesis.cooperate import Cooperation
+from tessy.synthesis.guards import is_looping
+
+PROBLEM = Problem("p1", "What is 17 + 25?")
+
+
+async def run(roles=None, **kwargs):
+    return await Cooperation(roles or fake_roles(), SynthesisConfig(**kwargs)).run(PROBLEM)
+
+
+async def test_student_starts_and_both_roles_write():
+    traj = await run()
+    assert traj.segments[0].role == "student"
+    assert traj.segments[0].text == "Okay, let's see."
+    assert {s.role for s in traj.segments} == {"student", "teacher"}
+    assert all(a.role != b.role for a, b in zip(traj.segments, traj.segments[1:]))
+    assert traj.finish_reason == "end_of_thinking"
+    assert traj.answer.role == "student" and traj.answer.text == "The answer is 42."
+    assert traj.assistant_text().startswith("<think>\nOkay, let's see.")
+    assert "</think>\n\nThe answer is 42." in traj.assistant_text()
+
+
+async def test_stream_requests_track_switches():
+    traj = await run()
+    requests = sum(traj.stats[r].requests for r in traj.stats)
+    assert requests == traj.switches + 1 + 1  # one per turn, plus the answer
+
+
+async def test_stream_and_step_give_the_same_trajectory():
+    stream = await run(mode="stream")
+    for k in (1, 5, 20):
+        step = await run(mode="step", step_tokens_teacher=k, step_tokens_student=k)
+        assert [dataclasses.astuple(s) for s in step.segments] == \
+               [dataclasses.astuple(s) for s in stream.segments]
+        assert step.stats["teacher"].requests > stream.stats["teacher"].requests
+
+
+async def test_answer_role_is_configurable():
+    traj = await run(answer_role="teacher")
+    assert traj.answer.role == "teacher"
+
+
+async def test_budget_stops_thinking():
+    traj = await run(max_thinking_tokens=10)
+    assert traj.finish_reason == "budget"
+    assert sum(traj.tokens_by_role().values()) <= 10
+    assert traj.answer is not None
+
+
+async def test_max_turns():
+    traj = await run(max_turns=2)
+    assert traj.finish_reason == "max_turns" and len(traj.segments) == 2
+
+
+async def test_baselines_use_one_role():
+    for strategy, role in (("teacher-only", "teacher"), ("student-only", "student")):
+        traj = await run(strategy=strategy)
+        assert {s.role for s in traj.segments} == {role}
+        assert traj.answer.role == role and traj.switches == 0
+
+
+async def test_repetition_is_detected():
+    roles = fake_roles()
+    for rt in roles.values():
+        rt.backend.words = ("again and again " * 40).split()
+    traj = await run(roles, strategy="teacher-only", mode="step")
+    assert traj.finish_reason == "repetition"
+    assert is_looping("x " + "a b c " * 20, 400)
+    assert not is_looping("one two three four five six seven eight nine ten", 400)
+
+
+class FlakyBackend(FakeBackend):
+    """Fails its first `n` requests with a transient error mid-stream."""
+
+    def __init__(self, n: int, **kwargs):
+        super().__init__(**kwargs)
+        self.failures = n
+
+    async def generate(self, request):
+        inner = super().generate(request)
+        async for i, delta in _enumerate(inner):
+            if self.failures and i == 2:
+                self.failures -= 1
+                raise TransientBackendError("injected drop")
+            yield delta
+
+
+async def _enumerate(agen):
+    i = 0
+    async for x in agen:
+        yield i, x
+        i += 1
+
+
+async def test_transient_failures_are_retried_and_continue_the_text():
+    clean = await run()
+    roles = fake_roles()
+    flaky = FlakyBackend(2, name="flaky", script=roles["teacher"].backend.words and
+                         " ".join(roles["teacher"].backend.words))
+    roles["teacher"].backend = flaky
+    traj = await run(roles, backoff=0.0)
+    assert traj.thinking == clean.thinking
+    assert traj.stats["teacher"].retries == 2
+
+
+async def test_retries_exhausted_raise_generation_error():
+    import pytest
+
+    from tessy.errors import GenerationError
+
+    roles = fake_roles()
+    roles["student"].backend = FlakyBackend(100, script=" ".join(roles["student"].backend.words))
+    with pytest.raises(GenerationError, match="injected drop"):
+        await run(roles, backoff=0.0, retries=2)

@@ -1,0 +1,79 @@
+"""Boundary rules of a turn (DESIGN.md §1) with the lexicon predictor."""
+
+from __future__ import annotations
+
+import pytest
+
+from tessy.boundary import LexiconPredictor, word_spans
+from tessy.boundary.cut import TurnWatcher
+from tessy.templates import HARMONY_END_MARKERS
+
+MARKERS = ("</think>", *HARMONY_END_MARKERS)
+
+
+async def feed_all(role: str, text: str, pieces: int = 1, context: str = ""):
+    """Feed `text` in `pieces`-char pieces; return (kept text, ends_thinking) or None."""
+    w = TurnWatcher(role, LexiconPredictor(role), context, MARKERS)
+    for i in range(0, len(text), pieces):
+        d = await w.feed(text[i:i + pieces], 1, final=False)
+        if d:
+            return w.text[: d.keep], d.ends_thinking
+    d = await w.feed("", 0, final=True)
+    return (w.text[: d.keep], d.ends_thinking) if d else None
+
+
+def labels(role: str, text: str, context: str = "") -> list[bool]:
+    return LexiconPredictor(role).label_sync(context, text, word_spans(text))
+
+
+def test_lexicon_matches_at_clause_starts_only():
+    assert labels("student", "Okay, let's see. The sum is 4.") == [True] * 3 + [False] * 4
+    assert labels("student", "x = 4 so y = 2") == [False] * 7
+    assert labels("student", "x = 4, so y = 2")[3] is True
+    assert labels("student", "Hmm, wait, let me check.") == [True] * 5
+
+
+def test_teacher_lexicon_ignores_connectives():
+    assert labels("teacher", "So the sum is 4.")[0] is False
+    assert labels("teacher", "Wait, the sum is 4.")[0] is True
+
+
+async def test_student_keeps_leading_style_and_cuts_at_capability():
+    assert await feed_all("student", "Okay, let's see. The sum is 42. ") == ("Okay, let's see.", False)
+
+
+async def test_teacher_keeps_capability_and_cuts_at_style():
+    text = " 17 + 25 = 42. Wait, let me check that again. "
+    assert await feed_all("teacher", text, context="Okay.") == (" 17 + 25 = 42.", False)
+
+
+async def test_every_turn_keeps_at_least_one_word():
+    assert await feed_all("student", "The sum is 42 here and now. ") == ("The", False)
+    assert await feed_all("teacher", " Hmm, the sum. ", context="x.") == (" Hmm,", False)
+
+
+@pytest.mark.parametrize("pieces", [1, 3, 7, 1000])
+async def test_cut_never_splits_a_word_and_does_not_depend_on_chunking(pieces):
+    text = "Alright, so basically the multiplication 12345 * 6789 gives a number. "
+    kept, _ = await feed_all("student", text, pieces)
+    assert kept == "Alright, so"
+    assert text.startswith(kept) and text[len(kept)] == " "
+
+
+@pytest.mark.parametrize("marker", ["</think>", "assistantfinal", "<|end|><|start|>assistant"])
+async def test_end_markers_of_both_families(marker):
+    text = f" 17 + 25 = 42.{marker} The answer is 42."
+    kept, ends = await feed_all("teacher", text, 2, context="Okay.")
+    assert (kept, ends) == (" 17 + 25 = 42.", True)
+
+
+async def test_a_cut_before_the_marker_wins():
+    kept, ends = await feed_all("student", "Okay. The answer is 42.</think>")
+    assert (kept, ends) == ("Okay.", False)
+
+
+async def test_tokens_in_counts_straddling_tokens():
+    w = TurnWatcher("teacher", None, "", ())
+    for piece in ["ab", "cd", "ef"]:
+        await w.feed(piece, 1, False)
+    assert [w.tokens_in(n) for n in (0, 1, 2, 3, 6)] == [0, 1, 1, 2, 3]

@@ -1,0 +1,77 @@
+"""The local transformers backend on a tiny model built from a config."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+
+from tessy.backends.base import GenerationRequest
+from tessy.backends.local import LocalBackend, common_prefix
+from tessy.config import ModelConfig, SamplingConfig
+
+GREEDY = SamplingConfig(temperature=0)
+
+
+def make(model, tokenizer, reuse: bool) -> LocalBackend:
+    return LocalBackend(ModelConfig(role="student", backend="local", model="tiny"),
+                        reuse_cache=reuse, model=model, tokenizer=tokenizer)
+
+
+async def run(backend, prompt, n, affinity="p1", stop_after=None):
+    text = ""
+    async with aclosing(backend.generate(GenerationRequest(prompt, n, GREEDY, (), affinity))) as s:
+        async for d in s:
+            text += d.text
+            if stop_after and len(text.split()) >= stop_after:
+                break
+    return text
+
+
+async def conversation(backend):
+    """Two roles alternating on one trace, as the engine does: prompts extend each other."""
+    trace, outputs = "", []
+    for turn in range(4):
+        prompt = "what is the sum of two and three ? " + trace
+        out = await run(backend, prompt, 6, stop_after=3 if turn % 2 else None)
+        outputs.append(out)
+        trace += out + " okay so"
+    return outputs
+
+
+def test_common_prefix():
+    assert common_prefix([1, 2, 3], [1, 2, 4]) == 2
+    assert common_prefix([1, 2], [1, 2, 3]) == 2
+    assert common_prefix([], [1]) == 0
+
+
+async def test_kv_reuse_gives_the_same_tokens(tiny_model, tiny_tokenizer):
+    fresh = make(tiny_model, tiny_tokenizer, reuse=False)
+    reuse = make(tiny_model, tiny_tokenizer, reuse=True)
+    assert await conversation(reuse) == await conversation(fresh)
+    assert reuse.prefilled_tokens < fresh.prefilled_tokens / 2
+
+
+async def test_stop_strings_and_max_tokens(tiny_model, tiny_tokenizer):
+    backend = make(tiny_model, tiny_tokenizer, reuse=True)
+    full = await run(backend, "the answer is", 8, affinity="")
+    assert 0 < len(full.split()) <= 8
+    word = full.split()[2]
+    deltas = []
+    req = GenerationRequest("the answer is", 8, GREEDY, (word,))
+    async with aclosing(backend.generate(req)) as s:
+        async for d in s:
+            deltas.append(d)
+    assert deltas[-1].finish_reason == "stop"
+    assert word not in "".join(d.text for d in deltas).split()[2:3]
+
+
+async def test_sampling_seed_is_reproducible(tiny_model, tiny_tokenizer):
+    backend = make(tiny_model, tiny_tokenizer, reuse=False)
+    s = SamplingConfig(temperature=1.0, top_p=0.9, top_k=10, min_p=0.01)
+    outs = []
+    for _ in range(2):
+        text = ""
+        async with aclosing(backend.generate(GenerationRequest("the", 10, s, (), "", 7))) as g:
+            async for d in g:
+                text += d.text
+        outs.append(text)
+    assert outs[0] == outs[1]

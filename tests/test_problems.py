@@ -1,0 +1,107 @@
+"""Reading problems: formats, fields, templates, bad rows; exporting records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tessy.errors import InputError
+from tessy.io.export import export
+from tessy.io.problems import ProblemReader
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_prompt_fields_and_ids(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", [
+        {"id": 7, "prompt": "a?"},
+        {"question": "b?"},
+        {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "c?"}]},
+    ])
+    problems = list(ProblemReader([src]))
+    assert [p.prompt for p in problems] == ["a?", "b?", "c?"]
+    assert problems[0].id == "7" and len(problems[1].id) == 16
+
+
+def test_bad_rows_are_reported_with_file_line_and_skipped(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"prompt": "ok"}\n{not json\n{"prompt": ""}\n{"other": 1}\n'
+                     b'\xff\xfe\n{"prompt": "ok"}\n[1, 2]\n')
+    reader = ProblemReader([str(path)])
+    assert [p.prompt for p in reader] == ["ok"]
+    msgs = reader.skipped
+    assert msgs[0].startswith(f"{path}:2: invalid JSON")
+    assert msgs[1] == f"{path}:3: empty prompt"
+    assert msgs[2].startswith(f"{path}:4: no prompt")
+    assert msgs[3].startswith(f"{path}:5: not UTF-8")
+    assert msgs[4] == f"{path}:6: duplicate id {reader_id('ok')!r}, skipped"
+    assert msgs[5].startswith(f"{path}:7: expected a JSON object")
+
+
+def reader_id(prompt):
+    from tessy.records import prompt_id
+
+    return prompt_id(prompt)
+
+
+def test_multiple_choice_template(tmp_path):
+    src = write_jsonl(tmp_path / "mc.jsonl", [
+        {"id": "q1", "question": "Pick one.", "options": ["red", "blue"]}])
+    template = ("{{ question }}\n{% for o in options %}{{ loop.index0 | letter }}) {{ o }}\n"
+                "{% endfor %}Answer with the letter.")
+    (problem,) = ProblemReader([src], template)
+    assert problem.prompt == "Pick one.\nA) red\nB) blue\nAnswer with the letter."
+
+
+def test_template_missing_field_names_the_row(tmp_path):
+    src = write_jsonl(tmp_path / "t.jsonl", [{"id": "x", "q": "?"}])
+    reader = ProblemReader([src], "{{ question }}")
+    assert list(reader) == []
+    assert reader.skipped[0].startswith(f"{src}:1: prompt template")
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "parquet", "dataset"])
+def test_other_formats(tmp_path, fmt):
+    rows = [{"id": "a", "prompt": "one?"}, {"id": "b", "prompt": "two?"}]
+    if fmt == "json":
+        path = tmp_path / "p.json"
+        path.write_text(json.dumps(rows))
+    elif fmt == "csv":
+        path = tmp_path / "p.csv"
+        path.write_text("id,prompt\na,one?\nb,two?\n")
+    elif fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = tmp_path / "p.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        import datasets
+
+        path = tmp_path / "ds"
+        datasets.Dataset.from_list(rows).save_to_disk(str(path))
+    assert [(p.id, p.prompt) for p in ProblemReader([str(path)])] == [("a", "one?"), ("b", "two?")]
+
+
+def test_missing_file_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        list(ProblemReader([str(tmp_path / "nope.jsonl")]))
+
+
+@pytest.mark.parametrize("fmt,chat_key", [("parquet", "messages"), ("dataset", "dialogs")])
+def test_export(tmp_path, fmt, chat_key):
+    import datasets
+
+    src = write_jsonl(tmp_path / "out.jsonl", [
+        {"id": "a", "dialogs": [{"role": "user", "content": "q"},
+                                {"role": "assistant", "content": "<think>\nx\n</think>\n\ny"}],
+         "tessy": {"switches": 1}}])
+    dest = str(tmp_path / ("out.parquet" if fmt == "parquet" else "ds"))
+    assert export(src, dest, fmt, chat_key) == 1
+    ds = (datasets.Dataset.from_parquet(dest) if fmt == "parquet"
+          else datasets.load_from_disk(dest))
+    assert ds[0][chat_key][1]["content"].endswith("y") and ds[0]["tessy"]["switches"] == 1
