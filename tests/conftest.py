@@ -11,7 +11,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_server import FakeOpenAIServer  # noqa: E402
-
 from tessy.backends.fake import SCRIPTS, FakeBackend  # noqa: E402
 from tessy.boundary import LexiconPredictor  # noqa: E402
 from tessy.config import SamplingConfig  # noqa: E402

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 from conftest import fake_roles
-
 from tessy.backends.fake import FakeBackend
 from tessy.config import SynthesisConfig
 from tessy.errors import TransientBackendError
@@ -25,7 +24,7 @@ async def test_student_starts_and_both_roles_write():
     assert traj.segments[0].role == "student"
     assert traj.segments[0].text == "Okay, let's see."
     assert {s.role for s in traj.segments} == {"student", "teacher"}
-    assert all(a.role != b.role for a, b in zip(traj.segments, traj.segments[1:]))
+    assert all(a.role != b.role for a, b in zip(traj.segments, traj.segments[1:], strict=False))
     assert traj.finish_reason == "end_of_thinking"
     assert traj.answer.role == "student" and traj.answer.text == "The answer is 42."
     assert traj.assistant_text().startswith("<think>\nOkay, let's see.")

@@ -7,8 +7,8 @@ import time
 from contextlib import aclosing
 
 import pytest
-from fake_server import FakeOpenAIServer
 
+from fake_server import FakeOpenAIServer
 from tessy.backends.base import GenerationRequest
 from tessy.backends.openai_http import OpenAIHTTPBackend, request_body
 from tessy.config import ModelConfig, SamplingConfig

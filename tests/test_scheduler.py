@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from conftest import fake_roles
-
 from tessy.config import RunConfig, SynthesisConfig
 from tessy.errors import RequestRejected
 from tessy.io.writer import RecordWriter

@@ -101,7 +101,7 @@ def from_chat_template(tokenizer: Any, *, instruct_thinking: bool) -> PromptTemp
     which then think inside the `<think>` block that the template opens for them.
     """
     source = tokenizer.chat_template or ""
-    harmony = "<|channel|>" in source
+    harmony = "<|message|>" in source  # harmony (GPT-OSS) framing
     eos = getattr(tokenizer, "eos_token", None)
 
     def render(prompt: str) -> str:
@@ -114,8 +114,9 @@ def from_chat_template(tokenizer: Any, *, instruct_thinking: bool) -> PromptTemp
         if harmony:
             opener = "<|channel|>analysis<|message|>"
             return text if text.endswith(opener) else text + opener
-        text = text.rstrip("\n")
-        return text + "\n" if text.endswith("<think>") else text + "<think>\n"
+        if text.rstrip().endswith("<think>"):
+            return text.rstrip() + "\n"
+        return text + "<think>\n"
 
     name = "chat-think" if instruct_thinking else "chat"
     stop = (eos,) if eos else ()
@@ -144,7 +145,7 @@ def resolve_template(
         raise ConfigError(f"{where}: unknown template {spec!r}; choose from {', '.join(NAMES)}")
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
         source = tokenizer.chat_template
-        reasoning = "<think>" in source or "enable_thinking" in source or "<|channel|>" in source
+        reasoning = "<think>" in source or "enable_thinking" in source or "<|message|>" in source
         return from_chat_template(tokenizer, instruct_thinking=not reasoning)
     if tokenizer is not None:
         return plain_think()

