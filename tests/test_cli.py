@@ -69,3 +69,26 @@ def test_help_starts_fast_without_heavy_imports():
            "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert out.strip().endswith("[]")
+
+
+def test_cooperative_synthesis_over_http(tmp_path):
+    from fake_server import FakeOpenAIServer
+    from tessy.backends.fake import SCRIPTS
+
+    out = tmp_path / "o.jsonl"
+    with FakeOpenAIServer("big", SCRIPTS["teacher"]) as t, \
+            FakeOpenAIServer("small", SCRIPTS["student"]) as s:
+        code = main(["synthesize", "-q", "-o", str(out), "--teacher", t.url, "--student", s.url,
+                     "--teacher-template", "qwen3", "--student-template", "qwen3", "--limit", "3"])
+        dry = tmp_path / "dry.jsonl"
+        main(["synthesize", "--dry-run", "-q", "-o", str(dry), "--limit", "3"])
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert code == 0 and len(rows) == 3
+    t0 = rows[0]["tessy"]
+    assert t0["models"] == {"teacher": "big", "student": "small"}
+    assert {s["role"] for s in t0["segments"]} == {"teacher", "student"}
+    # Requests track turns, not chunks: one per turn plus one for the answer.
+    assert sum(t0["requests"].values()) == t0["switches"] + 2
+    assert t.requests[0]["prompt"].endswith("<|im_start|>assistant\n<think>\nOkay, let's see.")
+    expected = sorted((json.loads(x)["id"], json.loads(x)["dialogs"]) for x in dry.read_text().splitlines())
+    assert sorted((r["id"], r["dialogs"]) for r in rows) == expected  # HTTP and in-process agree
