@@ -52,7 +52,7 @@ class Cooperation:
         traj = Trajectory(problem, self.config.strategy)
         for attempt in range(self.config.retries + 1):
             await self._think(traj)
-            if traj.thinking.strip() or traj.finish_reason not in ("eos",):
+            if traj.thinking.strip() or traj.finish_reason != "eos":
                 break
             if attempt == self.config.retries:
                 raise GenerationError("empty thinking: the model ended at once on every retry")
