@@ -16,10 +16,9 @@ from tessy.errors import TessyError
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tessy")
 @click.option("--traceback", is_flag=True, help="Show full tracebacks (or set TESSY_TRACEBACK=1).")
-@click.pass_context
-def cli(ctx: click.Context, traceback: bool) -> None:
+def cli(traceback: bool) -> None:
     """TESSY: teacher and student write one reasoning trace together, for on-policy SFT data."""
-    ctx.obj = {"traceback": traceback or bool(os.environ.get("TESSY_TRACEBACK"))}
+    # `--traceback` is read by `main`, which must decide before click has parsed anything.
 
 
 cli.add_command(synthesize_command)
@@ -31,9 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="tessy", standalone_mode=False)
     except TessyError as exc:
-        if os.environ.get("TESSY_TRACEBACK") or (argv and "--traceback" in argv) or (
-            argv is None and "--traceback" in sys.argv
-        ):
+        args = sys.argv[1:] if argv is None else argv
+        if os.environ.get("TESSY_TRACEBACK") or "--traceback" in args:
             raise
         click.secho(f"Error: {exc}", fg="red", err=True)
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import asdict
 from typing import Any
 
 import click
@@ -70,7 +71,7 @@ def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConf
         from tessy.embedded import demo_models
 
         t, s = demo_models()
-        data = _merge({"teacher": _asdict(t), "student": _asdict(s)}, data)
+        data = _merge({"teacher": asdict(t), "student": asdict(s)}, data)
         syn = DEMO_SYNTHESIS | syn
     elif not opts.get("dry_run") and bool(opts["teacher"]) != bool(opts["student"]) and not data:
         raise ConfigError("give both --teacher and --student (or neither, for the embedded default)")
@@ -88,12 +89,6 @@ def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConf
 
         config.inputs = [str(DEMO_PROBLEMS)]
     return config, embedded
-
-
-def _asdict(mc: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(mc)
 
 
 def _template_text(value: str | None) -> str | None:
