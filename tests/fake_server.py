@@ -1,13 +1,15 @@
 """A real OpenAI-compatible HTTP server on a local socket, scripted for tests.
 
 It speaks `/v1/models`, `/v1/completions` (SSE and plain) and `/tokenize`, writes text from
-tessy's FakeBackend, and can be told to fail: a status code, a hang, a dropped stream.
-It records requests and whether a client hung up before the stream ended.
+tessy's FakeBackend, and can be told to fail: a status code, a hang, a dropped stream, or
+random faults of every kind (`fault_rate`). It records requests and whether a client hung up
+before the stream ended. Give `port` to start a "restarted" server where an old one was.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,18 +20,27 @@ from tessy.backends.fake import SCRIPTS, FakeBackend
 class FakeOpenAIServer:
     """Start with `with FakeOpenAIServer() as srv:`; `srv.url` is the …/v1 base URL."""
 
+    FAULTS = ("500", "503", "429", "drop", "hang", "garbage", "truncate")
+
     def __init__(self, model: str = "fake-model", script: str = SCRIPTS["teacher"],
-                 token_delay: float = 0.0) -> None:
+                 token_delay: float = 0.0, port: int = 0, fault_rate: float = 0.0,
+                 seed: int = 0, max_context: int | None = None, hang_fault: float = 2.0) -> None:
         self.model = model
         self.lm = FakeBackend(script=script)
         self.token_delay = token_delay
         self.fail_status: int | None = None  # answer every completion with this status
         self.hang_seconds = 0.0  # sleep before answering
         self.drop_after: int | None = None  # close the socket after N tokens
+        self.fault_rate = fault_rate  # chance that a completion request meets a random fault
+        self.faults: list[str] = []  # faults met so far
+        self.max_context = max_context  # prompts longer than this (in words) get HTTP 400
+        self.hang_fault = hang_fault  # seconds a "hang" fault sleeps
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
         self.requests: list[dict] = []
         self.disconnects = 0  # streams the client closed before the end
         self.tokens_sent = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_port}/v1"
 
@@ -40,6 +51,19 @@ class FakeOpenAIServer:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def reseed(self, seed: int) -> None:
+        """Another fault sequence."""
+        self._rng = random.Random(seed)
+
+    def pick_fault(self) -> str | None:
+        """A fault for the next request (at random, kinds in rotation), or None."""
+        with self._lock:
+            if self._rng.random() >= self.fault_rate:
+                return None
+            fault = self.FAULTS[len(self.faults) % len(self.FAULTS)]  # every kind, in turn
+            self.faults.append(fault)
+            return fault
 
     def continuation(self, prompt: str, max_tokens: int, stop: list[str]) -> tuple[list[str], str]:
         """Tokens the scripted model writes and the finish reason."""
@@ -83,10 +107,18 @@ class FakeOpenAIServer:
                     self._json(200, {"count": len(body["prompt"].split())})
                     return
                 srv.requests.append(body)
-                if srv.hang_seconds:
-                    time.sleep(srv.hang_seconds)
-                if srv.fail_status:
-                    self._json(srv.fail_status, {"error": {"message": "injected failure"}})
+                fault = srv.pick_fault()
+                if srv.hang_seconds or fault == "hang":
+                    time.sleep(srv.hang_seconds or srv.hang_fault)
+                status = srv.fail_status or (int(fault) if fault and fault.isdigit() else None)
+                if status:
+                    self._json(status, {"error": {"message": "injected failure"}})
+                    return
+                n_prompt = len(body["prompt"].split())
+                if srv.max_context is not None and n_prompt > srv.max_context:
+                    self._json(400, {"error": {"message": f"This model's maximum context length "
+                                               f"is {srv.max_context} tokens. However, your "
+                                               f"prompt has {n_prompt} tokens."}})
                     return
                 tokens, finish = srv.continuation(body["prompt"], body["max_tokens"],
                                                   body.get("stop") or [])
@@ -95,17 +127,22 @@ class FakeOpenAIServer:
                     self._json(200, {"choices": [{"text": "".join(tokens),
                                                   "finish_reason": finish}], "usage": usage})
                     return
-                self._stream(tokens, finish)
+                self._stream(tokens, finish, fault)
 
-            def _stream(self, tokens: list[str], finish: str) -> None:
+            def _stream(self, tokens: list[str], finish: str, fault: str | None) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
+                self.close_connection = True
+                cut = len(tokens) // 2 if fault in ("drop", "garbage", "truncate") else None
                 try:
                     for i, token in enumerate(tokens):
-                        if srv.drop_after is not None and i >= srv.drop_after:
-                            self.connection.shutdown(2)
+                        if i == cut and fault == "garbage":
+                            self.wfile.write(b"data: {\"choices\": [{\"te\n\n")
+                        if i == cut or (srv.drop_after is not None and i >= srv.drop_after):
+                            if fault != "truncate":
+                                self.connection.shutdown(2)
                             return
                         last = i == len(tokens) - 1
                         self._event({"choices": [{"text": token,

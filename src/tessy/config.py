@@ -140,6 +140,11 @@ class SynthesisConfig:
     retries: int = _help("Retries of a failed or empty request before the problem fails.",
                          default=3)
     backoff: float = _help("First retry delay in seconds (doubles, with jitter).", default=1.0)
+    server_down_after: float = _help(
+        "Seconds a server may refuse every request (restart, outage) before the run stops; "
+        "0 waits forever.", default=300.0)
+    grace: float = _help("Seconds in-flight problems get to finish after SIGINT/SIGTERM.",
+                         default=30.0)
     repetition_window: int = _help("Words checked by the loop detector (0: off).", default=400)
 
     def __post_init__(self) -> None:
@@ -154,6 +159,8 @@ class SynthesisConfig:
             _check(getattr(self, name) >= 1, f"{w}.{name}", "must be >= 1")
         _check(self.retries >= 0, f"{w}.retries", "must be >= 0")
         _check(self.backoff >= 0, f"{w}.backoff", "must be >= 0")
+        _check(self.server_down_after >= 0, f"{w}.server_down_after", "must be >= 0")
+        _check(self.grace >= 0, f"{w}.grace", "must be >= 0")
         _check(self.repetition_window >= 0, f"{w}.repetition_window", "must be >= 0")
 
     def step_tokens(self, role: str) -> int:
@@ -189,7 +196,8 @@ class RunConfig:
         d = self.to_dict()
         for key in ("output", "inputs", "limit"):
             d.pop(key)
-        d["synthesis"].pop("concurrency")
+        for key in ("concurrency", "server_down_after", "grace"):  # how, not what
+            d["synthesis"].pop(key)
         for role in ("teacher", "student"):
             for key in ("base_urls", "api_key", "concurrency", "timeout", "device"):
                 d[role].pop(key)

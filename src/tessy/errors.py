@@ -6,6 +6,7 @@
     ├── BackendError               a model backend failed
     │   ├── ServerUnavailable      cannot reach the server at all (names the URL); not retried per problem
     │   ├── TransientBackendError  timeout, dropped stream, 429/5xx: retried with backoff
+    │   │                          (`server_down`: refused/503-like, not blamed on the problem)
     │   └── RequestRejected        the server refused this request (4xx, e.g. prompt too long): never retried
     ├── ModelLoadError             a local model or tokenizer could not be loaded
     └── GenerationError            one trajectory could not be finished (becomes an error row)
@@ -35,7 +36,16 @@ class ServerUnavailable(BackendError):
 
 
 class TransientBackendError(BackendError):
-    """A failure worth retrying: timeouts, dropped connections, 429 and 5xx."""
+    """A failure worth retrying: timeouts, dropped connections, 429 and 5xx.
+
+    `server_down` marks failures that say the server as a whole is away or overloaded
+    (connection refused, 429, 502/503/504): they are waited out rather than counted against
+    the problem, until the server has failed for `synthesis.server_down_after` seconds.
+    """
+
+    def __init__(self, message: str, *, server_down: bool = False) -> None:
+        super().__init__(message)
+        self.server_down = server_down
 
 
 class RequestRejected(BackendError):

@@ -18,6 +18,7 @@ from tessy.config import ModelConfig
 from tessy.errors import ConfigError, RequestRejected, ServerUnavailable, TransientBackendError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+DOWN_STATUS = {429, 502, 503, 504}  # the server (or its proxy) is away or full, not this request
 
 
 def request_body(model: str, request: GenerationRequest, stream: bool) -> dict[str, Any]:
@@ -118,8 +119,13 @@ class OpenAIHTTPBackend:
                     return
                 async for delta in self._read_sse(response, url):
                     yield delta
+        except httpx.ConnectError as exc:  # refused or unreachable: the server is away
+            raise TransientBackendError(f"{url}: cannot connect ({exc or type(exc).__name__})",
+                                        server_down=True) from exc
         except httpx.TimeoutException as exc:
-            raise TransientBackendError(f"{url}: timed out ({type(exc).__name__})") from exc
+            down = isinstance(exc, httpx.ConnectTimeout)
+            raise TransientBackendError(f"{url}: timed out ({type(exc).__name__})",
+                                        server_down=down) from exc
         except httpx.TransportError as exc:
             raise TransientBackendError(f"{url}: connection failed ({exc or type(exc).__name__})") from exc
         except ValueError as exc:
@@ -149,7 +155,7 @@ class OpenAIHTTPBackend:
         detail = response.text[:300].replace("\n", " ")
         message = f"{url}: HTTP {response.status_code}: {detail}"
         if response.status_code in RETRY_STATUS:
-            raise TransientBackendError(message)
+            raise TransientBackendError(message, server_down=response.status_code in DOWN_STATUS)
         raise RequestRejected(message)
 
     async def count_tokens(self, text: str) -> int | None:

@@ -28,17 +28,17 @@ cli.add_command(export_command)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a TessyError becomes one line on stderr and exit code 1."""
     try:
-        cli.main(args=argv, prog_name="tessy", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="tessy", standalone_mode=False)
     except TessyError as exc:
         args = sys.argv[1:] if argv is None else argv
         if os.environ.get("TESSY_TRACEBACK") or "--traceback" in args:
             raise
         click.secho(f"Error: {exc}", fg="red", err=True)
         return 1
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         return 130
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    return 0
+    return code if isinstance(code, int) else 0  # click.exceptions.Exit(n) comes back as n

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from dataclasses import asdict
 from typing import Any
 
 import click
 
 from tessy.config import RunConfig, load_config_file, run_config_from_dict
-from tessy.errors import ConfigError
+from tessy.errors import ConfigError, ServerUnavailable
+
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's convention, 128 + signal number
 
 # Settings of the embedded default: short traces, so a laptop CPU finishes in a few minutes.
 DEMO_SYNTHESIS = {"max_thinking_tokens": 160, "max_answer_tokens": 48, "concurrency": 2}
@@ -57,7 +60,8 @@ def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConf
     data: dict[str, Any] = load_config_file(opts["config"]) if opts.get("config") else {}
     syn = {k: opts[k] for k in ("strategy", "mode", "turn_tokens", "max_thinking_tokens",
                                 "max_answer_tokens", "max_turns", "answer_role", "concurrency",
-                                "retries") if opts.get(k) is not None}
+                                "retries", "server_down_after", "grace")
+           if opts.get(k) is not None}
     if opts.get("step_tokens") is not None:
         syn |= {"step_tokens_teacher": opts["step_tokens"], "step_tokens_student": opts["step_tokens"]}
     teacher = _model_overrides("teacher", opts["teacher"], opts)
@@ -125,6 +129,9 @@ def _template_text(value: str | None) -> str | None:
 @click.option("--answer-role", type=click.Choice(["student", "teacher"]), help="Who answers.")
 @click.option("--concurrency", type=int, help="Problems in flight (default 32).")
 @click.option("--retries", type=int, help="Retries of a failed request (default 3).")
+@click.option("--server-down-after", type=float,
+              help="Stop the run when a server refuses everything this long (300 s; 0: wait).")
+@click.option("--grace", type=float, help="Seconds in-flight problems get after SIGINT/SIGTERM (30).")
 @click.option("--temperature", type=float, help="Sampling temperature (both roles).")
 @click.option("--top-p", type=float, help="Nucleus mass (both roles).")
 @click.option("--top-k", type=int, help="Top-k (both roles).")
@@ -145,7 +152,7 @@ def synthesize_command(inputs: tuple[str, ...], **opts: Any) -> None:
     SmolLM2-135M-Instruct (student) in-process on the CPU.
     """
     from tessy.io.problems import ProblemReader
-    from tessy.synthesis.scheduler import build_roles, synthesize
+    from tessy.synthesis.scheduler import StopRequest, build_roles, synthesize
 
     opts["prompt_template"] = _template_text(opts.get("prompt_template"))
     config, embedded = build_config(inputs, opts)
@@ -159,19 +166,31 @@ def synthesize_command(inputs: tuple[str, ...], **opts: Any) -> None:
         click.echo("embedded default: gemma-3-270m (teacher) + SmolLM2-135M-Instruct (student), "
                    "in-process on the CPU", err=True)
 
+    stop = StopRequest()
+
     async def run():
-        roles = await build_roles(config)
+        roles = await build_roles(config)  # a signal while loading just ends the process
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop, sig.name)
         try:
-            return await synthesize(config, problems, roles, progress=not opts["quiet"])
+            return await synthesize(config, problems, roles, progress=not opts["quiet"], stop=stop)
         finally:
             for rt in roles.values():
                 await rt.backend.close()
 
     summary = asyncio.run(run())
+    resumed = f", {summary.resumed} continued from checkpoints" if summary.resumed else ""
     click.echo(
         f"{summary.written} written, {summary.failed} failed, {summary.already_done} already done,"
-        f" {len(reader.skipped)} bad rows -> {config.output} "
+        f" {len(reader.skipped)} bad rows{resumed} -> {config.output} "
         f"(teacher share {summary.teacher_share():.0%}, {summary.seconds:.1f}s)"
     )
     for line in summary.errors[:5]:
         click.secho(f"failed {line}", fg="red", err=True)
+    if summary.stopped in SIGNAL_EXIT:
+        click.secho(f"stopped by {summary.stopped}: {summary.in_flight} in flight kept as "
+                    "checkpoints; rerun the same command to continue", fg="yellow", err=True)
+        raise click.exceptions.Exit(SIGNAL_EXIT[summary.stopped])
+    if summary.stopped:
+        raise ServerUnavailable(summary.stopped)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from tessy.config import SynthesisConfig
 from tessy.errors import GenerationError, TransientBackendError
 from tessy.records import Problem, Role, Segment, Trajectory, other
 from tessy.synthesis.guards import backoff_delay, is_looping
+from tessy.synthesis.health import ServerHealth
 from tessy.synthesis.roles import RoleRuntime
 
 
@@ -33,12 +35,34 @@ class TurnResult:
     reason: str | None  # end_of_thinking | eos | budget | None (cut)
 
 
+@dataclass
+class Resume:
+    """Where a checkpointed trajectory left off: its turns so far and who writes next."""
+
+    traj: Trajectory
+    turns: int
+    role: Role
+
+
+@dataclass
+class _Retries:
+    blamed: int = 0  # failures counted against this problem (retries run out)
+    waited: int = 0  # "server is away" failures, waited out together with every other problem
+
+
+# Called after every turn with (trajectory, turns so far, role of the next turn).
+TurnHook = Callable[[Trajectory, int, Role], None]
+
+
 class Cooperation:
     """Writes trajectories with the given roles under one synthesis config."""
 
-    def __init__(self, roles: dict[str, RoleRuntime], config: SynthesisConfig) -> None:
+    def __init__(self, roles: dict[str, RoleRuntime], config: SynthesisConfig,
+                 on_turn: TurnHook | None = None) -> None:
         self.roles = roles
         self.config = config
+        self.on_turn = on_turn
+        self.health = {r: ServerHealth(r, config.server_down_after) for r in roles}
         markers = {m for r in roles.values() for m in r.template.end_markers}
         self.end_markers = tuple(sorted(markers, key=len, reverse=True))
         strategy = config.strategy
@@ -46,23 +70,31 @@ class Cooperation:
         self.single = strategy != "cooperative"
         self.answer_role: Role = self.first if self.single else config.answer_role
 
-    async def run(self, problem: Problem) -> Trajectory:
-        """Write the whole trajectory of `problem`; raises GenerationError when it cannot."""
+    async def run(self, problem: Problem, resume: Resume | None = None) -> Trajectory:
+        """Write the whole trajectory of `problem` (continuing `resume`, if given).
+
+        Raises GenerationError when this problem cannot be finished, ServerUnavailable when
+        a server has been away for too long.
+        """
         started = time.perf_counter()
-        traj = Trajectory(problem, self.config.strategy)
+        traj = resume.traj if resume else Trajectory(problem, self.config.strategy)
+        start = resume or Resume(traj, 0, self.first)
         for attempt in range(self.config.retries + 1):
-            await self._think(traj)
+            if not traj.finish_reason:
+                await self._think(traj, start.turns, start.role)
             if traj.thinking.strip() or traj.finish_reason != "eos":
                 break
             if attempt == self.config.retries:
                 raise GenerationError("empty thinking: the model ended at once on every retry")
             traj.segments.clear()
+            traj.finish_reason = ""
+            start = Resume(traj, 0, self.first)
         await self._answer(traj)
-        traj.seconds = time.perf_counter() - started
+        traj.seconds += time.perf_counter() - started
         return traj
 
-    async def _think(self, traj: Trajectory) -> None:
-        role, turns, used = self.first, 0, 0
+    async def _think(self, traj: Trajectory, turns: int, role: Role) -> None:
+        used = sum(s.n_tokens for s in traj.segments)
         while True:
             if turns >= self.config.max_turns:
                 traj.finish_reason = "max_turns"
@@ -74,12 +106,14 @@ class Cooperation:
             used += turn.n_tokens
             if turn.reason:
                 traj.finish_reason = turn.reason
-                return
-            if self._looping(traj, None):
+            elif self._looping(traj, None):
                 traj.finish_reason = "repetition"
-                return
             if turn.cut and not self.single:
                 role = other(role)
+            if self.on_turn:
+                self.on_turn(traj, turns, role)
+            if traj.finish_reason:
+                return
 
     async def _turn(self, traj: Trajectory, role: Role, budget: int) -> TurnResult:
         """Let `role` write until its predictor cuts, the thinking ends or the budget is spent."""
@@ -88,7 +122,7 @@ class Cooperation:
         watcher = TurnWatcher(role, predictor, traj.thinking, self.end_markers)
         stats = traj.stats[role]
         decision: Decision | None = None
-        failures = 0
+        retries = _Retries()
         while decision is None:
             remaining = budget - len(watcher.token_ends)
             if remaining <= 0:
@@ -101,9 +135,9 @@ class Cooperation:
             request = self._request(traj, rt, prompt, min(k, remaining), ())
             try:
                 decision, finish = await self._stream(rt, request, watcher, stats)
-                failures = 0
+                retries = _Retries()
             except TransientBackendError as exc:
-                failures = await self._back_off(stats, failures, exc)
+                await self._back_off(role, stats, retries, exc)
                 continue
             if decision is None and finish == "stop":  # EOS (or a stop string) with no marker
                 decision = Decision(len(watcher.text), True)
@@ -136,14 +170,22 @@ class Cooperation:
                             break
             finally:
                 stats.seconds += time.perf_counter() - started
+        self.health[rt.role].ok()
         return decision, finish
 
-    async def _back_off(self, stats, failures: int, exc: Exception) -> int:
+    async def _back_off(self, role: Role, stats, retries: _Retries,
+                        exc: TransientBackendError) -> None:
+        """Wait before retrying; give the problem up, or stop the run, when it is hopeless."""
         stats.retries += 1
-        if failures >= self.config.retries:
-            raise GenerationError(f"gave up after {failures + 1} failed requests: {exc}") from exc
-        await asyncio.sleep(backoff_delay(failures, self.config.backoff))
-        return failures + 1
+        self.health[role].failed(exc)  # raises ServerUnavailable after too long away
+        if exc.server_down:
+            retries.waited += 1
+        elif retries.blamed >= self.config.retries:
+            raise GenerationError(f"gave up after {retries.blamed + 1} failed requests: {exc}") from exc
+        else:
+            retries.blamed += 1
+        attempt = retries.blamed + retries.waited - 1
+        await asyncio.sleep(backoff_delay(attempt, self.config.backoff, cap=30.0))
 
     def _finish(self, traj, role, watcher: TurnWatcher, decision: Decision, reason) -> TurnResult:
         text = watcher.text[: decision.keep]
@@ -170,14 +212,14 @@ class Cooperation:
         prompt = rt.template.answer_prompt(traj.problem.prompt, traj.thinking)
         request = self._request(traj, rt, prompt, self.config.max_answer_tokens,
                                 rt.template.answer_stop)
-        stats, failures = traj.stats[role], 0
+        stats, retries = traj.stats[role], _Retries()
         while True:
             watcher = TurnWatcher(role, None, "", ())
             try:
                 _, finish = await self._stream(rt, request, watcher, stats)
                 break
             except TransientBackendError as exc:
-                failures = await self._back_off(stats, failures, exc)
+                await self._back_off(role, stats, retries, exc)
         n = len(watcher.token_ends)
         stats.kept_tokens += n
         traj.answer_finish_reason = finish or ""

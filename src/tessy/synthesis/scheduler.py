@@ -1,7 +1,9 @@
 """Many trajectories: one asyncio task per problem, bounded, no global barrier, resumable.
 
-Finished records are appended durably as they finish; a re-run skips their ids and re-does
-failed problems. A failed problem becomes an error row; only an unusable server stops the run.
+Finished records are appended durably as they finish; a re-run skips their ids, continues
+checkpointed in-flight problems from their last turn and re-does failed problems. A failed
+problem becomes an error row; only a server that stays away stops the run. A StopRequest
+(SIGINT/SIGTERM) stops new problems and gives in-flight ones a grace period.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 from tessy.backends import make_backend
 from tessy.boundary import load_predictor
 from tessy.config import RunConfig
-from tessy.errors import GenerationError, RequestRejected
+from tessy.errors import GenerationError, RequestRejected, ServerUnavailable
 from tessy.io.writer import RecordWriter
 from tessy.records import ROLES, Problem, Trajectory, build_record
+from tessy.synthesis.checkpoint import CheckpointLog
 from tessy.synthesis.cooperate import Cooperation
 from tessy.synthesis.roles import RoleRuntime
 from tessy.templates import resolve_template
@@ -35,11 +38,30 @@ class RunSummary:
     tokens: dict[str, int] = field(default_factory=lambda: {r: 0 for r in ROLES})
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    resumed: int = 0  # in-flight problems of a killed run, continued from their checkpoint
+    in_flight: int = 0  # problems left unfinished (checkpointed) by a stop
+    stopped: str = ""  # why the run stopped early: a signal name or a server outage
 
     def teacher_share(self) -> float:
         """Teacher tokens over all thinking tokens written this run."""
         total = sum(self.tokens.values())
         return self.tokens["teacher"] / total if total else 0.0
+
+
+class StopRequest:
+    """Set from signal handlers: the first stops new problems, the second stops at once."""
+
+    def __init__(self) -> None:
+        self.soft = asyncio.Event()
+        self.hard = asyncio.Event()
+        self.reason = ""
+
+    def __call__(self, reason: str) -> None:
+        if self.soft.is_set():
+            self.hard.set()
+        else:
+            self.reason = reason
+            self.soft.set()
 
 
 async def build_roles(config: RunConfig) -> dict[str, RoleRuntime]:
@@ -85,23 +107,29 @@ async def student_counts(traj: Trajectory, roles: dict[str, RoleRuntime]) -> dic
 
 async def synthesize(
     config: RunConfig, problems: Iterable[Problem], roles: dict[str, RoleRuntime],
-    progress: bool = True,
+    progress: bool = True, stop: StopRequest | None = None,
 ) -> RunSummary:
     """Write a trajectory for every problem not already in the output."""
     save_effective_config(config)
-    engine = Cooperation(roles, config.synthesis)
+    stop = stop or StopRequest()
     summary = RunSummary()
     config_hash = config.config_hash()
     models = {r: roles[r].backend.name for r in ROLES}
     started = time.perf_counter()
+    running: set[str] = set()  # ids started and not yet written (or failed)
     with RecordWriter(config.output) as writer:
+        checkpoints = CheckpointLog(config.output, config_hash, writer.done)
+        engine = Cooperation(roles, config.synthesis, on_turn=checkpoints.save_turn)
         todo = [p for p in problems if p.id not in writer.done]
         summary.already_done = len(writer.done)
         bar = _progress_bar(len(todo), progress)
 
         async def one(problem: Problem) -> None:
+            running.add(problem.id)
+            resume = checkpoints.resume(problem, config.synthesis.strategy)
+            summary.resumed += resume is not None
             try:
-                traj = await engine.run(problem)
+                traj = await engine.run(problem, resume)
                 counts = await student_counts(traj, roles)
             except (GenerationError, RequestRejected) as exc:
                 writer.write_error(problem.id, problem.source, str(exc))
@@ -113,34 +141,63 @@ async def synthesize(
                 summary.written += 1
                 for role, n in traj.tokens_by_role().items():
                     summary.tokens[role] += n
+            checkpoints.forget(problem.id)
+            running.discard(problem.id)
             _update_bar(bar, summary, started)
 
-        await _run_bounded(todo, one, config.synthesis.concurrency)
-        bar.close()
+        try:
+            await _run_bounded(todo, one, config.synthesis.concurrency, stop,
+                               config.synthesis.grace)
+        except ServerUnavailable as exc:
+            summary.stopped = str(exc)
+        finally:
+            bar.close()
+            summary.in_flight = len(running)
+            checkpoints.close(in_flight=bool(running))
+    if stop.soft.is_set() and not summary.stopped:
+        summary.stopped = stop.reason
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-async def _run_bounded(problems: list[Problem], work, limit: int) -> None:
-    """At most `limit` problems in flight; a new one starts as soon as any finishes."""
+async def _run_bounded(problems: list[Problem], work, limit: int, stop: StopRequest,
+                       grace: float) -> None:
+    """At most `limit` problems in flight; a new one starts as soon as any finishes.
+
+    After `stop.soft`, nothing new starts and in-flight problems get `grace` seconds (less if
+    `stop.hard` comes) before they are cancelled; their turn checkpoints are kept.
+    """
     pending: set[asyncio.Task] = set()
     it = iter(problems)
+    soft = asyncio.ensure_future(stop.soft.wait())
+    hard = asyncio.ensure_future(stop.hard.wait())
     try:
-        while True:
-            while len(pending) < limit:
-                problem = next(it, None)
-                if problem is None:
-                    break
+        while not stop.soft.is_set():
+            while len(pending) < limit and (problem := next(it, None)) is not None:
                 pending.add(asyncio.create_task(work(problem)))
             if not pending:
                 return
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # a bug or an unusable server stops the run here
+            pending = await _wait_some(pending, soft)
+        deadline = asyncio.get_running_loop().time() + grace
+        while pending and not stop.hard.is_set():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            pending = await _wait_some(pending, hard, left)
     finally:
-        for task in pending:
+        for task in (*pending, soft, hard):
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*pending, soft, hard, return_exceptions=True)
+
+
+async def _wait_some(pending: set[asyncio.Task], wake: asyncio.Future,
+                     timeout: float | None = None) -> set[asyncio.Task]:
+    """Wait until a task finishes (or `wake` fires, or the timeout); return the unfinished."""
+    done, _ = await asyncio.wait(pending | {wake}, timeout=timeout,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    for task in done - {wake}:
+        task.result()  # a bug or a server that stays away stops the run here
+    return pending - done
 
 
 def _progress_bar(total: int, enabled: bool):

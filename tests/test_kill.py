@@ -1,0 +1,115 @@
+"""The CLI as a real process, killed and signalled: nothing finished is lost, redone or doubled."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+from fake_server import FakeOpenAIServer
+from tessy.backends.fake import SCRIPTS
+
+N_PROBLEMS = 12
+
+
+def problems_file(tmp_path):
+    path = tmp_path / "problems.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"What is {i} + 1?"}) + "\n"
+                            for i in range(N_PROBLEMS)))
+    return path
+
+
+def command(problems, out, t, s, *extra):
+    return [sys.executable, "-m", "tessy", "synthesize", str(problems), "-o", str(out), "-q",
+            "--teacher", t.url, "--student", s.url, "--teacher-template", "qwen3",
+            "--student-template", "qwen3", "--concurrency", "4", *extra]
+
+
+def lines(path):
+    """Every line must be one whole JSON record."""
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    assert not raw or raw.endswith(b"\n")
+    return [json.loads(x) for x in raw.splitlines()]
+
+
+def trajectories(records):
+    return {r["id"]: (r["tessy"]["segments"], r["tessy"]["answer"]) for r in records}
+
+
+def test_sigkill_at_random_points_loses_nothing_and_redoes_nothing(tmp_path):
+    problems = problems_file(tmp_path)
+    t = FakeOpenAIServer(script=SCRIPTS["teacher"], token_delay=0.004)
+    s = FakeOpenAIServer(script=SCRIPTS["student"], token_delay=0.004)
+    with t, s:
+        subprocess.run(command(problems, tmp_path / "clean.jsonl", t, s), check=True, timeout=120)
+        clean = trajectories(lines(tmp_path / "clean.jsonl"))
+        out, rng, kills = tmp_path / "o.jsonl", random.Random(7), 0
+        prompts = {f"q{i}": f"What is {i} + 1?<" for i in range(N_PROBLEMS)}
+        while True:
+            done = {r["id"] for r in lines(out)}
+            seen = len(t.requests), len(s.requests)
+            proc = subprocess.Popen(command(problems, out, t, s), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+            try:
+                proc.wait(timeout=rng.uniform(0.8, 2.5) if kills < 6 else 120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                kills += 1
+            asked = [r["prompt"] for r in t.requests[seen[0]:] + s.requests[seen[1]:]]
+            assert not any(prompts[i] in q for q in asked for i in done)  # finished: not redone
+            records = lines(out)
+            assert len(records) == len({r["id"] for r in records})  # never duplicated
+            if proc.returncode == 0:
+                break
+    assert kills >= 3
+    assert trajectories(records) == clean  # every problem once, as if never killed
+
+
+def test_sigterm_finishes_in_flight_work_and_exits_with_a_summary(tmp_path):
+    problems = problems_file(tmp_path)
+    out = tmp_path / "o.jsonl"
+    with FakeOpenAIServer(script=SCRIPTS["teacher"], token_delay=0.01) as t, \
+            FakeOpenAIServer(script=SCRIPTS["student"], token_delay=0.01) as s:
+        proc = subprocess.Popen(command(problems, out, t, s, "--grace", "20"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while not lines(out):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+        n = len(lines(out))
+        assert proc.returncode == 143, stderr
+        assert "stopped by SIGTERM: 0 in flight" in stderr and f"{n} written" in stdout
+        assert 1 <= n < N_PROBLEMS  # stopped taking new problems; in-flight ones finished
+        again = subprocess.run(command(problems, out, t, s), capture_output=True, text=True,
+                               timeout=120)
+    assert again.returncode == 0 and f"{N_PROBLEMS - n} written" in again.stdout
+    assert len({r["id"] for r in lines(out)}) == N_PROBLEMS
+
+
+def test_a_second_sigint_stops_at_once_and_keeps_checkpoints(tmp_path):
+    problems = problems_file(tmp_path)
+    out = tmp_path / "o.jsonl"
+    with FakeOpenAIServer(script=SCRIPTS["teacher"], token_delay=0.02) as t, \
+            FakeOpenAIServer(script=SCRIPTS["student"], token_delay=0.02) as s:
+        proc = subprocess.Popen(command(problems, out, t, s, "--grace", "60"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        partial = tmp_path / "o.jsonl.partial.jsonl"
+        while not partial.exists() or not partial.read_text():
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, stderr = proc.communicate(timeout=30)
+        assert time.monotonic() - started < 10  # not the 60 s grace
+        assert proc.returncode == 130 and "stopped by SIGINT" in stderr
+        again = subprocess.run(command(problems, out, t, s), capture_output=True, text=True,
+                               timeout=120)
+    assert again.returncode == 0 and "continued from checkpoints" in again.stdout
+    assert len({r["id"] for r in lines(out)}) == N_PROBLEMS

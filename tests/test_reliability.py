@@ -1,0 +1,164 @@
+"""Runs that meet faulty servers, outages and stops, over real sockets (no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+from fake_server import FakeOpenAIServer
+from tessy.backends.fake import SCRIPTS
+from tessy.config import RunConfig, run_config_from_dict
+from tessy.records import Problem
+from tessy.synthesis.scheduler import StopRequest, build_roles, synthesize
+
+PROBLEMS = [Problem(f"p{i}", f"What is {i} + 1?") for i in range(8)]
+
+
+def http_config(out, teacher, student, **synthesis) -> RunConfig:
+    model = {"backend": "openai_http", "template": "qwen3", "timeout": 0.4}
+    return run_config_from_dict({
+        "output": str(out),
+        "teacher": model | {"base_urls": [teacher.url]},
+        "student": model | {"base_urls": [student.url]},
+        "synthesis": {"concurrency": 4, "backoff": 0.01} | synthesis,
+    })
+
+
+async def run(config, problems=PROBLEMS, stop=None):
+    roles = await build_roles(config)
+    try:
+        return await synthesize(config, problems, roles, progress=False, stop=stop)
+    finally:
+        for rt in roles.values():
+            await rt.backend.close()
+
+
+def rows(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def trajectories(path):
+    return {r["id"]: (r["tessy"]["segments"], r["tessy"]["answer"]) for r in rows(path)}
+
+
+def pair(**kwargs) -> tuple[FakeOpenAIServer, FakeOpenAIServer]:
+    """A teacher and a student server (not started)."""
+    return (FakeOpenAIServer(script=SCRIPTS["teacher"], **kwargs),
+            FakeOpenAIServer(script=SCRIPTS["student"], **kwargs))
+
+
+async def test_random_faults_of_every_kind_change_nothing(tmp_path):
+    t, s = pair()
+    with t, s:
+        await run(http_config(tmp_path / "clean.jsonl", t, s))
+    t, s = pair(fault_rate=0.35, hang_fault=1.0)
+    s.reseed(2)
+    with t, s:
+        summary = await run(http_config(tmp_path / "faulty.jsonl", t, s, retries=20))
+        met = set(t.faults) | set(s.faults)
+    assert met == set(FakeOpenAIServer.FAULTS)  # refused-like, 5xx, 429, drops, hangs, garbage
+    assert summary.failed == 0 and summary.written == len(PROBLEMS)
+    # Retries continue from the text already received: the data is exactly the fault-free data.
+    assert trajectories(tmp_path / "faulty.jsonl") == trajectories(tmp_path / "clean.jsonl")
+    assert sum(sum(r["tessy"]["retries"].values()) for r in rows(tmp_path / "faulty.jsonl")) > 0
+
+
+async def test_prompt_too_long_is_an_error_row_and_never_retried(tmp_path):
+    long = Problem("long", "Sum these: " + " ".join(str(i) for i in range(300)))
+    t, s = pair(max_context=200)
+    with t, s:
+        summary = await run(http_config(tmp_path / "o.jsonl", t, s), [*PROBLEMS[:3], long])
+        asked = [r for r in s.requests if "Sum these" in r["prompt"]]
+    assert summary.written == 3 and summary.failed == 1
+    error = rows(tmp_path / "o.jsonl.errors.jsonl")[0]
+    assert error["id"] == "long" and "maximum context length is 200" in error["error"]
+    assert len(asked) == 1  # a 400 is final: no retry
+
+
+def stop_after(server: FakeOpenAIServer, out, n_records: int) -> threading.Thread:
+    """Shut `server` down once `out` holds `n_records` lines."""
+    def watch():
+        while not out.exists() or len(out.read_text().splitlines()) < n_records:
+            time.sleep(0.01)
+        server.__exit__()
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+async def test_a_server_that_stays_down_stops_the_run_and_keeps_finished_work(tmp_path):
+    out = tmp_path / "o.jsonl"
+    t, s = pair(token_delay=0.005)
+    t.__enter__(), s.__enter__()
+    config = http_config(out, t, s, concurrency=2, server_down_after=1.0)
+    stop_after(t, out, 2)
+    started = time.monotonic()
+    summary = await run(config)
+    s.__exit__()
+    assert time.monotonic() - started < 20  # bounded: the outage limit plus backoff
+    assert "teacher server answered nothing for" in summary.stopped and t.url in summary.stopped
+    assert summary.failed == 0 and summary.in_flight >= 1
+    finished = [r["id"] for r in rows(out)]
+    assert len(finished) == summary.written >= 2
+    # Servers back on the same ports: the rerun finishes the rest, each problem exactly once.
+    t2, s2 = (FakeOpenAIServer(script=SCRIPTS[r], port=int(x.url.split(":")[2].split("/")[0]))
+              for r, x in (("teacher", t), ("student", s)))
+    with t2, s2:
+        again = await run(config)
+        prompts = [r["prompt"] for r in t2.requests + s2.requests]
+    ids = [r["id"] for r in rows(out)]
+    assert sorted(ids) == sorted(p.id for p in PROBLEMS) and len(ids) == len(set(ids))
+    assert again.already_done == len(finished) and again.resumed >= 1
+    done_prompts = {p.prompt for p in PROBLEMS if p.id in finished}
+    assert not any(q in prompt for prompt in prompts for q in done_prompts)  # not redone
+
+
+async def test_a_server_restart_mid_run_costs_no_problem(tmp_path):
+    out = tmp_path / "o.jsonl"
+    t, s = pair(token_delay=0.005)
+    t.__enter__(), s.__enter__()
+    port = int(t.url.split(":")[2].split("/")[0])
+    restarted = {}
+
+    def restart():
+        stop_after(t, out, 2).join()
+        time.sleep(1.0)  # down for a second: connections refused meanwhile
+        restarted["server"] = FakeOpenAIServer(script=SCRIPTS["teacher"], port=port).__enter__()
+
+    thread = threading.Thread(target=restart, daemon=True)
+    thread.start()
+    summary = await run(http_config(out, t, s, concurrency=2, server_down_after=30.0))
+    thread.join()
+    restarted["server"].__exit__(), s.__exit__()
+    assert summary.failed == 0 and summary.written == len(PROBLEMS) and not summary.stopped
+    assert restarted["server"].requests  # the run went on against the restarted server
+
+
+async def test_stop_checkpoints_in_flight_problems_and_a_rerun_continues_them(tmp_path):
+    t, s = pair()
+    with t, s:
+        await run(http_config(tmp_path / "clean.jsonl", t, s))
+    out = tmp_path / "o.jsonl"
+    t, s = pair(token_delay=0.01)
+    with t, s:
+        config = http_config(out, t, s, concurrency=4, grace=0.0)
+        stop = StopRequest()
+        asyncio.get_running_loop().call_later(0.8, stop, "SIGTERM")
+        first = await run(config, stop=stop)
+        partial = tmp_path / "o.jsonl.partial.jsonl"
+        saved = [json.loads(x) for x in partial.read_text().splitlines()]
+        before = len(t.requests), len(s.requests)
+        second = await run(config)
+        later = t.requests[before[0]:] + s.requests[before[1]:]
+    assert first.stopped == "SIGTERM" and first.in_flight >= 1 and saved
+    assert second.resumed >= 1 and not partial.exists()  # removed once nothing is in flight
+    # The rerun's first request for a checkpointed problem continues its saved thinking.
+    for pid in {row["id"] for row in saved}:
+        text = "".join(x for row in saved if row["id"] == pid for _, x, _ in row["add"])
+        prompt = next(p for p in PROBLEMS if p.id == pid).prompt
+        asked = [r["prompt"] for r in later if prompt in r["prompt"]]
+        assert asked and all(text in q for q in asked)
+    # ... and the data is exactly what an uninterrupted run writes.
+    assert trajectories(out) == trajectories(tmp_path / "clean.jsonl")
