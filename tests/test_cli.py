@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tessy.cli import main
 from tessy.config import RunConfig, run_config_from_dict
 
@@ -92,3 +94,23 @@ def test_cooperative_synthesis_over_http(tmp_path):
     assert t.requests[0]["prompt"].endswith("<|im_start|>assistant\n<think>\nOkay, let's see.")
     expected = sorted((json.loads(x)["id"], json.loads(x)["dialogs"]) for x in dry.read_text().splitlines())
     assert sorted((r["id"], r["dialogs"]) for r in rows) == expected  # HTTP and in-process agree
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("x.json", b'[{"prompt": "a\xff"}]', "x.json: invalid JSON"),
+    ("x.csv", b"prompt\nhello\xff\n", "x.csv: not UTF-8"),
+    ("x.parquet", b"PAR1junk", "x.parquet: cannot read Parquet"),
+    ("c.toml", b"not toml [", "c.toml: Expected '='"),
+    ("c.toml", b"[synthesis]\ngrace = -1\n", "synthesis.grace: must be >= 0"),
+    ("urls.toml", b"[teacher]\nbase_urls = ['ftp://x']\n", "teacher.base_urls: bad URL"),
+    ("c.toml", b"[synthesis]\nmode = 'turbo'\n", "synthesis.mode: must be one of"),
+])
+def test_bad_input_files_refuse_to_start_with_one_line(tmp_path, capsys, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    args = ["--config", str(path)] if name.endswith(".toml") else [str(path)]
+    dry = [] if name == "urls.toml" else ["--dry-run"]  # --dry-run replaces the URLs
+    code = main(["synthesize", *dry, "-q", "-o", str(tmp_path / "o.jsonl"), *args])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and err.strip().count("\n") == 0
+    assert not (tmp_path / "o.jsonl").exists()  # nothing was started

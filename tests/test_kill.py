@@ -43,8 +43,8 @@ def trajectories(records):
 
 def test_sigkill_at_random_points_loses_nothing_and_redoes_nothing(tmp_path):
     problems = problems_file(tmp_path)
-    t = FakeOpenAIServer(script=SCRIPTS["teacher"], token_delay=0.004)
-    s = FakeOpenAIServer(script=SCRIPTS["student"], token_delay=0.004)
+    t = FakeOpenAIServer(script=SCRIPTS["teacher"], token_delay=0.01)
+    s = FakeOpenAIServer(script=SCRIPTS["student"], token_delay=0.01)
     with t, s:
         subprocess.run(command(problems, tmp_path / "clean.jsonl", t, s), check=True, timeout=120)
         clean = trajectories(lines(tmp_path / "clean.jsonl"))
@@ -55,8 +55,10 @@ def test_sigkill_at_random_points_loses_nothing_and_redoes_nothing(tmp_path):
             seen = len(t.requests), len(s.requests)
             proc = subprocess.Popen(command(problems, out, t, s), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
+            while len(t.requests) + len(s.requests) == sum(seen) and proc.poll() is None:
+                time.sleep(0.01)  # started up and working: now kill it at a random point
             try:
-                proc.wait(timeout=rng.uniform(0.8, 2.5) if kills < 6 else 120)
+                proc.wait(timeout=rng.uniform(0.05, 0.6) if kills < 6 else 120)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -75,3 +75,17 @@ async def test_sampling_seed_is_reproducible(tiny_model, tiny_tokenizer):
                 text += d.text
         outs.append(text)
     assert outs[0] == outs[1]
+
+
+async def test_prompt_longer_than_the_context_is_rejected(tiny_model, tiny_tokenizer):
+    import pytest
+
+    from tessy.errors import RequestRejected
+
+    backend = make(tiny_model, tiny_tokenizer, reuse=True)
+    with pytest.raises(RequestRejected, match="does not fit the model's context of 512"):
+        await run(backend, "two " * 600, 4)
+    request = GenerationRequest("two " * 505, 50, GREEDY)
+    room = 512 - len(backend.encode_prompt(request.prompt))
+    deltas = [d async for d in backend.generate(request)]
+    assert sum(d.n_tokens for d in deltas) <= room < 50 and deltas[-1].finish_reason == "length"

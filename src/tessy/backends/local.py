@@ -18,6 +18,7 @@ from tessy.backends.base import Delta, GenerationRequest
 from tessy.backends.loading import load_causal_lm
 from tessy.backends.sampling import sample_token
 from tessy.config import ModelConfig
+from tessy.errors import RequestRejected
 
 
 @dataclass
@@ -64,6 +65,10 @@ class LocalBackend:
         """Tokens of `text` in this model's tokenizer."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def context_length(self) -> int:
+        """Most positions the model takes (prompt + output)."""
+        return int(getattr(self.model.config, "max_position_embeddings", None) or 1 << 30)
+
     def encode_prompt(self, prompt: str) -> list[int]:
         """Prompt ids, with BOS added unless the template already wrote it."""
         bos = self.tokenizer.bos_token
@@ -108,6 +113,11 @@ class LocalBackend:
         import torch
 
         ids = self.encode_prompt(request.prompt)
+        room = self.context_length() - len(ids)
+        if room <= 0:  # what a server answers with HTTP 400: this problem cannot go on
+            raise RequestRejected(f"{self.name}: prompt of {len(ids)} tokens does not fit the "
+                                  f"model's context of {self.context_length()} tokens")
+        max_tokens = min(request.max_tokens, room)
         entry = self._take_cache(request.affinity, ids)
         pending = ids[len(entry.ids):]
         self.prefilled_tokens += len(pending)
@@ -119,7 +129,7 @@ class LocalBackend:
         emitted = ""
         finish = "length"
         try:
-            while len(out) < request.max_tokens:
+            while len(out) < max_tokens:
                 logits = await asyncio.to_thread(self._forward, entry, pending)
                 token = sample_token(logits, request.sampling, generator)
                 if token in eos:

@@ -19,6 +19,9 @@ from tessy.errors import ConfigError, RequestRejected, ServerUnavailable, Transi
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 DOWN_STATUS = {429, 502, 503, 504}  # the server (or its proxy) is away or full, not this request
+# Token-count endpoints: vLLM/SGLang, llama.cpp's own server, llama-cpp-python's server.
+TOKENIZE_DIALECTS = (("/tokenize", "prompt"), ("/tokenize", "content"),
+                     ("/extras/tokenize/count", "input"))
 
 
 def request_body(model: str, request: GenerationRequest, stream: bool) -> dict[str, Any]:
@@ -68,7 +71,8 @@ class OpenAIHTTPBackend:
         self.config = config
         self.urls = [u.rstrip("/") for u in config.base_urls]
         self.name = config.model or ""
-        self._tokenize_shape: str | None = None  # which /tokenize dialect the server speaks
+        self._tokenize_dialect: tuple[str, str] | None | bool = None  # False: none works
+        self._tokenize_offset = 0
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         n = config.concurrency
         self.client = httpx.AsyncClient(
@@ -159,22 +163,30 @@ class OpenAIHTTPBackend:
         raise RequestRejected(message)
 
     async def count_tokens(self, text: str) -> int | None:
-        """Count with the configured tokenizer, else the server's `/tokenize` (vLLM, llama.cpp)."""
+        """Count with the configured tokenizer, else the server's tokenize endpoint."""
         if self.tokenizer is not None:
             return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        if self._tokenize_shape == "none":
+        if self._tokenize_dialect is False:
             return None
-        root = self.urls[0].removesuffix("/v1")
-        shapes = [self._tokenize_shape] if self._tokenize_shape else ["prompt", "content"]
-        for shape in shapes:
-            body = {"model": self.name, shape: text, "add_special_tokens": False}
-            try:
-                response = await self.client.post(f"{root}/tokenize", json=body)
-                if response.status_code == 200:
-                    data = response.json()
-                    self._tokenize_shape = shape
-                    return int(data.get("count", len(data.get("tokens", []))))
-            except (httpx.HTTPError, ValueError):
-                continue
-        self._tokenize_shape = "none"
+        for dialect in [self._tokenize_dialect] if self._tokenize_dialect else TOKENIZE_DIALECTS:
+            n = await self._server_count(dialect, text)
+            if n is not None:
+                if self._tokenize_dialect is None:  # learn it, and what it adds (a BOS) to ""
+                    self._tokenize_dialect = dialect
+                    self._tokenize_offset = await self._server_count(dialect, "") or 0
+                return n - self._tokenize_offset
+        self._tokenize_dialect = False
         return None
+
+    async def _server_count(self, dialect: tuple[str, str], text: str) -> int | None:
+        path, key = dialect
+        root = self.urls[0].removesuffix("/v1")
+        body = {"model": self.name, key: text, "add_special_tokens": False}
+        try:
+            response = await self.client.post(f"{root}{path}", json=body)
+            if response.status_code != 200:
+                return None
+            data = response.json()
+            return int(data["count"]) if "count" in data else len(data["tokens"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None

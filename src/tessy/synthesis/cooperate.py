@@ -210,8 +210,9 @@ class Cooperation:
         role = self.answer_role
         rt = self.roles[role]
         prompt = rt.template.answer_prompt(traj.problem.prompt, traj.thinking)
-        request = self._request(traj, rt, prompt, self.config.max_answer_tokens,
-                                rt.template.answer_stop)
+        # An answer that closes (or reopens) the thinking again has started over: stop there.
+        stop = (*rt.template.answer_stop, "</think>", "<think>")
+        request = self._request(traj, rt, prompt, self.config.max_answer_tokens, stop)
         stats, retries = traj.stats[role], _Retries()
         while True:
             watcher = TurnWatcher(role, None, "", ())
