@@ -1,0 +1,65 @@
+"""`tessy report` (figures of one or more datasets) and `tessy show` (one coloured trajectory)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("report")
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--student", help="Student that scores the text: a model dir / GGUF / hub id, or a "
+              "server URL (…/v1, needs echo+logprobs). Default: the embedded SmolLM2.")
+@click.option("--student-template", default=None,
+              help="Student's prompt template (default auto; chat-think for the embedded one).")
+@click.option("--student-tokenizer", help="HF tokenizer for the template when scoring over HTTP.")
+@click.option("--student-model", help="Model name on the student server.")
+@click.option("--reference", help="Label or path of the student-only dataset for TF-IDF "
+              "similarity (default: the one whose strategy is student-only).")
+@click.option("-o", "--output", default="tessy-report.html", show_default=True,
+              help="HTML report.")
+@click.option("--json", "json_path", help="Also write every figure as JSON here.")
+@click.option("--no-nll", is_flag=True, help="Skip the student NLL (no model needed).")
+@click.option("--batch-size", default=4, show_default=True, help="Samples per forward pass.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def report_command(data: tuple[str, ...], student: str | None, student_template: str | None,
+                   student_tokenizer: str | None, student_model: str | None,
+                   reference: str | None, output: str, json_path: str | None, no_nll: bool,
+                   batch_size: int, quiet: bool) -> None:
+    """Is DATA on-policy for the student? NLL by span origin, shares, style, similarity, accuracy."""
+    from tessy.report.run import make_scorer, write_report
+    from tessy.report.terminal import table
+
+    scorer = None
+    if not no_nll:
+        if student is None:
+            from tessy.embedded import smollm2_gguf
+
+            student, student_template = str(smollm2_gguf()), student_template or "chat-think"
+        scorer = make_scorer(student, student_template or "auto", student_tokenizer,
+                             student_model, batch_size)
+    figs = write_report(list(data), scorer, reference, output, json_path, progress=not quiet)
+    click.echo(table(figs))
+    click.echo(f"report -> {output}" + (f", figures -> {json_path}" if json_path else ""))
+
+
+@click.command("show")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--id", "sample_id", help="Record id (default: the first record).")
+@click.option("-n", "--index", type=int, default=0, show_default=True, help="Record number.")
+def show_command(data: str, sample_id: str | None, index: int) -> None:
+    """Print one trajectory of DATA with the student's and the teacher's spans coloured."""
+    from tessy.errors import InputError
+    from tessy.report.dataset import load_dataset
+    from tessy.report.terminal import show
+
+    samples = load_dataset(data).samples
+    if sample_id is not None:
+        match = [s for s in samples if s.id == sample_id]
+        if not match:
+            raise InputError(f"{data}: no record with id {sample_id!r}")
+        sample = match[0]
+    elif 0 <= index < len(samples):
+        sample = samples[index]
+    else:
+        raise InputError(f"{data}: record {index} out of range (it has {len(samples)})")
+    click.echo(show(sample), color=None)

@@ -1,0 +1,44 @@
+"""All figures of a report as one JSON-able dict: what the HTML, the JSON file and the table show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tessy.report import metrics
+from tessy.report.dataset import Dataset
+from tessy.report.nll import NLL
+
+
+def pick_reference(datasets: list[Dataset], label: str | None) -> Dataset | None:
+    """The student-only dataset that TF-IDF similarity compares with (by label, else strategy)."""
+    if label:
+        return next((d for d in datasets if d.label == label or d.path == label), None)
+    return next((d for d in datasets if d.strategy == "student-only"), None)
+
+
+def compute(datasets: list[Dataset], nll: dict[str, NLL] | None,
+            reference: Dataset | None) -> dict[str, Any]:
+    """Every figure, per dataset label."""
+    out: dict[str, Any] = {"reference": reference.label if reference else None, "datasets": {}}
+    for ds in datasets:
+        acc, n_gold = metrics.accuracy(ds)
+        spans = metrics.span_lengths(ds)
+        out["datasets"][ds.label] = {
+            "path": ds.path,
+            "strategy": ds.strategy or "unknown",
+            "samples": len(ds.samples),
+            "nll": nll[ds.label].per_token() if nll else None,
+            "nll_tokens": dict(nll[ds.label].tokens) if nll else None,
+            "role_shares": metrics.role_shares(ds),
+            "switches_per_1000_tokens": metrics.switches_per_1000(ds),
+            "span_words": {o: metrics.summary(v) for o, v in spans.items()},
+            "span_words_all": spans,
+            "response_words": metrics.summary(metrics.response_lengths(ds)),
+            "response_words_all": metrics.response_lengths(ds),
+            "style_per_1000_words": metrics.style_frequency(ds),
+            "tfidf_similarity_to_reference": (metrics.tfidf_similarity(ds, reference)
+                                              if reference else None),
+            "accuracy": acc,
+            "gold_answers": n_gold,
+        }
+    return out

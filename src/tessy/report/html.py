@@ -1,0 +1,145 @@
+"""A self-contained HTML report: plots as embedded PNGs and coloured sample trajectories."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+from tessy.report.dataset import Dataset, Sample
+
+COLOURS = {"student": "#2a9d8f", "teacher": "#e76f51", "unknown": "#8d99ae", "answer": "#264653"}
+BACKGROUNDS = {"student": "#d8f3ef", "teacher": "#fbe1d9", "unknown": "#eceff3",
+               "answer": "#dce6ea"}
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _bars(ax, labels: list[str], groups: dict[str, list[float]], ylabel: str) -> None:
+    width = 0.8 / max(1, len(groups))
+    for i, (name, values) in enumerate(groups.items()):
+        xs = [x + i * width for x in range(len(labels))]
+        ax.bar(xs, values, width, label=name, color=COLOURS.get(name))
+    ax.set_xticks([x + width * (len(groups) - 1) / 2 for x in range(len(labels))], labels,
+                  rotation=15)
+    ax.set_ylabel(ylabel)
+    if len(groups) > 1:
+        ax.legend(fontsize=8)
+
+
+def plots(figs: dict[str, Any]) -> dict[str, str]:
+    """Title -> base64 PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = figs["datasets"]
+    labels = list(data)
+    out = {}
+    if any(d["nll"] for d in data.values()):
+        origins = sorted({o for d in data.values() for o in (d["nll"] or {})} - {"all"})
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        _bars(ax, labels, {o: [(data[k]["nll"] or {}).get(o, 0) for k in labels]
+                           for o in ["all", *origins]}, "student NLL / token")
+        ax.set_title("Student NLL by who wrote the text (lower = more on-policy)")
+        out["nll"] = _png(fig)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    bottom = [0.0] * len(labels)
+    for role in ("student", "teacher"):
+        values = [data[k]["role_shares"].get(role, 0) for k in labels]
+        ax.bar(labels, values, bottom=bottom, label=role, color=COLOURS[role])
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set_ylabel("share of thinking tokens")
+    ax.set_title("Who wrote the thinking")
+    ax.legend(fontsize=8)
+    out["shares"] = _png(fig)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    markers = list(next(iter(data.values()))["style_per_1000_words"])
+    _bars(ax, markers, {k: [data[k]["style_per_1000_words"][m] for m in markers] for k in labels},
+          "per 1000 words")
+    ax.set_title("Style markers")
+    out["style"] = _png(fig)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.boxplot([data[k]["response_words_all"] or [0] for k in labels], tick_labels=labels)
+    ax.set_ylabel("words per response")
+    ax.set_title("Response lengths")
+    out["lengths"] = _png(fig)
+    spans = {o: v for k in labels for o, v in data[k]["span_words_all"].items()
+             if o in ("student", "teacher") and data[k]["strategy"] == "cooperative"}
+    if spans:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        for origin, values in spans.items():
+            ax.hist(values, bins=20, alpha=0.6, label=origin, color=COLOURS[origin])
+        ax.set_xlabel("words per span")
+        ax.set_title("Span lengths in cooperative data")
+        ax.legend(fontsize=8)
+        out["spans"] = _png(fig)
+    return out
+
+
+def coloured(sample: Sample) -> str:
+    """The assistant text with each span on its origin's colour."""
+    parts, cursor = [], 0
+    for span in sorted(sample.spans, key=lambda s: s.start):
+        parts.append(html.escape(sample.assistant[cursor:span.start]))
+        style = f"background:{BACKGROUNDS[span.origin]};border-bottom:2px solid {COLOURS[span.origin]}"
+        parts.append(f'<span style="{style}" title="{span.origin}">'
+                     f"{html.escape(sample.assistant[span.start:span.end])}</span>")
+        cursor = span.end
+    parts.append(html.escape(sample.assistant[cursor:]))
+    return "".join(parts)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+
+
+def render(figs: dict[str, Any], datasets: list[Dataset], samples_per_dataset: int = 3) -> str:
+    """The whole report page."""
+    data = figs["datasets"]
+    head = ("<tr><th>dataset</th><th>strategy</th><th>n</th><th>NLL all</th><th>NLL student</th>"
+            "<th>NLL teacher</th><th>teacher share</th><th>switches/1k tok</th>"
+            "<th>TF-IDF sim.</th><th>accuracy</th></tr>")
+    rows = []
+    for label, d in data.items():
+        nll = d["nll"] or {}
+        rows.append("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in (
+            label, d["strategy"], d["samples"], nll.get("all"), nll.get("student"),
+            nll.get("teacher"), d["role_shares"].get("teacher"), d["switches_per_1000_tokens"],
+            d["tfidf_similarity_to_reference"], d["accuracy"])) + "</tr>")
+    images = "".join(f'<figure><img src="data:image/png;base64,{png}" alt="{name}"></figure>'
+                     for name, png in plots(figs).items())
+    legend = " ".join(f'<span style="background:{BACKGROUNDS[o]};padding:2px 6px">{o}</span>'
+                      for o in COLOURS)
+    examples = []
+    for ds in datasets:
+        for sample in ds.samples[:samples_per_dataset]:
+            examples.append(f"<h3>{html.escape(ds.label)} · {html.escape(sample.id)}</h3>"
+                            f"<p class=q>{html.escape(sample.prompt)}</p>"
+                            f"<pre>{coloured(sample)}</pre>")
+    ref = figs["reference"] or "none (pass --reference or a student-only dataset)"
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>tessy report</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;margin:8px}}
+pre{{white-space:pre-wrap;background:#fafafa;padding:10px;border:1px solid #eee}}
+.q{{color:#555;font-style:italic}}</style></head><body>
+<h1>Is the data on-policy?</h1>
+<p>Student NLL per token of each dataset's assistant text (lower: closer to what the student
+writes itself), split by who wrote each span. TF-IDF similarity to the reference
+(<b>{html.escape(ref)}</b>) for the same problems.</p>
+<table>{head}{''.join(rows)}</table>
+{images}
+<h2>Sample trajectories</h2><p>{legend}</p>{''.join(examples)}
+</body></html>"""

@@ -1,0 +1,72 @@
+"""`tessy report` as a library call: load datasets, score them under the student, write outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tessy.report import figures
+from tessy.report.dataset import Dataset, load_dataset
+from tessy.report.nll import NLL, HTTPScorer, LocalScorer
+from tessy.templates import resolve_template
+
+
+def make_scorer(student: str, template: str, tokenizer: str | None, model_name: str | None,
+                batch_size: int, api_key: str | None = None):
+    """A LocalScorer for a model path/GGUF/hub id, an HTTPScorer for a URL."""
+    from tessy.backends.loading import load_tokenizer
+
+    tok = load_tokenizer(tokenizer) if tokenizer else None
+    if student.startswith(("http://", "https://")):
+        import httpx
+
+        name = model_name or httpx.get(f"{student.rstrip('/')}/models").json()["data"][0]["id"]
+        tmpl = resolve_template(template, tokenizer=tok, model_name=name, where="--student-template")
+        return HTTPScorer(student, name, tmpl, api_key)
+    from tessy.backends.loading import load_causal_lm
+
+    model, model_tok = load_causal_lm(student, "auto")
+    tmpl = resolve_template(template, tokenizer=tok or model_tok, model_name=student,
+                            where="--student-template")
+    if model_tok.pad_token is None:
+        model_tok.pad_token = model_tok.eos_token
+    model_tok.padding_side = "right"
+    return LocalScorer(model, model_tok, tmpl, batch_size=batch_size)
+
+
+def score_all(datasets: list[Dataset], scorer, progress: bool = True) -> dict[str, NLL]:
+    """Student NLL of every dataset, with one progress bar over all samples."""
+    from tqdm.auto import tqdm
+
+    out = {}
+    total = sum(len(d.samples) for d in datasets)
+    with tqdm(total=total, desc="scoring", unit="sample", disable=not progress) as bar:
+        for ds in datasets:
+            out[ds.label] = NLL()
+            scorer.score(ds.samples, out[ds.label], progress=bar)
+    return out
+
+
+def write_report(paths: list[str], scorer, reference: str | None, html_path: str,
+                 json_path: str | None, progress: bool = True) -> dict[str, Any]:
+    """Compute every figure; write the HTML (and JSON) report; return the figures."""
+    from tessy.report.html import render
+
+    datasets = _unique_labels([load_dataset(p) for p in paths])
+    nll = score_all(datasets, scorer, progress) if scorer is not None else None
+    figs = figures.compute(datasets, nll, figures.pick_reference(datasets, reference))
+    Path(html_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(html_path).write_text(render(figs, datasets), encoding="utf-8")
+    if json_path:
+        Path(json_path).write_text(json.dumps(figs, indent=1) + "\n", encoding="utf-8")
+    return figs
+
+
+def _unique_labels(datasets: list[Dataset]) -> list[Dataset]:
+    seen: dict[str, int] = {}
+    for ds in datasets:
+        n = seen[ds.label] = seen.get(ds.label, 0) + 1
+        if n > 1:
+            ds.label = f"{ds.label}#{n}"
+    return datasets
