@@ -123,3 +123,15 @@ async def test_retries_exhausted_raise_generation_error():
     roles["student"].backend = FlakyBackend(100, script=" ".join(roles["student"].backend.words))
     with pytest.raises(GenerationError, match="injected drop"):
         await run(roles, backoff=0.0, retries=2)
+
+
+async def test_empty_thinking_closed_by_the_marker_is_retried_then_fails():
+    import pytest
+
+    from tessy.errors import GenerationError
+
+    roles = fake_roles()
+    roles["teacher"].backend = FakeBackend("fake-teacher", "</think> The answer is 42.")
+    with pytest.raises(GenerationError, match="empty thinking"):
+        await run(roles, strategy="teacher-only", retries=2)
+    assert len(roles["teacher"].backend.requests) == 3

@@ -89,3 +89,11 @@ async def test_prompt_longer_than_the_context_is_rejected(tiny_model, tiny_token
     room = 512 - len(backend.encode_prompt(request.prompt))
     deltas = [d async for d in backend.generate(request)]
     assert sum(d.n_tokens for d in deltas) <= room < 50 and deltas[-1].finish_reason == "length"
+
+
+def test_a_possible_stop_string_is_held_back_until_decided():
+    from tessy.backends.local import _cut_at_stop
+
+    assert _cut_at_stop("so 42 <thi", "", ("<think>",)) == ("so 42 ", False)
+    assert _cut_at_stop("so 42 <think>", "so 42 ", ("<think>",)) == ("", True)
+    assert _cut_at_stop("so 42 <thing", "so 42 ", ("<think>",)) == ("<thing", False)

@@ -126,7 +126,8 @@ class LocalBackend:
             generator = torch.Generator().manual_seed(request.seed)
         eos = set(_eos_ids(self.tokenizer, self.model))
         out: list[int] = []
-        emitted = ""
+        emitted, text = "", ""
+        counted = 0  # tokens already reported in a Delta
         finish = "length"
         try:
             while len(out) < max_tokens:
@@ -143,21 +144,28 @@ class LocalBackend:
                 piece, stopped = _cut_at_stop(text, emitted, request.stop)
                 emitted += piece
                 if piece or stopped:
-                    yield Delta(piece, 1, "stop" if stopped else None)
+                    yield Delta(piece, len(out) - counted, "stop" if stopped else None)
+                    counted = len(out)
                 if stopped:
                     return
-            yield Delta("", 0, finish, completion_tokens=len(out))
+            rest = text[len(emitted):]  # held back as a possible stop string that never came
+            yield Delta(rest, len(out) - counted, finish, completion_tokens=len(out))
         finally:
             self._store(request.affinity, entry)
 
 
 def _cut_at_stop(text: str, emitted: str, stop: tuple[str, ...]) -> tuple[str, bool]:
-    """The new piece of `text` after `emitted`, ending before any stop string."""
+    """The new piece of `text` after `emitted`, ending before any stop string.
+
+    A tail that could be the start of a stop string is held back until it is decided, so
+    `<think` is never emitted before a `>` that completes the stop `<think>`.
+    """
     hits = [text.find(s, max(0, len(emitted) - len(s))) for s in stop]
     hits = [h for h in hits if h >= 0]
     if hits:
         return text[len(emitted):min(hits)], True
-    return text[len(emitted):], False
+    hold = max((k for s in stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+    return text[len(emitted):max(len(emitted), len(text) - hold)], False
 
 
 def _eos_ids(tokenizer: Any, model: Any) -> list[int]:

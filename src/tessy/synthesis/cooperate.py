@@ -82,9 +82,9 @@ class Cooperation:
         for attempt in range(self.config.retries + 1):
             if not traj.finish_reason:
                 await self._think(traj, start.turns, start.role)
-            if traj.thinking.strip() or traj.finish_reason != "eos":
+            if traj.thinking.strip() or traj.finish_reason not in ("eos", "end_of_thinking"):
                 break
-            if attempt == self.config.retries:
+            if attempt == self.config.retries:  # no SFT sample in an empty thinking
                 raise GenerationError("empty thinking: the model ended at once on every retry")
             traj.segments.clear()
             traj.finish_reason = ""
