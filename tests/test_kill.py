@@ -28,6 +28,18 @@ def command(problems, out, t, s, *extra):
             "--student-template", "qwen3", "--concurrency", "4", *extra]
 
 
+def launch(problems, out, t, s, *extra) -> subprocess.Popen:
+    """The CLI as a background process with text pipes."""
+    return subprocess.Popen(command(problems, out, t, s, *extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def rerun(problems, out, t, s) -> subprocess.CompletedProcess:
+    """The same command again, to the end."""
+    return subprocess.run(command(problems, out, t, s), capture_output=True, text=True,
+                          timeout=120)
+
+
 def lines(path):
     """Every line must be one whole JSON record."""
     if not path.exists():
@@ -78,8 +90,7 @@ def test_sigterm_finishes_in_flight_work_and_exits_with_a_summary(tmp_path):
     out = tmp_path / "o.jsonl"
     with FakeOpenAIServer(script=SCRIPTS["teacher"], token_delay=0.01) as t, \
             FakeOpenAIServer(script=SCRIPTS["student"], token_delay=0.01) as s:
-        proc = subprocess.Popen(command(problems, out, t, s, "--grace", "20"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = launch(problems, out, t, s, "--grace", "20")
         while not lines(out):
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
@@ -88,8 +99,7 @@ def test_sigterm_finishes_in_flight_work_and_exits_with_a_summary(tmp_path):
         assert proc.returncode == 143, stderr
         assert "stopped by SIGTERM: 0 in flight" in stderr and f"{n} written" in stdout
         assert 1 <= n < N_PROBLEMS  # stopped taking new problems; in-flight ones finished
-        again = subprocess.run(command(problems, out, t, s), capture_output=True, text=True,
-                               timeout=120)
+        again = rerun(problems, out, t, s)
     assert again.returncode == 0 and f"{N_PROBLEMS - n} written" in again.stdout
     assert len({r["id"] for r in lines(out)}) == N_PROBLEMS
 
@@ -99,8 +109,7 @@ def test_a_second_sigint_stops_at_once_and_keeps_checkpoints(tmp_path):
     out = tmp_path / "o.jsonl"
     with FakeOpenAIServer(script=SCRIPTS["teacher"], token_delay=0.02) as t, \
             FakeOpenAIServer(script=SCRIPTS["student"], token_delay=0.02) as s:
-        proc = subprocess.Popen(command(problems, out, t, s, "--grace", "60"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = launch(problems, out, t, s, "--grace", "60")
         partial = tmp_path / "o.jsonl.partial.jsonl"
         while not partial.exists() or not partial.read_text():
             time.sleep(0.05)
@@ -111,7 +120,6 @@ def test_a_second_sigint_stops_at_once_and_keeps_checkpoints(tmp_path):
         _, stderr = proc.communicate(timeout=30)
         assert time.monotonic() - started < 10  # not the 60 s grace
         assert proc.returncode == 130 and "stopped by SIGINT" in stderr
-        again = subprocess.run(command(problems, out, t, s), capture_output=True, text=True,
-                               timeout=120)
+        again = rerun(problems, out, t, s)
     assert again.returncode == 0 and "continued from checkpoints" in again.stdout
     assert len({r["id"] for r in lines(out)}) == N_PROBLEMS

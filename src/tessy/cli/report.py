@@ -52,12 +52,12 @@ def show_command(data: str, sample_id: str | None, index: int) -> None:
     from tessy.report.dataset import load_dataset
     from tessy.report.terminal import show
 
-    samples = load_dataset(data).samples
+    dataset = load_dataset(data)
+    samples = dataset.samples
     if sample_id is not None:
-        match = [s for s in samples if s.id == sample_id]
-        if not match:
+        sample = dataset.by_id().get(sample_id)
+        if sample is None:
             raise InputError(f"{data}: no record with id {sample_id!r}")
-        sample = match[0]
     elif 0 <= index < len(samples):
         sample = samples[index]
     else:

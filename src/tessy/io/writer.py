@@ -37,6 +37,16 @@ def _repair_tail(path: Path) -> None:
         fh.truncate(0)
 
 
+def append_row(fd: int, row: dict[str, Any], *, fsync: bool = True) -> None:
+    """Append `row` as one JSON line with one O_APPEND write (looping only on short writes)."""
+    data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+    written = 0
+    while written < len(data):
+        written += os.write(fd, data[written:])
+    if fsync:
+        os.fsync(fd)
+
+
 def read_ids(path: Path) -> set[str]:
     """Ids of the whole records in a JSONL file (none if it does not exist)."""
     ids: set[str] = set()
@@ -70,21 +80,13 @@ class RecordWriter:
         rid = str(record["id"])
         if rid in self.done:
             return
-        self._append(self._out, record)
+        append_row(self._out, record)
         self.done.add(rid)
 
     def write_error(self, problem_id: str, where: str, reason: str) -> None:
         """Append an error row; the problem is retried on the next run."""
         row = {"id": problem_id, "source": where, "error": reason, "time": time.time()}
-        self._append(self._err, row)
-
-    @staticmethod
-    def _append(fd: int, row: dict[str, Any]) -> None:
-        data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
-        written = 0
-        while written < len(data):  # one O_APPEND write per record; loop only on short writes
-            written += os.write(fd, data[written:])
-        os.fsync(fd)
+        append_row(self._err, row)
 
     def close(self) -> None:
         """Close both files."""

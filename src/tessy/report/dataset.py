@@ -46,6 +46,16 @@ class Sample:
         """All characters of one origin, joined."""
         return "".join(self.assistant[s.start:s.end] for s in self.spans if s.origin == origin)
 
+    def pieces(self) -> list[tuple[str | None, str]]:
+        """The assistant text cut at span edges, in order: (origin, or None for markup, text)."""
+        out, cursor = [], 0
+        for span in sorted(self.spans, key=lambda s: s.start):
+            out.append((None, self.assistant[cursor:span.start]))
+            out.append((span.origin, self.assistant[span.start:span.end]))
+            cursor = span.end
+        out.append((None, self.assistant[cursor:]))
+        return out
+
     @property
     def thinking(self) -> str:
         return "".join(self.assistant[s.start:s.end] for s in self.spans if s.origin != "answer")

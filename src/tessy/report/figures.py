@@ -16,6 +16,15 @@ def pick_reference(datasets: list[Dataset], label: str | None) -> Dataset | None
     return next((d for d in datasets if d.strategy == "student-only"), None)
 
 
+def headline(d: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one dataset that the HTML and terminal tables show, in their order."""
+    nll = d["nll"] or {}
+    return {"n": d["samples"], "NLL all": nll.get("all"), "NLL student": nll.get("student"),
+            "NLL teacher": nll.get("teacher"), "teacher share": d["role_shares"].get("teacher"),
+            "switches/1k tok": d["switches_per_1000_tokens"],
+            "TF-IDF sim.": d["tfidf_similarity_to_reference"], "accuracy": d["accuracy"]}
+
+
 def compute(datasets: list[Dataset], nll: dict[str, NLL] | None,
             reference: Dataset | None) -> dict[str, Any]:
     """Every figure, per dataset label."""
@@ -23,6 +32,7 @@ def compute(datasets: list[Dataset], nll: dict[str, NLL] | None,
     for ds in datasets:
         acc, n_gold = metrics.accuracy(ds)
         spans = metrics.span_lengths(ds)
+        lengths = metrics.response_lengths(ds)
         out["datasets"][ds.label] = {
             "path": ds.path,
             "strategy": ds.strategy or "unknown",
@@ -33,8 +43,8 @@ def compute(datasets: list[Dataset], nll: dict[str, NLL] | None,
             "switches_per_1000_tokens": metrics.switches_per_1000(ds),
             "span_words": {o: metrics.summary(v) for o, v in spans.items()},
             "span_words_all": spans,
-            "response_words": metrics.summary(metrics.response_lengths(ds)),
-            "response_words_all": metrics.response_lengths(ds),
+            "response_words": metrics.summary(lengths),
+            "response_words_all": lengths,
             "style_per_1000_words": metrics.style_frequency(ds),
             "tfidf_similarity_to_reference": (metrics.tfidf_similarity(ds, reference)
                                               if reference else None),

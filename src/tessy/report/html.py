@@ -8,6 +8,7 @@ import io
 from typing import Any
 
 from tessy.report.dataset import Dataset, Sample
+from tessy.report.figures import headline
 
 COLOURS = {"student": "#2a9d8f", "teacher": "#e76f51", "unknown": "#8d99ae", "answer": "#264653"}
 BACKGROUNDS = {"student": "#d8f3ef", "teacher": "#fbe1d9", "unknown": "#eceff3",
@@ -88,14 +89,13 @@ def plots(figs: dict[str, Any]) -> dict[str, str]:
 
 def coloured(sample: Sample) -> str:
     """The assistant text with each span on its origin's colour."""
-    parts, cursor = [], 0
-    for span in sorted(sample.spans, key=lambda s: s.start):
-        parts.append(html.escape(sample.assistant[cursor:span.start]))
-        style = f"background:{BACKGROUNDS[span.origin]};border-bottom:2px solid {COLOURS[span.origin]}"
-        parts.append(f'<span style="{style}" title="{span.origin}">'
-                     f"{html.escape(sample.assistant[span.start:span.end])}</span>")
-        cursor = span.end
-    parts.append(html.escape(sample.assistant[cursor:]))
+    parts = []
+    for origin, text in sample.pieces():
+        if origin is None:
+            parts.append(html.escape(text))
+            continue
+        style = f"background:{BACKGROUNDS[origin]};border-bottom:2px solid {COLOURS[origin]}"
+        parts.append(f'<span style="{style}" title="{origin}">{html.escape(text)}</span>')
     return "".join(parts)
 
 
@@ -108,16 +108,12 @@ def _fmt(value: Any) -> str:
 def render(figs: dict[str, Any], datasets: list[Dataset], samples_per_dataset: int = 3) -> str:
     """The whole report page."""
     data = figs["datasets"]
-    head = ("<tr><th>dataset</th><th>strategy</th><th>n</th><th>NLL all</th><th>NLL student</th>"
-            "<th>NLL teacher</th><th>teacher share</th><th>switches/1k tok</th>"
-            "<th>TF-IDF sim.</th><th>accuracy</th></tr>")
-    rows = []
-    for label, d in data.items():
-        nll = d["nll"] or {}
-        rows.append("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in (
-            label, d["strategy"], d["samples"], nll.get("all"), nll.get("student"),
-            nll.get("teacher"), d["role_shares"].get("teacher"), d["switches_per_1000_tokens"],
-            d["tfidf_similarity_to_reference"], d["accuracy"])) + "</tr>")
+    heads = {label: headline(d) for label, d in data.items()}
+    names = ["dataset", "strategy", *(next(iter(heads.values())) if heads else {})]
+    head = "<tr>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
+    rows = ["<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in (
+        label, data[label]["strategy"], *values.values())) + "</tr>"
+            for label, values in heads.items()]
     images = "".join(f'<figure><img src="data:image/png;base64,{png}" alt="{name}"></figure>'
                      for name, png in plots(figs).items())
     legend = " ".join(f'<span style="background:{BACKGROUNDS[o]};padding:2px 6px">{o}</span>'

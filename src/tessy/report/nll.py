@@ -12,10 +12,12 @@ no prompt logprobs (ggml-org/llama.cpp#27174), and llama-cpp-python's are shifte
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tessy.errors import BackendError
 from tessy.report.dataset import THINK_OPEN, Sample
 from tessy.templates import PromptTemplate
 
@@ -55,17 +57,18 @@ def scoring_text(sample: Sample, template: PromptTemplate) -> tuple[str, int]:
 def attribute(sample: Sample, offset: int, token_spans: Iterable[tuple[int, int, float]], nll: NLL):
     """Add each (start, end, logprob) token of the full text to the origin of its first char."""
     spans = sorted(sample.spans, key=lambda s: s.start)
+    starts = [s.start for s in spans]  # spans do not overlap: bisect finds the only candidate
+    text = sample.assistant
     for start, _end, logprob in token_spans:
         pos = start - offset
         if pos < 0:
             continue
         # The token's first non-space character decides (tokens often start with a space).
-        text = sample.assistant
         while pos < len(text) and text[pos].isspace():
             pos += 1
-        origin = next((s.origin for s in spans if s.start <= pos < s.end), None)
-        if origin is not None:
-            nll.add(origin, -logprob)
+        i = bisect_right(starts, pos) - 1
+        if i >= 0 and pos < spans[i].end:
+            nll.add(spans[i].origin, -logprob)
 
 
 class LocalScorer:
@@ -111,8 +114,6 @@ class HTTPScorer:
         self.concurrency = concurrency
 
     async def _score_one(self, client, sample: Sample, nll: NLL) -> None:
-        from tessy.errors import BackendError
-
         text, offset = scoring_text(sample, self.template)
         body = {"model": self.model, "prompt": text, "max_tokens": 1, "echo": True,
                 "logprobs": 1, "temperature": 0}

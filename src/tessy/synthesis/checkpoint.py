@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tessy.io.writer import append_row
 from tessy.records import Problem, RoleStats, Trajectory
 from tessy.synthesis.cooperate import Resume
 
@@ -87,10 +88,7 @@ class CheckpointLog:
         row = {"id": pid, "turn": turns, "add": add, "next": next_role,
                "finish": traj.finish_reason, "stats": {r: asdict(s) for r, s in traj.stats.items()},
                "config_hash": self.config_hash}
-        data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
-        written = 0
-        while written < len(data):
-            written += os.write(self._fd, data[written:])
+        append_row(self._fd, row, fsync=False)
         self._logged[pid] = self._position(traj)
 
     def forget(self, problem_id: str) -> None:
