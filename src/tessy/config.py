@@ -136,6 +136,12 @@ class SynthesisConfig:
                                    default="lexicon")
     student_predictor: str = _help("Boundary predictor of the student: lexicon or a model dir.",
                                    default="lexicon")
+    predict_every: int = _help(
+        "Call the predictor once this many tokens have arrived since its last call (1: at every "
+        "word). Higher means fewer predictor forwards and up to that many tokens decoded past a "
+        "cut (see BENCHMARKS.md).", default=1)
+    predictor_device: str = _help("Device of model predictors: auto, cpu, cuda, mps.",
+                                  default="auto")
     concurrency: int = _help("Problems in flight at once.", default=32)
     retries: int = _help("Retries of a failed or empty request before the problem fails.",
                          default=3)
@@ -155,7 +161,8 @@ class SynthesisConfig:
         _check(self.answer_role in ("teacher", "student"), f"{w}.answer_role",
                "must be teacher or student")
         for name in ("step_tokens_teacher", "step_tokens_student", "turn_tokens",
-                     "max_thinking_tokens", "max_answer_tokens", "max_turns", "concurrency"):
+                     "max_thinking_tokens", "max_answer_tokens", "max_turns", "concurrency",
+                     "predict_every"):
             _check(getattr(self, name) >= 1, f"{w}.{name}", "must be >= 1")
         _check(self.retries >= 0, f"{w}.retries", "must be >= 0")
         _check(self.backoff >= 0, f"{w}.backoff", "must be >= 0")
@@ -196,7 +203,7 @@ class RunConfig:
         d = self.to_dict()
         for key in ("output", "inputs", "limit"):
             d.pop(key)
-        for key in ("concurrency", "server_down_after", "grace"):  # how, not what
+        for key in ("concurrency", "server_down_after", "grace", "predictor_device"):  # how
             d["synthesis"].pop(key)
         for role in ("teacher", "student"):
             for key in ("base_urls", "api_key", "concurrency", "timeout", "device"):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from tessy.boundary.base import BoundaryPredictor, word_spans
 from tessy.boundary.lexicon import LexiconPredictor
-from tessy.errors import ConfigError
 
 __all__ = ["BoundaryPredictor", "LexiconPredictor", "load_predictor", "word_spans"]
 
 
-def load_predictor(spec: str, role: str) -> BoundaryPredictor:
-    """`lexicon` (no model) or, once learned predictors land, a model directory."""
+def load_predictor(spec: str, role: str, device: str = "auto") -> BoundaryPredictor:
+    """`lexicon` (no model), or a token-classifier directory or hub id (DESIGN.md §1)."""
     if spec == "lexicon":
         return LexiconPredictor(role)
-    raise ConfigError(f"synthesis.{role}_predictor: unknown predictor {spec!r} (use lexicon)")
+    from tessy.boundary.classifier import load_classifier
+
+    return load_classifier(spec, role, device)

@@ -35,11 +35,13 @@ class TurnWatcher:
     predictor: BoundaryPredictor | None  # None: never cut (single-role baselines)
     context: str  # shared thinking before this turn
     end_markers: tuple[str, ...]
+    every: int = 1  # label settled words only once this many tokens arrived since the last call
     text: str = ""
     token_ends: list[int] = field(default_factory=list)  # char end of each arrived token
     spans: list[tuple[int, int]] = field(default_factory=list)  # complete words so far
     undecided: int = 0  # index of the first word whose label is not yet known
     _scan: int = 0  # where the next end-marker search starts
+    _labelled_at: int = 0  # tokens arrived when the predictor was last called
 
     def __post_init__(self) -> None:
         self.context = self.context[-CONTEXT_CHARS:]
@@ -55,7 +57,9 @@ class TurnWatcher:
         limit = len(self.text) if end is None else end
         self._add_words(limit, done)
         settled = len(self.spans) if done else len(self.spans) - self._lookahead()
-        if self.predictor is not None and settled > self.undecided:
+        due = done or len(self.token_ends) - self._labelled_at >= self.every
+        if self.predictor is not None and settled > self.undecided and due:
+            self._labelled_at = len(self.token_ends)
             cut = await self._search(settled)
             if cut is not None:
                 return Decision(cut, False)

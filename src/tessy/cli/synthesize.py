@@ -60,7 +60,8 @@ def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConf
     data: dict[str, Any] = load_config_file(opts["config"]) if opts.get("config") else {}
     syn = {k: opts[k] for k in ("strategy", "mode", "turn_tokens", "max_thinking_tokens",
                                 "max_answer_tokens", "max_turns", "answer_role", "concurrency",
-                                "retries", "server_down_after", "grace")
+                                "retries", "server_down_after", "grace", "teacher_predictor",
+                                "student_predictor", "predict_every", "predictor_device")
            if opts.get(k) is not None}
     if opts.get("step_tokens") is not None:
         syn |= {"step_tokens_teacher": opts["step_tokens"], "step_tokens_student": opts["step_tokens"]}
@@ -102,55 +103,87 @@ def _template_text(value: str | None) -> str | None:
     return value
 
 
+def _opt(*decls: str, **attrs: Any):
+    """click.option that remembers its names, so commands can share the list minus some."""
+    decorator = click.option(*decls, **attrs)
+    decorator.names = decls
+    return decorator
+
+
+RUN_OPTIONS = [
+    _opt("-o", "--output", help="Output JSONL (default tessy.jsonl); resumed if it exists."),
+    _opt("--teacher", multiple=True, help="Server URL(s) (…/v1), a local model dir/GGUF/hub "
+                  "id, or 'fake'. Repeat or comma-separate URLs for replicas."),
+    _opt("--student", multiple=True, help="Same as --teacher, for the student."),
+    _opt("--teacher-model", help="Model name on the teacher server (default: first listed)."),
+    _opt("--student-model", help="Model name on the student server."),
+    _opt("--teacher-template", help="Prompt template of the teacher (default auto)."),
+    _opt("--student-template", help="Prompt template of the student (default auto)."),
+    _opt("--teacher-tokenizer", help="HF tokenizer of the teacher (chat template, counts)."),
+    _opt("--student-tokenizer", help="HF tokenizer of the student."),
+    _opt("--teacher-concurrency", type=int, help="Teacher requests in flight (default 64)."),
+    _opt("--student-concurrency", type=int, help="Student requests in flight (default 64)."),
+    _opt("--teacher-timeout", type=float, help="Teacher read timeout, seconds."),
+    _opt("--student-timeout", type=float, help="Student read timeout, seconds."),
+    _opt("--strategy", type=click.Choice(["cooperative", "teacher-only", "student-only"]),
+                  help="cooperative (TESSY, default) or a single-role baseline."),
+    _opt("--mode", type=click.Choice(["stream", "step"]), help="stream (default) or step."),
+    _opt("--step-tokens", type=int, help="k tokens per request in step mode (default 20)."),
+    _opt("--turn-tokens", type=int, help="Most tokens per stream-mode request (1024)."),
+    _opt("--max-thinking-tokens", type=int, help="Thinking budget per trajectory (8192)."),
+    _opt("--max-answer-tokens", type=int, help="Answer budget (2048)."),
+    _opt("--max-turns", type=int, help="Most turns per trajectory (1000)."),
+    _opt("--answer-role", type=click.Choice(["student", "teacher"]), help="Who answers."),
+    _opt("--concurrency", type=int, help="Problems in flight (default 32)."),
+    _opt("--retries", type=int, help="Retries of a failed request (default 3)."),
+    _opt("--server-down-after", type=float,
+                  help="Stop the run when a server refuses everything this long (300 s; 0: wait)."),
+    _opt("--grace", type=float, help="Seconds in-flight problems get after SIGINT/SIGTERM (30)."),
+    _opt("--teacher-predictor", help="Teacher's boundary predictor: lexicon (default) or a "
+                  "token-classifier dir / hub id (e.g. CoopReason/Boundary_Predictor_Teacher_Code)."),
+    _opt("--student-predictor", help="Student's boundary predictor, same choices."),
+    _opt("--predict-every", type=int, help="Tokens between predictor calls (default 1)."),
+    _opt("--predictor-device", help="Device of model predictors (default auto)."),
+    _opt("--temperature", type=float, help="Sampling temperature (both roles)."),
+    _opt("--top-p", type=float, help="Nucleus mass (both roles)."),
+    _opt("--top-k", type=int, help="Top-k (both roles)."),
+    _opt("--min-p", type=float, help="Min-p (both roles)."),
+    _opt("--seed", type=int, help="Base seed (both roles)."),
+    _opt("--no-stream", is_flag=True, help="Non-streaming requests (step mode)."),
+    _opt("--api-key", help="Bearer token for the servers (or env OPENAI_API_KEY)."),
+    _opt("--prompt-template", help="Jinja template over a record's fields, or @file."),
+    _opt("--limit", type=int, help="Only the first N problems."),
+    _opt("--messages", is_flag=True, help="Write `messages` instead of `dialogs`."),
+    _opt("--config", type=click.Path(exists=True, dir_okay=False), help="TOML/JSON config."),
+    _opt("--dry-run", is_flag=True, help="Use scripted fake models: checks inputs and plumbing."),
+    _opt("-q", "--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def run_options(skip: tuple[str, ...] = ()):
+    """Apply RUN_OPTIONS to a command, leaving out the options named in `skip`."""
+    def apply(command):
+        for decorator in reversed(RUN_OPTIONS):
+            if not set(decorator.names) & set(skip):
+                command = decorator(command)
+        return command
+    return apply
+
+
 @click.command("synthesize")
 @click.argument("inputs", nargs=-1)
-@click.option("-o", "--output", help="Output JSONL (default tessy.jsonl); resumed if it exists.")
-@click.option("--teacher", multiple=True, help="Server URL(s) (…/v1), a local model dir/GGUF/hub "
-              "id, or 'fake'. Repeat or comma-separate URLs for replicas.")
-@click.option("--student", multiple=True, help="Same as --teacher, for the student.")
-@click.option("--teacher-model", help="Model name on the teacher server (default: first listed).")
-@click.option("--student-model", help="Model name on the student server.")
-@click.option("--teacher-template", help="Prompt template of the teacher (default auto).")
-@click.option("--student-template", help="Prompt template of the student (default auto).")
-@click.option("--teacher-tokenizer", help="HF tokenizer of the teacher (chat template, counts).")
-@click.option("--student-tokenizer", help="HF tokenizer of the student.")
-@click.option("--teacher-concurrency", type=int, help="Teacher requests in flight (default 64).")
-@click.option("--student-concurrency", type=int, help="Student requests in flight (default 64).")
-@click.option("--teacher-timeout", type=float, help="Teacher read timeout, seconds.")
-@click.option("--student-timeout", type=float, help="Student read timeout, seconds.")
-@click.option("--strategy", type=click.Choice(["cooperative", "teacher-only", "student-only"]),
-              help="cooperative (TESSY, default) or a single-role baseline.")
-@click.option("--mode", type=click.Choice(["stream", "step"]), help="stream (default) or step.")
-@click.option("--step-tokens", type=int, help="k tokens per request in step mode (default 20).")
-@click.option("--turn-tokens", type=int, help="Most tokens per stream-mode request (1024).")
-@click.option("--max-thinking-tokens", type=int, help="Thinking budget per trajectory (8192).")
-@click.option("--max-answer-tokens", type=int, help="Answer budget (2048).")
-@click.option("--max-turns", type=int, help="Most turns per trajectory (1000).")
-@click.option("--answer-role", type=click.Choice(["student", "teacher"]), help="Who answers.")
-@click.option("--concurrency", type=int, help="Problems in flight (default 32).")
-@click.option("--retries", type=int, help="Retries of a failed request (default 3).")
-@click.option("--server-down-after", type=float,
-              help="Stop the run when a server refuses everything this long (300 s; 0: wait).")
-@click.option("--grace", type=float, help="Seconds in-flight problems get after SIGINT/SIGTERM (30).")
-@click.option("--temperature", type=float, help="Sampling temperature (both roles).")
-@click.option("--top-p", type=float, help="Nucleus mass (both roles).")
-@click.option("--top-k", type=int, help="Top-k (both roles).")
-@click.option("--min-p", type=float, help="Min-p (both roles).")
-@click.option("--seed", type=int, help="Base seed (both roles).")
-@click.option("--no-stream", is_flag=True, help="Non-streaming requests (step mode).")
-@click.option("--api-key", help="Bearer token for the servers (or env OPENAI_API_KEY).")
-@click.option("--prompt-template", help="Jinja template over a record's fields, or @file.")
-@click.option("--limit", type=int, help="Only the first N problems.")
-@click.option("--messages", is_flag=True, help="Write `messages` instead of `dialogs`.")
-@click.option("--config", type=click.Path(exists=True, dir_okay=False), help="TOML/JSON config.")
-@click.option("--dry-run", is_flag=True, help="Use scripted fake models: checks inputs and plumbing.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@run_options()
 def synthesize_command(inputs: tuple[str, ...], **opts: Any) -> None:
     """Write SFT records for the problems in INPUTS (default: the shipped demo problems).
 
     With no --teacher/--student this runs the embedded default: gemma-3-270m (teacher) and
     SmolLM2-135M-Instruct (student) in-process on the CPU.
     """
+    run_synthesis(inputs, opts)
+
+
+def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]):
+    """Build the config, run it with signal handling, print the summary; returns the config."""
     from tessy.io.problems import ProblemReader
     from tessy.synthesis.scheduler import StopRequest, build_roles, synthesize
 
@@ -194,3 +227,4 @@ def synthesize_command(inputs: tuple[str, ...], **opts: Any) -> None:
         raise click.exceptions.Exit(SIGNAL_EXIT[summary.stopped])
     if summary.stopped:
         raise ServerUnavailable(summary.stopped)
+    return config

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tessy.errors import InputError
-from tessy.io.export import load_records
+from tessy.io.export import read_jsonl
 
 THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
 GOLD_FIELDS = ("answer", "gold", "label", "correct_answer", "solution")
@@ -79,7 +79,8 @@ class Dataset:
         return {s.id: s for s in self.samples}
 
 
-def _chat(record: dict[str, Any], where: str) -> tuple[str, str]:
+def chat_turns(record: dict[str, Any], where: str) -> tuple[str, str]:
+    """(first user turn, last assistant turn) of a `dialogs`/`messages` record."""
     turns = record.get("dialogs") or record.get("messages")
     if not isinstance(turns, list):
         raise InputError(f"{where}: no `dialogs` or `messages` list")
@@ -109,7 +110,7 @@ def _locate(text: str, pieces: list[tuple[str, str]], start: int) -> list[Span]:
 
 def sample_from_record(record: dict[str, Any], where: str) -> Sample:
     """One record (tessy's or any SFT chat record) as a Sample."""
-    prompt, assistant = _chat(record, where)
+    prompt, assistant = chat_turns(record, where)
     tessy = record.get("tessy") or {}
     close = assistant.find(THINK_CLOSE)
     body_start = len(THINK_OPEN) if assistant.startswith(THINK_OPEN) else 0
@@ -136,7 +137,7 @@ def sample_from_record(record: dict[str, Any], where: str) -> Sample:
 def load_dataset(path: str, label: str | None = None) -> Dataset:
     """Read one JSONL file of records; a bad record raises with file:line."""
     samples = []
-    for i, record in enumerate(load_records(path), 1):
+    for i, record in read_jsonl(path):
         if not isinstance(record, dict):
             raise InputError(f"{path}:{i}: not a JSON object")
         samples.append(sample_from_record(record, f"{path}:{i}"))

@@ -119,7 +119,8 @@ class Cooperation:
         """Let `role` write until its predictor cuts, the thinking ends or the budget is spent."""
         rt = self.roles[role]
         predictor = None if self.single else rt.predictor
-        watcher = TurnWatcher(role, predictor, traj.thinking, self.end_markers)
+        watcher = TurnWatcher(role, predictor, traj.thinking, self.end_markers,
+                              self.config.predict_every)
         stats = traj.stats[role]
         decision: Decision | None = None
         retries = _Retries()

@@ -73,7 +73,8 @@ async def build_roles(config: RunConfig) -> dict[str, RoleRuntime]:
         await backend.start()
         template = resolve_template(mc.template, tokenizer=backend.tokenizer,
                                     model_name=backend.name, where=f"{role}.template")
-        predictor = load_predictor(getattr(config.synthesis, f"{role}_predictor"), role)
+        predictor = load_predictor(getattr(config.synthesis, f"{role}_predictor"), role,
+                                   config.synthesis.predictor_device)
         roles[role] = RoleRuntime(role, backend, template, predictor, mc.sampling,
                                   asyncio.Semaphore(mc.concurrency))
     return roles

@@ -1,0 +1,160 @@
+"""A learned boundary predictor: an HF token classifier with 2 labels (capability, style).
+
+The published checkpoints (`CoopReason/Boundary_Predictor_{Teacher,Student}_Code`, DESIGN.md §1)
+have no tessy metadata; their format is the default here: the label at token i says whether token
+i+1 is style (`label_shift="next"`), read over the last ~200 tokens, left-truncated and
+left-padded. Directories written by `tessy predictor train` carry `tessy_predictor.json` with the
+same fields, so current-token models (`label_shift="current"`) load too.
+
+Cost: a call tokenizes only the bounded tail the watcher hands over (≤ CONTEXT_CHARS characters,
+never the whole trace) and forwards the last `window` tokens of it; calls of concurrent problems
+are batched into one forward by a MicroBatcher.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_right
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tessy.boundary.batcher import MicroBatcher
+from tessy.errors import ConfigError, ModelLoadError
+
+META_FILE = "tessy_predictor.json"
+FORMAT = "tessy-boundary-predictor/1"
+
+
+@dataclass
+class PredictorMeta:
+    """How to read a token classifier's output; saved as `tessy_predictor.json`."""
+
+    label_shift: str = "next"  # next: label i is about token i+1 (published); current: token i
+    window: int = 200  # tokens read per call (left-truncated)
+    style_label: int = 1  # index of the "style" class
+    role: str = ""  # whose traces it was trained on
+    backbone: str = ""
+    format: str = FORMAT
+
+    def __post_init__(self) -> None:
+        if self.label_shift not in ("next", "current"):
+            raise ConfigError(f"{META_FILE}: label_shift must be next or current")
+        if self.window < 2:
+            raise ConfigError(f"{META_FILE}: window must be >= 2")
+
+    @classmethod
+    def read(cls, directory: Path) -> PredictorMeta:
+        """The directory's metadata, or the published checkpoints' format when it has none."""
+        path = directory / META_FILE
+        if not path.exists():
+            return cls()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        except (ValueError, TypeError) as exc:
+            raise ModelLoadError(f"{path}: {exc}") from exc
+
+    def write(self, directory: Path) -> None:
+        """Save beside the model weights."""
+        (directory / META_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+class TokenClassifierPredictor:
+    """Labels words with a token classifier; a word's label is that of its first token."""
+
+    lookbehind_words = 0
+    lookahead_words = 0  # a causal classifier never needs text after the word
+
+    def __init__(self, model: Any, tokenizer: Any, meta: PredictorMeta, name: str,
+                 max_batch: int = 64) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelLoadError(f"{name}: needs a fast tokenizer (character offsets)")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.meta = meta
+        self.name = name
+        self.pad_id = next((t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id)
+                            if t is not None), 0)
+        self.batcher = MicroBatcher(self.label_batch, max_batch)
+        self.calls = 0
+        self.token_forwards = 0  # tokens run through the model (padding excluded)
+
+    async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
+        """Style labels per word span of `text`, batched with other problems' calls."""
+        return await self.batcher.submit((context, text, spans))
+
+    def label_sync(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
+        """The same for one item, without the event loop."""
+        return self.label_batch([(context, text, spans)])[0]
+
+    def label_batch(self, items: list[tuple[str, str, list[tuple[int, int]]]]) -> list[list[bool]]:
+        """Labels for many (context, text, spans) items in one forward."""
+        windows = [self._window(*item) for item in items]
+        style = self.token_styles([ids for ids, _ in windows])
+        return [[row[p] for p in positions] for row, (_, positions) in zip(style, windows, strict=True)]
+
+    def token_styles(self, batch: list[list[int]]) -> list[list[bool]]:
+        """Per token of each id list: is *that* token style (label shift undone)."""
+        import torch
+
+        if not batch:
+            return []
+        width = max(len(ids) for ids in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(batch):  # left padding, as the published checkpoints expect
+            ids[i, width - len(row):] = torch.tensor(row)
+            mask[i, width - len(row):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # padding must not shift positions
+        device = self.model.device
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                position_ids=positions.to(device)).logits
+        flags = (logits.argmax(-1) == self.meta.style_label).cpu().tolist()
+        self.calls += len(batch)
+        self.token_forwards += int(mask.sum())
+        out = []
+        for row, f in zip(batch, flags, strict=True):
+            f = f[width - len(row):]
+            if self.meta.label_shift == "next":  # token j's label sits at j-1; the first has none
+                f = f[:1] + f[:-1]
+            out.append(f)
+        return out
+
+    def encode(self, text: str) -> tuple[list[int], list[int]]:
+        """Token ids of `text` and the char end of each token."""
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return enc["input_ids"], [end for _, end in enc["offset_mapping"]]
+
+    def _window(self, context: str, text: str, spans: list[tuple[int, int]]):
+        """Ids of the last `window` tokens (further back if the words need it) and, per word,
+        the window index of its first token."""
+        ids, ends = self.encode(context + text)
+        firsts = [bisect_right(ends, len(context) + a) for a, _ in spans]
+        firsts = [min(t, len(ids) - 1) for t in firsts]
+        start = max(0, min(len(ids) - self.meta.window, (firsts[0] if firsts else 0) - 1))
+        return ids[start:], [t - start for t in firsts]
+
+
+def load_classifier(spec: str, role: str, device: str = "auto") -> TokenClassifierPredictor:
+    """A token-classifier predictor from a directory or hub id (2 labels)."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from tessy.backends.loading import pick_device, resolve_model_dir
+
+    directory = resolve_model_dir(spec)
+    device = pick_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForTokenClassification.from_pretrained(
+            directory, dtype=torch.bfloat16 if device == "cuda" else torch.float32)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{role}_predictor: cannot load {spec!r}: {exc}") from exc
+    if model.config.num_labels != 2:
+        raise ModelLoadError(f"{role}_predictor: {spec!r} has {model.config.num_labels} labels, "
+                             "a boundary predictor has 2 (capability, style)")
+    meta = PredictorMeta.read(Path(directory))
+    return TokenClassifierPredictor(model.to(device).eval(), tokenizer, meta,
+                                    f"classifier-{role}:{Path(spec).name}")

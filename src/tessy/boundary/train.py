@@ -1,0 +1,183 @@
+"""Fine-tune a token classifier into a boundary predictor (DESIGN.md §1).
+
+Any HF backbone works: the paper's Qwen3-0.6B-Base on a GPU, or on a CPU a small one: a
+directory, a hub id, a GGUF file, or `smollm2` (SmolLM2-135M from the embedded default's package).
+The result is a directory `load_predictor` reads: weights, tokenizer, `tessy_predictor.json`
+(label shift, window) and a README model card with the training figures.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tessy.boundary.classifier import PredictorMeta
+from tessy.boundary.labels import LabelledSegment, encode_segment
+from tessy.errors import ConfigError, ModelLoadError
+
+LABELS = {0: "capability", 1: "style"}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of `tessy predictor train`."""
+
+    backbone: str = "smollm2"
+    output: str = "predictor"
+    role: str = "student"
+    label_shift: str = "next"
+    window: int = 200
+    epochs: float = 3.0
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    eval_fraction: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.label_shift not in ("next", "current"):
+            raise ConfigError("--label-shift: must be next or current")
+        if not 0 <= self.eval_fraction < 1:
+            raise ConfigError("--eval-fraction: must be in [0, 1)")
+        if self.window < 2:
+            raise ConfigError("--window: must be >= 2")
+        if self.batch_size < 1:
+            raise ConfigError("--batch-size: must be >= 1")
+        if self.epochs <= 0 or self.learning_rate <= 0:
+            raise ConfigError("--epochs and --lr must be > 0")
+
+
+def backbone_dir(spec: str) -> str:
+    """A loadable directory or hub id for `spec` (`smollm2` = the embedded student's weights)."""
+    from tessy.backends.loading import resolve_model_dir
+
+    if spec == "smollm2":
+        from tessy.embedded import smollm2_gguf
+
+        spec = str(smollm2_gguf())
+    return resolve_model_dir(spec)
+
+
+def split(segments: list[LabelledSegment], fraction: float, seed: int):
+    """(train, held-out) by a seeded shuffle."""
+    order = segments[:]
+    random.Random(seed).shuffle(order)
+    n_eval = int(len(order) * fraction)
+    return order[n_eval:], order[:n_eval]
+
+
+class _Collator:
+    """Left-pads a batch and adds position ids that ignore the padding (as inference does)."""
+
+    def __init__(self, pad_id: int, with_positions: bool) -> None:
+        self.pad_id = pad_id
+        self.with_positions = with_positions
+
+    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        fill = {"input_ids": self.pad_id, "attention_mask": 0, "labels": -100}
+        batch = {k: torch.tensor([[v] * (width - len(r[k])) + r[k] for r in rows])
+                 for k, v in fill.items()}
+        if self.with_positions:
+            batch["position_ids"] = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        return batch
+
+
+def load_backbone(config: TrainConfig) -> tuple[Any, Any]:
+    """(model with a fresh 2-label head, fast tokenizer) of the backbone."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers.utils import logging
+
+    directory = backbone_dir(config.backbone)
+    logging.set_verbosity_error()  # the new head's "MISSING score.weight" report is expected
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForTokenClassification.from_pretrained(
+            directory, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"--backbone: cannot load {config.backbone!r}: {exc}") from exc
+    if not tokenizer.is_fast:
+        raise ModelLoadError(f"--backbone: {config.backbone!r} has no fast tokenizer (offsets)")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer.padding_side = tokenizer.truncation_side = "left"
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def train(segments: list[LabelledSegment], config: TrainConfig, progress: bool = True) -> dict:
+    """Fine-tune, save the predictor directory, return the figures written to its card."""
+    import tempfile
+
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    from tessy.backends.loading import pick_device
+
+    set_seed(config.seed)
+    train_rows, held_out = split(segments, config.eval_fraction, config.seed)
+    if not train_rows:
+        raise ConfigError("too few labelled segments to train on")
+    model, tokenizer = load_backbone(config)
+    encode = [encode_segment(tokenizer, s, config.label_shift, config.window) for s in train_rows]
+    takes_positions = "position_ids" in inspect.signature(model.forward).parameters
+    device = pick_device(config.device)
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(
+            output_dir=scratch, num_train_epochs=config.epochs, learning_rate=config.learning_rate,
+            per_device_train_batch_size=config.batch_size, warmup_steps=0.1, weight_decay=0.01,
+            lr_scheduler_type="linear", logging_steps=10, save_strategy="no", report_to="none",
+            logging_strategy="steps" if progress else "no",
+            seed=config.seed, use_cpu=device == "cpu", disable_tqdm=not progress,
+            remove_unused_columns=False, bf16=device == "cuda")
+        trainer = Trainer(model=model, args=args, train_dataset=encode,
+                          data_collator=_Collator(tokenizer.pad_token_id, takes_positions))
+        result = trainer.train()
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    meta = PredictorMeta(config.label_shift, config.window, 1, config.role, config.backbone)
+    meta.write(out)
+    figures = {"train_segments": len(train_rows), "held_out_segments": len(held_out),
+               "train_loss": round(result.training_loss, 4), "steps": result.global_step,
+               "seconds": round(result.metrics.get("train_runtime", 0.0), 1)}
+    if held_out:
+        from tessy.boundary.classifier import TokenClassifierPredictor
+        from tessy.boundary.evaluate import evaluate
+
+        predictor = TokenClassifierPredictor(model.eval(), tokenizer, meta, out.name)
+        figures["held_out"] = evaluate(predictor, held_out, config.role).summary()
+    write_card(out, config, figures)
+    return figures
+
+
+def write_card(out: Path, config: TrainConfig, figures: dict) -> None:
+    """A README.md model card: what it is, how it was trained, how well it does."""
+    held = figures.get("held_out") or {}
+    lines = [
+        "---", "library_name: transformers", "pipeline_tag: token-classification",
+        "tags: [tessy, boundary-predictor]", "---", "",
+        f"# TESSY boundary predictor ({config.role})", "",
+        f"Labels words of the {config.role}'s reasoning as *style* (transitional, filler, "
+        "tone-setting phrases) or *capability*; used by `tessy synthesize "
+        f"--{config.role}-predictor {out}` to decide where the {config.role}'s turn ends.", "",
+        "## Format", "",
+        "2-label token classifier (0 capability, 1 style). "
+        + ("The label at token i is about token i+1 (next-token labels, as the published "
+           "CoopReason checkpoints)" if config.label_shift == "next"
+           else "The label at token i is about token i (current-token labels)")
+        + f"; read over the last {config.window} tokens, left-truncated, left-padded. "
+        "Details in `tessy_predictor.json`.", "",
+        "## Training", "", "| setting | value |", "|---|---|",
+        *[f"| {k} | {v} |" for k, v in asdict(config).items() if k != "output"],
+        *[f"| {k} | {v} |" for k, v in figures.items() if k != "held_out"], "",
+    ]
+    if held:
+        lines += ["## Held-out evaluation", "", "| metric | value |", "|---|---|",
+                  *[f"| {k} | {v} |" for k, v in held.items()], ""]
+    (out / "README.md").write_text("\n".join(lines))

@@ -1,0 +1,141 @@
+"""`tessy predictor`: sample, annotate, train and evaluate boundary predictors (DESIGN.md §1)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tessy.cli.synthesize import run_options, run_synthesis
+
+
+@click.group("predictor")
+def predictor_group() -> None:
+    """Boundary predictors: sample traces, annotate style spans, train, evaluate."""
+
+
+@predictor_group.command("sample")
+@click.argument("inputs", nargs=-1)
+@click.option("--role", type=click.Choice(["student", "teacher"]), required=True,
+              help="Whose traces to sample.")
+@click.option("-o", "--output", required=True, help="Segments JSONL.")
+@click.option("--from-records", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Cut existing single-role records instead of generating (repeatable).")
+@click.option("--traces", help="Where generated traces go (default OUTPUT.traces.jsonl; resumed).")
+@click.option("--words", type=int, default=60, show_default=True, help="Mean segment length.")
+@click.option("--per-trace", type=int, help="At most this many segments per trace (default all).")
+@click.option("--segment-seed", type=int, default=0, show_default=True, help="Seed of the cuts.")
+@run_options(skip=("--output", "--strategy"))
+def sample_command(inputs: tuple[str, ...], role: str, output: str, from_records: tuple[str, ...],
+                   traces: str | None, words: int, per_trace: int | None, segment_seed: int,
+                   **opts: Any) -> None:
+    """Write ~60-word segments of ROLE's thinking: from INPUTS problems through a ROLE-only run
+    of the engine (same model options as `tessy synthesize`), or from --from-records files."""
+    from tessy.boundary.segments import sample_segments
+    from tessy.io.writer import append_row
+
+    sources = list(from_records)
+    if not sources:
+        traces = traces or f"{output}.traces.jsonl"
+        run_synthesis(inputs, opts | {"output": traces, "strategy": f"{role}-only"})
+        sources = [traces]
+    rows = list(sample_segments(sources, role, words, per_trace, segment_seed))
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{output}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for row in rows:
+            append_row(fd, row, fsync=False)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, output)  # whole or not at all: a rerun gives the same segments
+    click.echo(f"{len(rows)} segments of {role} thinking from {len(sources)} file(s) -> {output}")
+
+
+@predictor_group.command("annotate")
+@click.argument("segments", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, help="Labelled JSONL (resumed if it exists).")
+@click.option("--annotator", default="lexicon", show_default=True,
+              help="lexicon, or an OpenAI-compatible base URL (…/v1) of an instruction model.")
+@click.option("--model", help="Model name on that server (default: the first listed).")
+@click.option("--role", type=click.Choice(["student", "teacher"]), default="student",
+              show_default=True, help="Lexicon list to use (the LLM's instruction is the same).")
+@click.option("--concurrency", type=int, default=32, show_default=True, help="Requests in flight.")
+@click.option("--api-key", help="Bearer token (or env OPENAI_API_KEY).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def annotate_command(segments: str, output: str, annotator: str, model: str | None, role: str,
+                     concurrency: int, api_key: str | None, quiet: bool) -> None:
+    """Label the style spans of every segment in SEGMENTS."""
+    from tessy.boundary.annotator import annotate_file
+    from tessy.errors import ConfigError
+
+    if annotator != "lexicon" and not annotator.startswith(("http://", "https://")):
+        raise ConfigError(f"--annotator: use lexicon or an http(s) URL, not {annotator!r}")
+    key = api_key or os.environ.get("OPENAI_API_KEY")
+    s = asyncio.run(annotate_file(segments, output, annotator, role, model, key, concurrency,
+                                  progress=not quiet))
+    share = s.style_words / s.words if s.words else 0.0
+    click.echo(f"{s.labelled} labelled ({share:.0%} of words style), {s.malformed} malformed "
+               f"(dropped -> {output}.malformed.jsonl), {s.already_done} already done -> {output}")
+    for example in s.examples:
+        click.secho(f"malformed answer: {example!r}", fg="yellow", err=True)
+
+
+@predictor_group.command("train")
+@click.argument("labelled", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="Directory of the trained predictor.")
+@click.option("--backbone", default="smollm2", show_default=True,
+              help="HF dir, hub id (paper: Qwen/Qwen3-0.6B-Base) or GGUF; smollm2 = embedded.")
+@click.option("--role", type=click.Choice(["student", "teacher"]), default="student",
+              show_default=True, help="Whose traces the labels come from (for the card).")
+@click.option("--label-shift", type=click.Choice(["next", "current"]), default="next",
+              show_default=True, help="next: label i is about token i+1 (published format).")
+@click.option("--window", type=int, default=200, show_default=True, help="Tokens per example.")
+@click.option("--epochs", type=float, default=3.0, show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=5e-5, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--eval-fraction", type=float, default=0.1, show_default=True,
+              help="Held out for the card's evaluation.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def train_command(labelled: tuple[str, ...], quiet: bool, **opts: Any) -> None:
+    """Fine-tune a token classifier on LABELLED segment files."""
+    from tessy.boundary.labels import read_labelled
+    from tessy.boundary.train import TrainConfig, train
+
+    segments = [s for path in labelled for s in read_labelled(path)]
+    config = TrainConfig(**opts)
+    figures = train(segments, config, progress=not quiet)
+    held = figures.get("held_out") or {}
+    extra = (f", held-out word accuracy {held['word_accuracy']:.1%}, span F1 {held['span_f1']:.2f}"
+             if held else "")
+    click.echo(f"trained on {figures['train_segments']} segments in {figures['seconds']}s "
+               f"(loss {figures['train_loss']}){extra} -> {config.output}")
+
+
+@predictor_group.command("eval")
+@click.argument("predictor")
+@click.argument("labelled", nargs=-1, required=True)
+@click.option("--role", type=click.Choice(["student", "teacher"]), default="student",
+              show_default=True, help="Role of a lexicon predictor.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "json_path", help="Also write the figures as JSON here.")
+def eval_command(predictor: str, labelled: tuple[str, ...], role: str, device: str,
+                 json_path: str | None) -> None:
+    """Score PREDICTOR (lexicon or a model dir / hub id) on LABELLED held-out segments."""
+    from tessy.boundary import load_predictor
+    from tessy.boundary.evaluate import evaluate, render
+    from tessy.boundary.labels import read_labelled
+
+    segments = [s for path in labelled for s in read_labelled(path)]
+    model = load_predictor(predictor, role, device)
+    result = evaluate(model, segments, role)
+    click.echo(render(result, predictor))
+    if json_path:
+        Path(json_path).write_text(json.dumps(result.summary(), indent=2) + "\n")
