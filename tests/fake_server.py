@@ -1,6 +1,7 @@
 """A real OpenAI-compatible HTTP server on a local socket, scripted for tests.
 
-It speaks `/v1/models`, `/v1/completions` (SSE and plain) and `/tokenize`, writes text from
+It speaks `/v1/models`, `/v1/completions` (SSE and plain), `/v1/chat/completions` (plain,
+answered by `chat_reply(user message)`) and `/tokenize`, writes text from
 tessy's FakeBackend, and can be told to fail: a status code, a hang, a dropped stream, or
 random faults of every kind (`fault_rate`). It records requests and whether a client hung up
 before the stream ended. Give `port` to start a "restarted" server where an old one was.
@@ -40,6 +41,7 @@ class FakeOpenAIServer:
         self.requests: list[dict] = []
         self.disconnects = 0  # streams the client closed before the end
         self.tokens_sent = 0
+        self.chat_reply = lambda message: "[]"  # what /v1/chat/completions answers
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_port}/v1"
@@ -108,6 +110,11 @@ class FakeOpenAIServer:
                     return
                 srv.requests.append(body)
                 fault = srv.pick_fault()
+                if self.path == "/v1/chat/completions" and not (srv.fail_status or fault):
+                    reply = srv.chat_reply(body["messages"][-1]["content"])
+                    self._json(200, {"choices": [{"message": {"role": "assistant", "content": reply},
+                                                  "finish_reason": "stop"}]})
+                    return
                 if srv.hang_seconds or fault == "hang":
                     time.sleep(srv.hang_seconds or srv.hang_fault)
                 status = srv.fail_status or (int(fault) if fault and fault.isdigit() else None)

@@ -77,3 +77,36 @@ async def test_tokens_in_counts_straddling_tokens():
     for piece in ["ab", "cd", "ef"]:
         await w.feed(piece, 1, False)
     assert [w.tokens_in(n) for n in (0, 1, 2, 3, 6)] == [0, 1, 1, 2, 3]
+
+
+class CountingLexicon(LexiconPredictor):
+    """The lexicon, counting how often it is asked."""
+
+    calls = 0
+
+    async def label(self, context, text, spans):
+        self.calls += 1
+        return self.label_sync(context, text, spans)
+
+
+@pytest.mark.parametrize("role", ["student", "teacher"])
+async def test_predict_every_calls_less_and_cuts_at_the_same_word(role):
+    text = {  # the cut comes late for both roles
+        "student": "Okay, let's see. Hmm, wait, let me think. Alright, well, okay, let me check. "
+                   "Hmm, the sum is 42.",
+        "teacher": "We need 17 plus 25 and we check it twice carefully; the tens give 30 and "
+                   "the ones give 12. Hmm, wait.",
+    }[role] + " Then more words follow here, enough to settle all of them."
+    cuts = {}
+    for every in (1, 8):
+        predictor = CountingLexicon(role)
+        w = TurnWatcher(role, predictor, "", MARKERS, every)
+        for n, i in enumerate(range(0, len(text), 3)):  # 3-char "tokens"
+            d = await w.feed(text[i:i + 3], 1, final=False)
+            if d:
+                cuts[every] = (d.keep, n, predictor.calls)
+                break
+    (keep1, at1, calls1), (keep8, at8, calls8) = cuts[1], cuts[8]
+    assert keep1 == keep8  # the same words are kept
+    assert at8 >= at1 and at8 - at1 < 8  # found at most 8 tokens later
+    assert calls8 < calls1

@@ -58,7 +58,7 @@ def locate(text: str, phrases: list[str]) -> Spans | None:
             return None
         spans.append(_whole_words(text, pos, pos + len(phrase)))
         cursor = pos + len(phrase)
-    return merge_spans(spans)
+    return merge_spans(spans, text)
 
 
 def _whole_words(text: str, a: int, b: int) -> tuple[int, int]:
@@ -70,11 +70,12 @@ def _whole_words(text: str, a: int, b: int) -> tuple[int, int]:
     return a, b
 
 
-def merge_spans(spans: Spans) -> Spans:
-    """Sorted spans with overlapping or touching ones joined."""
+def merge_spans(spans: Spans, text: str | None = None) -> Spans:
+    """Sorted spans with overlapping ones joined (and, given the text, those only whitespace
+    apart: "Okay, so" is one style span)."""
     out: Spans = []
     for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
+        if out and (a <= out[-1][1] or (text is not None and not text[out[-1][1]:a].strip())):
             out[-1] = (out[-1][0], max(b, out[-1][1]))
         else:
             out.append((a, b))

@@ -1,0 +1,91 @@
+"""The predictor workflow end to end on CPU: sample -> annotate -> train -> eval -> synthesize."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from tessy.boundary.segments import cut_segments, sample_segments
+from tessy.cli import main
+from tessy.errors import InputError
+
+
+def _rows(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def test_sample_annotate_train_eval_synthesize(tiny_backbone, tmp_path, capsys):
+    segs, labels, pred = tmp_path / "segs.jsonl", tmp_path / "labels.jsonl", tmp_path / "pred"
+    assert main(["predictor", "sample", "--role", "student", "--dry-run", "-q", "-o", str(segs),
+                 "--words", "12"]) == 0
+    traces = _rows(f"{segs}.traces.jsonl")
+    assert len(traces) == 6 and {t["tessy"]["strategy"] for t in traces} == {"student-only"}
+    rows = _rows(segs)
+    assert len(rows) >= 12 and all(6 <= len(r["text"].split()) <= 15 for r in rows)
+
+    assert main(["predictor", "annotate", str(segs), "-o", str(labels), "-q"]) == 0
+    assert len(_rows(labels)) == len(rows)
+
+    assert main(["predictor", "train", str(labels), "-o", str(pred), "--backbone",
+                 str(tiny_backbone), "--epochs", "20", "--lr", "3e-3", "--batch-size", "8",
+                 "-q"]) == 0
+    meta = json.loads((pred / "tessy_predictor.json").read_text())
+    assert (meta["label_shift"], meta["window"], meta["role"]) == ("next", 200, "student")
+    card = (pred / "README.md").read_text()
+    assert "Held-out evaluation" in card and "next-token labels" in card
+
+    scores = tmp_path / "eval.json"
+    assert main(["predictor", "eval", str(pred), str(labels), "--json", str(scores),
+                 "--device", "cpu"]) == 0
+    figures = json.loads(scores.read_text())
+    assert figures["word_accuracy"] >= 0.9 and figures["token_accuracy"] >= 0.9
+    assert "gold capability" in capsys.readouterr().out
+
+    out = tmp_path / "data.jsonl"
+    assert main(["synthesize", "--dry-run", "-q", "-o", str(out), "--student-predictor", str(pred),
+                 "--predict-every", "4"]) == 0
+    records = _rows(out)
+    assert len(records) == 6
+    assert all({s["role"] for s in r["tessy"]["segments"]} == {"student", "teacher"} for r in records)
+    saved = json.loads(open(f"{out}.config.json").read())
+    assert saved["synthesis"]["student_predictor"] == str(pred)
+
+
+def test_current_token_labels_are_configurable(tiny_backbone, tmp_path):
+    labels, pred = tmp_path / "labels.jsonl", tmp_path / "pred"
+    text = "Okay, so the sum is 42. Hmm, wait, 25 + 17 = 42."
+    labels.write_text("".join(json.dumps({"id": i, "text": text, "style": [[0, 12], [24, 34]]}) + "\n"
+                              for i in range(8)))
+    assert main(["predictor", "train", str(labels), "-o", str(pred), "--backbone", str(tiny_backbone),
+                 "--label-shift", "current", "--epochs", "1", "--eval-fraction", "0", "-q"]) == 0
+    assert json.loads((pred / "tessy_predictor.json").read_text())["label_shift"] == "current"
+    assert "Held-out" not in (pred / "README.md").read_text()
+
+
+def test_bad_labels_name_the_line(tmp_path, capsys):
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"text": "Okay.", "style": [[0, 5]]}\n{"text": "So.", "style": [[0, 9]]}\n')
+    assert main(["predictor", "train", str(labels), "-o", str(tmp_path / "p"), "-q"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"Error: {labels}:2: `style` must be [[start, end], ...] char spans in the text")
+
+
+def test_cut_segments_are_word_aligned_and_near_the_asked_length():
+    text = " ".join(f"w{i}" for i in range(1000))
+    cuts = cut_segments(text, 60, random.Random(0))
+    lengths = [len(text[a:b].split()) for a, b in cuts]
+    assert all(45 <= n <= 75 for n in lengths) and sum(lengths) > 900
+    assert all(text[a - 1] == " " and (b == len(text) or text[b] == " ") for a, b in cuts if a)
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(cuts, cuts[1:], strict=False))
+
+
+def test_sampling_refuses_cooperative_records(tmp_path):
+    path = tmp_path / "coop.jsonl"
+    record = {"id": "x", "dialogs": [{"role": "user", "content": "q"},
+                                     {"role": "assistant", "content": "<think>\nOkay.\n</think>\n\nA"}],
+              "tessy": {"strategy": "cooperative"}}
+    path.write_text(json.dumps(record) + "\n")
+    with pytest.raises(InputError, match=r"coop.jsonl:1: a cooperative record"):
+        list(sample_segments([str(path)], "student"))
