@@ -72,28 +72,9 @@ def tiny_model(tiny_tokenizer):
 
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory):
-    """A directory with a 2-layer Qwen3 causal LM and a byte-level BPE tokenizer trained in
-    memory on tessy's fake scripts and style phrases (a backbone for predictor tests)."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
-
+    """A 2-layer Qwen3 with a BPE tokenizer trained on tessy's fake scripts and style phrases."""
     from tessy.boundary.lexicon import CONNECTIVE, STRONG
+    from tessy.testing import build_tiny_backbone
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
     corpus = [*SCRIPTS.values(), " ".join(STRONG), " ".join(CONNECTIVE)]
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
-                                        pad_token="<|endoftext|>")
-    torch.manual_seed(0)
-    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         head_dim=8, max_position_embeddings=1024)
-    path = tmp_path_factory.mktemp("tiny-backbone")
-    Qwen3ForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-backbone"), corpus)

@@ -136,10 +136,11 @@ class SynthesisConfig:
                                    default="lexicon")
     student_predictor: str = _help("Boundary predictor of the student: lexicon or a model dir.",
                                    default="lexicon")
-    predict_every: int = _help(
+    predict_every: int | None = _help(
         "Call the predictor once this many tokens have arrived since its last call (1: at every "
         "word). Higher means fewer predictor forwards and up to that many tokens decoded past a "
-        "cut (see BENCHMARKS.md).", default=1)
+        "cut (see BENCHMARKS.md). None: the predictor's own default (lexicon 1, model 16).",
+        default=None)
     predictor_device: str = _help("Device of model predictors: auto, cpu, cuda, mps.",
                                   default="auto")
     concurrency: int = _help("Problems in flight at once.", default=32)
@@ -161,9 +162,10 @@ class SynthesisConfig:
         _check(self.answer_role in ("teacher", "student"), f"{w}.answer_role",
                "must be teacher or student")
         for name in ("step_tokens_teacher", "step_tokens_student", "turn_tokens",
-                     "max_thinking_tokens", "max_answer_tokens", "max_turns", "concurrency",
-                     "predict_every"):
+                     "max_thinking_tokens", "max_answer_tokens", "max_turns", "concurrency"):
             _check(getattr(self, name) >= 1, f"{w}.{name}", "must be >= 1")
+        _check(self.predict_every is None or self.predict_every >= 1, f"{w}.predict_every",
+               "must be >= 1")
         _check(self.retries >= 0, f"{w}.retries", "must be >= 0")
         _check(self.backoff >= 0, f"{w}.backoff", "must be >= 0")
         _check(self.server_down_after >= 0, f"{w}.server_down_after", "must be >= 0")

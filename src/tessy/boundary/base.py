@@ -19,6 +19,8 @@ class BoundaryPredictor(Protocol):
     lookbehind_words: int
     # Words after a word that must have arrived before its label is final.
     lookahead_words: int
+    # Tokens between calls when the config leaves it open (a model call costs a forward).
+    default_every: int
 
     async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
         """One label per word span of `text` (char offsets): True where the word is style."""

@@ -65,6 +65,9 @@ class TokenClassifierPredictor:
 
     lookbehind_words = 0
     lookahead_words = 0  # a causal classifier never needs text after the word
+    # One call per 16 tokens: ~12 token-forwards per kept token instead of ~180 at every word,
+    # for ~4% of tokens decoded past a cut (benchmarks/predictor_cost.py, BENCHMARKS.md).
+    default_every = 16
 
     def __init__(self, model: Any, tokenizer: Any, meta: PredictorMeta, name: str,
                  max_batch: int = 64) -> None:

@@ -47,8 +47,10 @@ class TurnWatcher:
         self.context = self.context[-CONTEXT_CHARS:]
         self._marker_len = max((len(m) for m in self.end_markers), default=1)
 
-    async def feed(self, piece: str, n_tokens: int, final: bool) -> Decision | None:
-        """Add arrived text; `final` when no more will come (EOS). Returns a decision or None."""
+    async def feed(self, piece: str, n_tokens: int, final: bool,
+                   flush: bool = False) -> Decision | None:
+        """Add arrived text; `final` when no more will come (EOS), `flush` at the end of a
+        step-mode request (label now, before asking for more). Returns a decision or None."""
         if piece:
             self.text += piece
             self.token_ends.extend([len(self.text)] * max(1, n_tokens))
@@ -57,7 +59,7 @@ class TurnWatcher:
         limit = len(self.text) if end is None else end
         self._add_words(limit, done)
         settled = len(self.spans) if done else len(self.spans) - self._lookahead()
-        due = done or len(self.token_ends) - self._labelled_at >= self.every
+        due = done or flush or len(self.token_ends) - self._labelled_at >= self.every
         if self.predictor is not None and settled > self.undecided and due:
             self._labelled_at = len(self.token_ends)
             cut = await self._search(settled)

@@ -59,6 +59,7 @@ class LexiconPredictor:
         self.max_len = max(self.phrases)
         self.lookbehind_words = self.max_len - 1
         self.lookahead_words = self.max_len - 1
+        self.default_every = 1  # labelling is cheap: decide at every word
 
     async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
         """Style labels per word span; see the module docstring for the rule."""

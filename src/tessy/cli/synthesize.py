@@ -142,7 +142,8 @@ RUN_OPTIONS = [
     _opt("--teacher-predictor", help="Teacher's boundary predictor: lexicon (default) or a "
                   "token-classifier dir / hub id (e.g. CoopReason/Boundary_Predictor_Teacher_Code)."),
     _opt("--student-predictor", help="Student's boundary predictor, same choices."),
-    _opt("--predict-every", type=int, help="Tokens between predictor calls (default 1)."),
+    _opt("--predict-every", type=int, help="Tokens between predictor calls "
+         "(default: lexicon 1, model 16)."),
     _opt("--predictor-device", help="Device of model predictors (default auto)."),
     _opt("--temperature", type=float, help="Sampling temperature (both roles)."),
     _opt("--top-p", type=float, help="Nucleus mass (both roles)."),

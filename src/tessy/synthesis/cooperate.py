@@ -119,8 +119,8 @@ class Cooperation:
         """Let `role` write until its predictor cuts, the thinking ends or the budget is spent."""
         rt = self.roles[role]
         predictor = None if self.single else rt.predictor
-        watcher = TurnWatcher(role, predictor, traj.thinking, self.end_markers,
-                              self.config.predict_every)
+        every = self.config.predict_every or getattr(predictor, "default_every", 1)
+        watcher = TurnWatcher(role, predictor, traj.thinking, self.end_markers, every)
         stats = traj.stats[role]
         decision: Decision | None = None
         retries = _Retries()
@@ -166,7 +166,8 @@ class Cooperation:
                         stats.generated_tokens += delta.n_tokens
                         finish = delta.finish_reason
                         final = finish is not None and finish != "length"
-                        decision = await watcher.feed(delta.text, delta.n_tokens, final)
+                        decision = await watcher.feed(delta.text, delta.n_tokens, final,
+                                                      flush=finish == "length")
                         if decision is not None:
                             break
             finally:

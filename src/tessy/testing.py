@@ -1,0 +1,34 @@
+"""Tiny models built from a config, for tests and cost benchmarks (never downloaded).
+
+A byte-level BPE tokenizer is trained in memory on the given corpus and paired with a 2-layer
+Qwen3 of random weights: fast on a CPU, with the tokenizer and architecture of a real backbone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_tiny_backbone(path: str | Path, corpus: list[str], vocab_size: int = 400,
+                        seed: int = 0) -> Path:
+    """Save a tiny Qwen3 causal LM and its tokenizer to `path`; return it."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
+                                        pad_token="<|endoftext|>")
+    torch.manual_seed(seed)
+    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         head_dim=8, max_position_embeddings=1024)
+    path = Path(path)
+    Qwen3ForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
