@@ -114,7 +114,7 @@ def train(segments: list[LabelledSegment], config: TrainConfig, progress: bool =
     """Fine-tune, save the predictor directory, return the figures written to its card."""
     import tempfile
 
-    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
     from tessy.backends.loading import pick_device
 
@@ -136,6 +136,8 @@ def train(segments: list[LabelledSegment], config: TrainConfig, progress: bool =
             remove_unused_columns=False, bf16=device == "cuda")
         trainer = Trainer(model=model, args=args, train_dataset=encode,
                           data_collator=_Collator(tokenizer.pad_token_id, takes_positions))
+        if not progress:
+            trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict
         result = trainer.train()
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
