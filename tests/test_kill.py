@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 from fake_server import FakeOpenAIServer
 from tessy.backends.fake import SCRIPTS
@@ -40,6 +41,14 @@ def rerun(problems, out, t, s) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+@contextmanager
+def role_servers(token_delay):
+    """Teacher and student fake servers, decoding `token_delay` seconds per token."""
+    with FakeOpenAIServer(script=SCRIPTS["teacher"], token_delay=token_delay) as t, \
+            FakeOpenAIServer(script=SCRIPTS["student"], token_delay=token_delay) as s:
+        yield t, s
+
+
 def lines(path):
     """Every line must be one whole JSON record."""
     if not path.exists():
@@ -55,9 +64,7 @@ def trajectories(records):
 
 def test_sigkill_at_random_points_loses_nothing_and_redoes_nothing(tmp_path):
     problems = problems_file(tmp_path)
-    t = FakeOpenAIServer(script=SCRIPTS["teacher"], token_delay=0.01)
-    s = FakeOpenAIServer(script=SCRIPTS["student"], token_delay=0.01)
-    with t, s:
+    with role_servers(0.01) as (t, s):
         subprocess.run(command(problems, tmp_path / "clean.jsonl", t, s), check=True, timeout=120)
         clean = trajectories(lines(tmp_path / "clean.jsonl"))
         out, rng, kills = tmp_path / "o.jsonl", random.Random(7), 0
@@ -88,8 +95,7 @@ def test_sigkill_at_random_points_loses_nothing_and_redoes_nothing(tmp_path):
 def test_sigterm_finishes_in_flight_work_and_exits_with_a_summary(tmp_path):
     problems = problems_file(tmp_path)
     out = tmp_path / "o.jsonl"
-    with FakeOpenAIServer(script=SCRIPTS["teacher"], token_delay=0.01) as t, \
-            FakeOpenAIServer(script=SCRIPTS["student"], token_delay=0.01) as s:
+    with role_servers(0.01) as (t, s):
         proc = launch(problems, out, t, s, "--grace", "20")
         while not lines(out):
             time.sleep(0.05)
@@ -107,8 +113,7 @@ def test_sigterm_finishes_in_flight_work_and_exits_with_a_summary(tmp_path):
 def test_a_second_sigint_stops_at_once_and_keeps_checkpoints(tmp_path):
     problems = problems_file(tmp_path)
     out = tmp_path / "o.jsonl"
-    with FakeOpenAIServer(script=SCRIPTS["teacher"], token_delay=0.02) as t, \
-            FakeOpenAIServer(script=SCRIPTS["student"], token_delay=0.02) as s:
+    with role_servers(0.02) as (t, s):
         proc = launch(problems, out, t, s, "--grace", "60")
         partial = tmp_path / "o.jsonl.partial.jsonl"
         while not partial.exists() or not partial.read_text():

@@ -83,17 +83,26 @@ def pick_device(device: str) -> str:
     return "cpu"
 
 
-def load_causal_lm(spec: str, device: str = "auto") -> tuple[Any, Any]:
-    """(model, tokenizer) ready for inference on `device`."""
+def load_pretrained(spec: str, device: str = "auto", task: str = "CausalLM",
+                    where: str = "") -> tuple[Any, Any, str]:
+    """(model, tokenizer, directory) ready for inference on `device`; `task` picks the
+    AutoModelFor<task> class; `where` prefixes the error message."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import transformers
 
     directory = resolve_model_dir(spec)
     device = pick_device(device)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    auto_class = getattr(transformers, f"AutoModelFor{task}")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
+        model = auto_class.from_pretrained(directory, dtype=dtype)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
-    return model.to(device).eval(), tokenizer
+        raise ModelLoadError(f"{where}cannot load model {spec!r}: {exc}") from exc
+    return model.to(device).eval(), tokenizer, directory
+
+
+def load_causal_lm(spec: str, device: str = "auto") -> tuple[Any, Any]:
+    """(model, tokenizer) ready for inference on `device`."""
+    model, tokenizer, _ = load_pretrained(spec, device)
+    return model, tokenizer

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from tessy.backends.openai_http import RETRY_STATUS
 from tessy.boundary.annotate import INSTRUCTION, lexicon_spans, locate, parse_phrases
 from tessy.errors import BackendError, InputError
 from tessy.io.export import read_jsonl
@@ -67,7 +68,7 @@ class LLMAnnotator:
         for attempt in range(self.retries + 1):
             try:
                 response = await self.client.post(f"{self.base_url}/chat/completions", json=body)
-                if response.status_code < 500 and response.status_code not in (408, 429):
+                if response.status_code not in RETRY_STATUS:
                     response.raise_for_status()
                     return response.json()["choices"][0]["message"]["content"] or ""
                 problem = f"HTTP {response.status_code}"

@@ -60,6 +60,19 @@ class PredictorMeta:
         (directory / META_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
+def left_pad(rows: list[list[int]], value: int) -> Any:
+    """A (rows, longest) LongTensor with each row right-aligned after `value` padding."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    return torch.tensor([[value] * (width - len(r)) + r for r in rows], dtype=torch.long)
+
+
+def position_ids(attention_mask: Any) -> Any:
+    """Positions counted from each row's first real token, so left padding shifts nothing."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
 class TokenClassifierPredictor:
     """Labels words with a token classifier; a word's label is that of its first token."""
 
@@ -103,23 +116,18 @@ class TokenClassifierPredictor:
 
         if not batch:
             return []
-        width = max(len(ids) for ids in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, row in enumerate(batch):  # left padding, as the published checkpoints expect
-            ids[i, width - len(row):] = torch.tensor(row)
-            mask[i, width - len(row):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # padding must not shift positions
+        ids = left_pad(batch, self.pad_id)  # left padding, as the published checkpoints expect
+        mask = left_pad([[1] * len(row) for row in batch], 0)
         device = self.model.device
         with torch.inference_mode():
             logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                position_ids=positions.to(device)).logits
+                                position_ids=position_ids(mask).to(device)).logits
         flags = (logits.argmax(-1) == self.meta.style_label).cpu().tolist()
         self.calls += len(batch)
         self.token_forwards += int(mask.sum())
         out = []
         for row, f in zip(batch, flags, strict=True):
-            f = f[width - len(row):]
+            f = f[len(f) - len(row):]
             if self.meta.label_shift == "next":  # token j's label sits at j-1; the first has none
                 f = f[:1] + f[:-1]
             out.append(f)
@@ -142,22 +150,13 @@ class TokenClassifierPredictor:
 
 def load_classifier(spec: str, role: str, device: str = "auto") -> TokenClassifierPredictor:
     """A token-classifier predictor from a directory or hub id (2 labels)."""
-    import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from tessy.backends.loading import load_pretrained
 
-    from tessy.backends.loading import pick_device, resolve_model_dir
-
-    directory = resolve_model_dir(spec)
-    device = pick_device(device)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForTokenClassification.from_pretrained(
-            directory, dtype=torch.bfloat16 if device == "cuda" else torch.float32)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{role}_predictor: cannot load {spec!r}: {exc}") from exc
+    model, tokenizer, directory = load_pretrained(spec, device, "TokenClassification",
+                                                  where=f"{role}_predictor: ")
     if model.config.num_labels != 2:
         raise ModelLoadError(f"{role}_predictor: {spec!r} has {model.config.num_labels} labels, "
                              "a boundary predictor has 2 (capability, style)")
     meta = PredictorMeta.read(Path(directory))
-    return TokenClassifierPredictor(model.to(device).eval(), tokenizer, meta,
+    return TokenClassifierPredictor(model, tokenizer, meta,
                                     f"classifier-{role}:{Path(spec).name}")

@@ -19,6 +19,13 @@ from tessy.boundary.base import BoundaryPredictor, word_spans
 CONTEXT_CHARS = 2000  # predictors read at most this much text before the words they label
 
 
+def first_wrong(labels: list[bool], role: str, start: int = 0) -> int | None:
+    """Index of the first word at or after `start` that is not `role`'s kind (the student
+    writes style, the teacher capability), or None."""
+    wants_style = role == "student"
+    return next((i for i in range(start, len(labels)) if labels[i] != wants_style), None)
+
+
 @dataclass
 class Decision:
     """The turn is over: keep `keep` chars of it; `ends_thinking` if a marker was reached."""
@@ -99,10 +106,9 @@ class TurnWatcher:
         context = (self.context + before)[-CONTEXT_CHARS:]
         spans = [(a - start, b - start) for a, b in self.spans[lo:]]
         labels = await self.predictor.label(context, self.text[start:end], spans)
-        wants_style = self.role == "student"
-        for i in range(self.undecided, settled):
-            if labels[i - lo] != wants_style:
-                keep_words = max(i, 1)  # every turn keeps at least one word
-                return self.spans[keep_words - 1][1]
+        wrong = first_wrong(labels[:settled - lo], self.role, self.undecided - lo)
+        if wrong is not None:
+            keep_words = max(wrong + lo, 1)  # every turn keeps at least one word
+            return self.spans[keep_words - 1][1]
         self.undecided = settled
         return None

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tessy.boundary.base import BoundaryPredictor, word_spans
-from tessy.boundary.labels import IGNORE, LabelledSegment, token_labels
+from tessy.boundary.cut import first_wrong
+from tessy.boundary.labels import IGNORE, LabelledSegment, encode_segment
 
 BATCH = 32
 
@@ -78,8 +79,8 @@ def _round(x: float) -> float:
 
 def first_cut(labels: list[bool], role: str) -> int | None:
     """Words the role keeps before its first wrong-kind word (≥ 1), None if it is never cut."""
-    wants_style = role == "student"
-    return next((max(i, 1) for i, style in enumerate(labels) if style != wants_style), None)
+    wrong = first_wrong(labels, role)
+    return None if wrong is None else max(wrong, 1)
 
 
 def _runs(labels: list[bool]) -> set[tuple[int, int]]:
@@ -110,20 +111,18 @@ def _score(result: EvalResult, gold: list[bool], pred: list[bool]) -> None:
 
 def _score_tokens(result: EvalResult, predictor, segments: list[LabelledSegment]) -> None:
     """Token accuracy in the predictor's own tokens (token classifiers only)."""
-    shift, window = predictor.meta.label_shift, predictor.meta.window
-    encoded = [predictor.tokenizer(s.text, add_special_tokens=False, return_offsets_mapping=True)
-               for s in segments]
-    styles = predictor.token_styles([e["input_ids"][-window:] for e in encoded])
-    for seg, enc, pred in zip(segments, encoded, styles, strict=True):
-        gold = token_labels(seg, enc["offset_mapping"], "current")[-window:]
-        pairs = [(g, p) for g, p in zip(gold, pred, strict=True) if g != IGNORE]
-        if shift == "next" and pairs:
+    meta = predictor.meta
+    encoded = [encode_segment(predictor.tokenizer, s, "current", meta.window) for s in segments]
+    styles = predictor.token_styles([e["input_ids"] for e in encoded])
+    for enc, pred in zip(encoded, styles, strict=True):
+        pairs = [(g, p) for g, p in zip(enc["labels"], pred, strict=True) if g != IGNORE]
+        if meta.label_shift == "next" and pairs:
             pairs = pairs[1:]  # the first token has no predecessor to be labelled from
         result.tokens += len(pairs)
         result.token_correct += sum(g == p for g, p in pairs)
 
 
-def evaluate(predictor: BoundaryPredictor, segments: list[LabelledSegment], role: str = "") -> EvalResult:
+def evaluate(predictor: BoundaryPredictor, segments: list[LabelledSegment]) -> EvalResult:
     """Score `predictor` on labelled segments (each read from its start, no context)."""
     result = EvalResult()
     for i in range(0, len(segments), BATCH):

@@ -31,7 +31,7 @@ def cut_segments(text: str, words: int, rng: random.Random) -> list[tuple[int, i
 
 def thinking_of(record: dict[str, Any], role: str, where: str) -> str:
     """The thinking of a record written by `role` alone; refuses mixed (cooperative) records."""
-    from tessy.report.dataset import THINK_CLOSE, THINK_OPEN, chat_turns
+    from tessy.report.dataset import chat_turns, thinking_bounds
 
     tessy = record.get("tessy") or {}
     strategy = tessy.get("strategy")
@@ -39,9 +39,8 @@ def thinking_of(record: dict[str, Any], role: str, where: str) -> str:
         raise InputError(f"{where}: a {strategy} record; a {role} predictor learns from "
                          f"{role}-only traces (tessy synthesize --strategy {role}-only)")
     _, assistant = chat_turns(record, where)
-    close = assistant.find(THINK_CLOSE)
-    start = len(THINK_OPEN) if assistant.startswith(THINK_OPEN) else 0
-    return assistant[start:close].strip() if close >= 0 else ""
+    start, end = thinking_bounds(assistant)
+    return assistant[start:end].strip()
 
 
 def sample_segments(paths: list[str], role: str, words: int = 60, per_trace: int | None = None,

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tessy.boundary.classifier import PredictorMeta
-from tessy.boundary.labels import LabelledSegment, encode_segment
+from tessy.boundary.classifier import PredictorMeta, left_pad, position_ids
+from tessy.boundary.labels import IGNORE, LabelledSegment, encode_segment
 from tessy.errors import ConfigError, ModelLoadError
 
 LABELS = {0: "capability", 1: "style"}
@@ -77,14 +77,10 @@ class _Collator:
         self.with_positions = with_positions
 
     def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(r["input_ids"]) for r in rows)
-        fill = {"input_ids": self.pad_id, "attention_mask": 0, "labels": -100}
-        batch = {k: torch.tensor([[v] * (width - len(r[k])) + r[k] for r in rows])
-                 for k, v in fill.items()}
+        fill = {"input_ids": self.pad_id, "attention_mask": 0, "labels": IGNORE}
+        batch = {k: left_pad([r[k] for r in rows], v) for k, v in fill.items()}
         if self.with_positions:
-            batch["position_ids"] = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+            batch["position_ids"] = position_ids(batch["attention_mask"])
         return batch
 
 
@@ -153,7 +149,7 @@ def train(segments: list[LabelledSegment], config: TrainConfig, progress: bool =
         from tessy.boundary.evaluate import evaluate
 
         predictor = TokenClassifierPredictor(model.eval(), tokenizer, meta, out.name)
-        figures["held_out"] = evaluate(predictor, held_out, config.role).summary()
+        figures["held_out"] = evaluate(predictor, held_out).summary()
     write_card(out, config, figures)
     return figures
 

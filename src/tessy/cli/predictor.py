@@ -135,7 +135,7 @@ def eval_command(predictor: str, labelled: tuple[str, ...], role: str, device: s
 
     segments = [s for path in labelled for s in read_labelled(path)]
     model = load_predictor(predictor, role, device)
-    result = evaluate(model, segments, role)
+    result = evaluate(model, segments)
     click.echo(render(result, predictor))
     if json_path:
         Path(json_path).write_text(json.dumps(result.summary(), indent=2) + "\n")

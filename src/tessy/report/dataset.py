@@ -108,13 +108,19 @@ def _locate(text: str, pieces: list[tuple[str, str]], start: int) -> list[Span]:
     return spans
 
 
+def thinking_bounds(assistant: str) -> tuple[int, int]:
+    """[start, end) of the thinking inside an assistant turn (empty when it has no `</think>`)."""
+    start = len(THINK_OPEN) if assistant.startswith(THINK_OPEN) else 0
+    close = assistant.find(THINK_CLOSE)
+    return start, close if close >= 0 else start
+
+
 def sample_from_record(record: dict[str, Any], where: str) -> Sample:
     """One record (tessy's or any SFT chat record) as a Sample."""
     prompt, assistant = chat_turns(record, where)
     tessy = record.get("tessy") or {}
     close = assistant.find(THINK_CLOSE)
-    body_start = len(THINK_OPEN) if assistant.startswith(THINK_OPEN) else 0
-    think_end = close if close >= 0 else body_start
+    body_start, think_end = thinking_bounds(assistant)
     answer_start = close + len(THINK_CLOSE) if close >= 0 else 0
     answer = assistant[answer_start:].strip()
     segments = tessy.get("segments") or []
