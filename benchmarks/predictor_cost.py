@@ -29,6 +29,7 @@ from tessy.boundary.train import TrainConfig, train
 from tessy.config import SamplingConfig, SynthesisConfig
 from tessy.records import Problem
 from tessy.synthesis.cooperate import Cooperation
+from tessy.synthesis.lockstep import ONLY_AT_CHUNK_ENDS
 from tessy.synthesis.roles import RoleRuntime
 from tessy.templates import qwen3
 from tessy.testing import build_tiny_backbone
@@ -54,7 +55,6 @@ O(n) time and O(1) memory, modulo 1e9 + 7 for large n."""
 
 # (label, mode, k student, k teacher, predict_every): the first row is the authors' prototype:
 # k-token requests, the classifier run once per chunk (step mode labels at every request end).
-ONLY_AT_CHUNK_ENDS = 10**9
 VARIANTS = [
     ("authors: step k=5/10, window per chunk", "step", 5, 10, ONLY_AT_CHUNK_ENDS),
     ("tessy stream, every word", "stream", 20, 20, 1),

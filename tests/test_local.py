@@ -47,7 +47,9 @@ async def test_kv_reuse_gives_the_same_tokens(tiny_model, tiny_tokenizer):
     fresh = make(tiny_model, tiny_tokenizer, reuse=False)
     reuse = make(tiny_model, tiny_tokenizer, reuse=True)
     assert await conversation(reuse) == await conversation(fresh)
-    assert reuse.prefilled_tokens < fresh.prefilled_tokens / 2
+    assert fresh.counters.cached_prompt_tokens == 0
+    assert reuse.counters.prompt_tokens == fresh.counters.prompt_tokens
+    assert reuse.counters.cached_prompt_tokens > fresh.counters.prompt_tokens / 2
 
 
 async def test_stop_strings_and_max_tokens(tiny_model, tiny_tokenizer):

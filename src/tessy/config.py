@@ -14,6 +14,7 @@ from tessy.errors import ConfigError
 
 BACKENDS = ("openai_http", "local", "fake")
 MODES = ("stream", "step")
+SCHEDULERS = ("async", "lockstep")
 STRATEGIES = ("cooperative", "teacher-only", "student-only")
 
 
@@ -144,6 +145,10 @@ class SynthesisConfig:
     predictor_device: str = _help("Device of model predictors: auto, cpu, cuda, mps.",
                                   default="auto")
     concurrency: int = _help("Problems in flight at once.", default=32)
+    scheduler: str = _help(
+        "async: every problem goes at its own pace; lockstep: the authors' prototype (rounds of "
+        "one step-mode request per problem, each round waiting for all), kept for comparison.",
+        default="async")
     retries: int = _help("Retries of a failed or empty request before the problem fails.",
                          default=3)
     backoff: float = _help("First retry delay in seconds (doubles, with jitter).", default=1.0)
@@ -159,6 +164,9 @@ class SynthesisConfig:
         _check_types(self, w)
         _check(self.strategy in STRATEGIES, f"{w}.strategy", f"must be one of {STRATEGIES}")
         _check(self.mode in MODES, f"{w}.mode", f"must be one of {MODES}")
+        _check(self.scheduler in SCHEDULERS, f"{w}.scheduler", f"must be one of {SCHEDULERS}")
+        _check(self.scheduler != "lockstep" or self.mode == "step", f"{w}.scheduler",
+               "lockstep needs mode step (it waits for whole k-token requests)")
         _check(self.answer_role in ("teacher", "student"), f"{w}.answer_role",
                "must be teacher or student")
         for name in ("step_tokens_teacher", "step_tokens_student", "turn_tokens",
@@ -205,7 +213,8 @@ class RunConfig:
         d = self.to_dict()
         for key in ("output", "inputs", "limit"):
             d.pop(key)
-        for key in ("concurrency", "server_down_after", "grace", "predictor_device"):  # how
+        for key in ("concurrency", "scheduler", "server_down_after", "grace",
+                    "predictor_device"):  # how, not what
             d["synthesis"].pop(key)
         for role in ("teacher", "student"):
             for key in ("base_urls", "api_key", "concurrency", "timeout", "device"):

@@ -36,11 +36,22 @@ class Delta:
     completion_tokens: int | None = None
 
 
+@dataclass
+class BackendCounters:
+    """What a backend sent and had computed in a run (run summary, benchmarks)."""
+
+    requests: int = 0
+    bytes_sent: int = 0  # request bodies (HTTP backends)
+    prompt_tokens: int = 0  # as the model or server counted them, where known
+    cached_prompt_tokens: int = 0  # of those, found in a prefix/KV cache, where reported
+
+
 class Backend(Protocol):
     """A model behind tessy. Closing the iterator of `generate` must end the request."""
 
     name: str
     tokenizer: Any  # an HF tokenizer when one is known (chat templates), else None
+    counters: BackendCounters
 
     async def start(self) -> None:
         """Load the model or probe the server; raise a one-line error if it is not usable."""

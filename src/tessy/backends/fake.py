@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from tessy.backends.base import Delta, GenerationRequest
+from tessy.backends.base import BackendCounters, Delta, GenerationRequest
 
 STUDENT_SCRIPT = (
     "Okay, let's see. The problem gives two numbers and asks for their sum. "
@@ -47,6 +47,7 @@ class FakeBackend:
         self.end_marker = end_marker
         self.delay = delay
         self.requests: list[GenerationRequest] = []
+        self.counters = BackendCounters()
 
     async def start(self) -> None:
         """Nothing to load."""
@@ -75,6 +76,7 @@ class FakeBackend:
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         """Yield one word-token at a time."""
         self.requests.append(request)
+        self.counters.requests += 1
         text = ""
         for i in range(request.max_tokens):
             if self.delay:

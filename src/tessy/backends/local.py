@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from tessy.backends.base import Delta, GenerationRequest
+from tessy.backends.base import BackendCounters, Delta, GenerationRequest
 from tessy.backends.loading import load_causal_lm
 from tessy.backends.sampling import sample_token
 from tessy.config import ModelConfig
@@ -47,7 +47,7 @@ class LocalBackend:
         self.reuse_cache = reuse_cache
         self.max_cached = max_cached
         self.caches: OrderedDict[str, _CacheEntry] = OrderedDict()
-        self.prefilled_tokens = 0  # tokens run through the model as prompt (for KV-reuse stats)
+        self.counters = BackendCounters()  # cached_prompt_tokens: reused from a problem's KV cache
         self._lock = threading.Lock()  # one forward at a time; torch parallelises inside it
 
     async def start(self) -> None:
@@ -120,7 +120,9 @@ class LocalBackend:
         max_tokens = min(request.max_tokens, room)
         entry = self._take_cache(request.affinity, ids)
         pending = ids[len(entry.ids):]
-        self.prefilled_tokens += len(pending)
+        self.counters.requests += 1
+        self.counters.prompt_tokens += len(ids)
+        self.counters.cached_prompt_tokens += len(entry.ids)
         generator = None
         if request.seed is not None:
             generator = torch.Generator().manual_seed(request.seed)

@@ -13,13 +13,14 @@ from typing import Any
 
 import httpx
 
-from tessy.backends.base import Delta, GenerationRequest
+from tessy.backends.base import BackendCounters, Delta, GenerationRequest
 from tessy.config import ModelConfig
 from tessy.errors import ConfigError, RequestRejected, ServerUnavailable, TransientBackendError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 DOWN_STATUS = {429, 502, 503, 504}  # the server (or its proxy) is away or full, not this request
 # Token-count endpoints: vLLM/SGLang, llama.cpp's own server, llama-cpp-python's server.
+JSON = {"Content-Type": "application/json"}
 TOKENIZE_DIALECTS = (("/tokenize", "prompt"), ("/tokenize", "content"),
                      ("/extras/tokenize/count", "input"))
 
@@ -73,6 +74,7 @@ class OpenAIHTTPBackend:
         self.name = config.model or ""
         self._tokenize_dialect: tuple[str, str] | None | bool = None  # False: none works
         self._tokenize_offset = 0
+        self.counters = BackendCounters()
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         n = config.concurrency
         self.client = httpx.AsyncClient(
@@ -113,16 +115,21 @@ class OpenAIHTTPBackend:
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         """Stream (or fetch whole) the completion of `request`."""
         url = f"{self.url_for(request.affinity)}/completions"
-        body = request_body(self.name, request, self.config.stream)
+        content = json.dumps(request_body(self.name, request, self.config.stream)).encode()
+        self.counters.requests += 1
+        self.counters.bytes_sent += len(content)
         try:
-            async with self.client.stream("POST", url, json=body) as response:
+            async with self.client.stream("POST", url, content=content, headers=JSON) as response:
                 await self._raise_for_status(response, url)
                 if not self.config.stream:
                     await response.aread()
-                    yield _delta_from_json(response.json())
+                    delta = self._count(_delta_from_json(response.json()))
+                    if delta.text and delta.completion_tokens:
+                        delta.n_tokens = delta.completion_tokens
+                    yield delta
                     return
                 async for delta in self._read_sse(response, url):
-                    yield delta
+                    yield self._count(delta)
         except httpx.ConnectError as exc:  # refused or unreachable: the server is away
             raise TransientBackendError(f"{url}: cannot connect ({exc or type(exc).__name__})",
                                         server_down=True) from exc
@@ -134,6 +141,12 @@ class OpenAIHTTPBackend:
             raise TransientBackendError(f"{url}: connection failed ({exc or type(exc).__name__})") from exc
         except ValueError as exc:
             raise TransientBackendError(f"{url}: malformed response ({exc})") from exc
+
+    def _count(self, delta: Delta) -> Delta:
+        """Add the server-reported usage of a request (its last piece) to the counters."""
+        self.counters.prompt_tokens += delta.prompt_tokens or 0
+        self.counters.cached_prompt_tokens += delta.cached_tokens or 0
+        return delta
 
     async def _read_sse(self, response: httpx.Response, url: str) -> AsyncIterator[Delta]:
         finished = False

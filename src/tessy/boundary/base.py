@@ -17,7 +17,10 @@ class BoundaryPredictor(Protocol):
     name: str
     # Words before the first undecided word that must be re-read (phrases spanning the boundary).
     lookbehind_words: int
-    # Words after a word that must have arrived before its label is final.
+    # Words after a word that must have arrived before its label is final (at most). A
+    # predictor may also define `open_words(context, text, spans) -> int`, the number of last
+    # words that may still change now (the lexicon: only a phrase that can go on), so a cut
+    # is decided as early as the text allows.
     lookahead_words: int
     # Tokens between calls when the config leaves it open (a model call costs a forward).
     default_every: int

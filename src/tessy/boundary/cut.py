@@ -59,8 +59,10 @@ class TurnWatcher:
         """Add arrived text; `final` when no more will come (EOS), `flush` at the end of a
         step-mode request (label now, before asking for more). Returns a decision or None."""
         if piece:
+            start = len(self.text)
             self.text += piece
-            self.token_ends.extend([len(self.text)] * max(1, n_tokens))
+            n = max(1, n_tokens)  # a non-streamed chunk: spread its tokens over its text
+            self.token_ends.extend(start + len(piece) * (i + 1) // n for i in range(n))
         end = self._find_marker()
         done = final or end is not None
         limit = len(self.text) if end is None else end
@@ -83,7 +85,19 @@ class TurnWatcher:
         return min(len(self.token_ends), bisect_left(self.token_ends, chars) + 1)
 
     def _lookahead(self) -> int:
-        return self.predictor.lookahead_words if self.predictor is not None else 0
+        """Complete words at the end whose label may still change (a phrase may go on)."""
+        predictor = self.predictor
+        if predictor is None or not predictor.lookahead_words:
+            return 0
+        if not hasattr(predictor, "open_words"):
+            return predictor.lookahead_words
+        lo = max(0, len(self.spans) - predictor.lookahead_words)
+        if lo == len(self.spans):
+            return 0
+        start = self.spans[lo][0]
+        before = self.text[max(0, start - 16):start] if start else self.context[-16:]
+        spans = [(a - start, b - start) for a, b in self.spans[lo:]]
+        return predictor.open_words(before, self.text[start:self.spans[-1][1]], spans)
 
     def _find_marker(self) -> int | None:
         start = max(0, self._scan - self._marker_len)

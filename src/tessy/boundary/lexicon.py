@@ -57,8 +57,11 @@ class LexiconPredictor:
         self.name = f"lexicon-{role}"
         self.phrases = _compile(phrases)
         self.max_len = max(self.phrases)
+        # Word tuples that a longer phrase starts with: words ending in one may still change.
+        self.prefixes = {words[:k] for group in self.phrases.values() for words in group
+                         for k in range(1, len(words))}
         self.lookbehind_words = self.max_len - 1
-        self.lookahead_words = self.max_len - 1
+        self.lookahead_words = self.max_len - 1  # the most; `open_words` says how many now
         self.default_every = 1  # labelling is cheap: decide at every word
 
     async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
@@ -79,6 +82,16 @@ class LexiconPredictor:
                     continue
             i += 1
         return labels
+
+    def open_words(self, context: str, text: str, spans: list[tuple[int, int]]) -> int:
+        """How many of the last words may still change label as more words arrive: those from
+        a clause start whose words so far begin a longer phrase. Usually 0, so a cut is decided
+        as soon as its word is complete instead of `lookahead_words` words later."""
+        words = [_norm(text[a:b]) for a, b in spans]
+        for i in range(len(words)):
+            if tuple(words[i:]) in self.prefixes and self._clause_start(context, text, spans, i):
+                return len(words) - i
+        return 0
 
     @staticmethod
     def _clause_start(context: str, text: str, spans: list[tuple[int, int]], i: int) -> bool:

@@ -61,10 +61,11 @@ def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConf
     syn = {k: opts[k] for k in ("strategy", "mode", "turn_tokens", "max_thinking_tokens",
                                 "max_answer_tokens", "max_turns", "answer_role", "concurrency",
                                 "retries", "server_down_after", "grace", "teacher_predictor",
-                                "student_predictor", "predict_every", "predictor_device")
+                                "student_predictor", "predict_every", "predictor_device",
+                                "scheduler")
            if opts.get(k) is not None}
     if opts.get("step_tokens") is not None:
-        syn |= {"step_tokens_teacher": opts["step_tokens"], "step_tokens_student": opts["step_tokens"]}
+        syn |= _step_tokens(opts["step_tokens"])
     teacher = _model_overrides("teacher", opts["teacher"], opts)
     student = _model_overrides("student", opts["student"], opts)
     if opts.get("dry_run"):
@@ -94,6 +95,18 @@ def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConf
 
         config.inputs = [str(DEMO_PROBLEMS)]
     return config, embedded
+
+
+def _step_tokens(value: str) -> dict[str, int]:
+    """`--step-tokens K` or `STUDENT/TEACHER`."""
+    parts = value.split("/")
+    try:
+        ks = [int(p) for p in parts]
+    except ValueError:
+        ks = []
+    if len(ks) not in (1, 2):
+        raise ConfigError(f"--step-tokens: {value!r} is not K or STUDENT/TEACHER (e.g. 20 or 5/10)")
+    return {"step_tokens_student": ks[0], "step_tokens_teacher": ks[-1]}
 
 
 def _template_text(value: str | None) -> str | None:
@@ -128,7 +141,10 @@ RUN_OPTIONS = [
     _opt("--strategy", type=click.Choice(["cooperative", "teacher-only", "student-only"]),
                   help="cooperative (TESSY, default) or a single-role baseline."),
     _opt("--mode", type=click.Choice(["stream", "step"]), help="stream (default) or step."),
-    _opt("--step-tokens", type=int, help="k tokens per request in step mode (default 20)."),
+    _opt("--step-tokens", help="k tokens per request in step mode: K for both roles (default "
+         "20) or STUDENT/TEACHER (the authors' code: 5/10)."),
+    _opt("--scheduler", type=click.Choice(["async", "lockstep"]),
+         help="async (default) or lockstep: the authors' prototype's rounds, for comparison."),
     _opt("--turn-tokens", type=int, help="Most tokens per stream-mode request (1024)."),
     _opt("--max-thinking-tokens", type=int, help="Thinking budget per trajectory (8192)."),
     _opt("--max-answer-tokens", type=int, help="Answer budget (2048)."),

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from tessy.backends.base import GenerationRequest
+from tessy.backends.base import Delta, GenerationRequest
 from tessy.boundary.cut import Decision, TurnWatcher
 from tessy.config import SynthesisConfig
 from tessy.errors import GenerationError, TransientBackendError
@@ -119,8 +119,8 @@ class Cooperation:
         """Let `role` write until its predictor cuts, the thinking ends or the budget is spent."""
         rt = self.roles[role]
         predictor = None if self.single else rt.predictor
-        every = self.config.predict_every or getattr(predictor, "default_every", 1)
-        watcher = TurnWatcher(role, predictor, traj.thinking, self.end_markers, every)
+        watcher = TurnWatcher(role, predictor, traj.thinking, self.end_markers,
+                              self._every(predictor))
         stats = traj.stats[role]
         decision: Decision | None = None
         retries = _Retries()
@@ -149,6 +149,10 @@ class Cooperation:
         reason = "end_of_thinking" if decision.ends_thinking else None
         return self._finish(traj, role, watcher, decision, reason)
 
+    def _every(self, predictor) -> int:
+        """Tokens between predictor calls within a request."""
+        return self.config.predict_every or getattr(predictor, "default_every", 1)
+
     def _looping(self, traj: Trajectory, watcher: TurnWatcher | None) -> bool:
         window = self.config.repetition_window
         chars = window * 12  # enough characters for `window` words
@@ -159,21 +163,26 @@ class Cooperation:
         """Run one request through the watcher; close the stream as soon as it decides."""
         decision, finish, started = None, None, time.perf_counter()
         stats.requests += 1
-        async with rt.limiter:
-            try:
-                async with aclosing(rt.backend.generate(request)) as stream:
-                    async for delta in stream:
-                        stats.generated_tokens += delta.n_tokens
-                        finish = delta.finish_reason
-                        final = finish is not None and finish != "length"
-                        decision = await watcher.feed(delta.text, delta.n_tokens, final,
-                                                      flush=finish == "length")
-                        if decision is not None:
-                            break
-            finally:
-                stats.seconds += time.perf_counter() - started
+        try:
+            async with aclosing(self._deltas(rt, request)) as stream:
+                async for delta in stream:
+                    stats.generated_tokens += delta.n_tokens
+                    finish = delta.finish_reason
+                    final = finish is not None and finish != "length"
+                    decision = await watcher.feed(delta.text, delta.n_tokens, final,
+                                                  flush=finish == "length")
+                    if decision is not None:
+                        break
+        finally:
+            stats.seconds += time.perf_counter() - started
         self.health[rt.role].ok()
         return decision, finish
+
+    async def _deltas(self, rt: RoleRuntime, request: GenerationRequest) -> AsyncIterator[Delta]:
+        """The pieces of one request as they arrive (the lock-step baseline holds them back)."""
+        async with rt.limiter, aclosing(rt.backend.generate(request)) as stream:
+            async for delta in stream:
+                yield delta
 
     async def _back_off(self, role: Role, stats, retries: _Retries,
                         exc: TransientBackendError) -> None:

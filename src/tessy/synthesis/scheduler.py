@@ -3,7 +3,8 @@
 Finished records are appended durably as they finish; a re-run skips their ids, continues
 checkpointed in-flight problems from their last turn and re-does failed problems. A failed
 problem becomes an error row; only a server that stays away stops the run. A StopRequest
-(SIGINT/SIGTERM) stops new problems and gives in-flight ones a grace period.
+(SIGINT/SIGTERM) stops new problems and gives in-flight ones a grace period. `OUT.run.json`
+sums up the last run: counts, seconds, and each backend's requests, bytes and cached tokens.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tessy.backends import make_backend
@@ -24,6 +25,7 @@ from tessy.io.writer import RecordWriter
 from tessy.records import ROLES, Problem, Trajectory, build_record
 from tessy.synthesis.checkpoint import CheckpointLog
 from tessy.synthesis.cooperate import Cooperation
+from tessy.synthesis.lockstep import LockstepCooperation
 from tessy.synthesis.roles import RoleRuntime
 from tessy.templates import resolve_template
 
@@ -41,6 +43,7 @@ class RunSummary:
     resumed: int = 0  # in-flight problems of a killed run, continued from their checkpoint
     in_flight: int = 0  # problems left unfinished (checkpointed) by a stop
     stopped: str = ""  # why the run stopped early: a signal name or a server outage
+    backends: dict[str, dict[str, int]] = field(default_factory=dict)  # counters per role
 
     def teacher_share(self) -> float:
         """Teacher tokens over all thinking tokens written this run."""
@@ -83,14 +86,19 @@ async def build_roles(config: RunConfig) -> dict[str, RoleRuntime]:
 def save_effective_config(config: RunConfig) -> Path:
     """Write the run's full config beside the output (atomically)."""
     path = Path(config.output).with_name(Path(config.output).name + ".config.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     data = config.to_dict() | {"config_hash": config.config_hash()}
     for role in ROLES:
         data[role].pop("api_key", None)
+    _write_json(path, data)
+    return path
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Replace `path` atomically with `data` as indented JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
-    return path
 
 
 async def student_counts(traj: Trajectory, roles: dict[str, RoleRuntime]) -> dict[str, int] | None:
@@ -120,7 +128,8 @@ async def synthesize(
     running: set[str] = set()  # ids started and not yet written (or failed)
     with RecordWriter(config.output) as writer:
         checkpoints = CheckpointLog(config.output, config_hash, writer.done)
-        engine = Cooperation(roles, config.synthesis, on_turn=checkpoints.save_turn)
+        engine_class = LockstepCooperation if config.synthesis.scheduler == "lockstep" else Cooperation
+        engine = engine_class(roles, config.synthesis, on_turn=checkpoints.save_turn)
         todo = [p for p in problems if p.id not in writer.done]
         summary.already_done = len(writer.done)
         bar = _progress_bar(len(todo), progress)
@@ -158,6 +167,10 @@ async def synthesize(
     if stop.soft.is_set() and not summary.stopped:
         summary.stopped = stop.reason
     summary.seconds = time.perf_counter() - started
+    summary.backends = {r: asdict(c) for r in ROLES
+                        if (c := getattr(roles[r].backend, "counters", None)) is not None}
+    _write_json(Path(config.output).with_name(Path(config.output).name + ".run.json"),
+                asdict(summary) | {"teacher_share": summary.teacher_share()})
     return summary
 
 
