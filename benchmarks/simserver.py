@@ -117,10 +117,14 @@ class SimServer:
         app.router.add_post("/tokenize", self._tokenize)
         app.router.add_get("/metrics", self._metrics)
         app.on_startup.append(self._start_engine)
+        app.on_cleanup.append(self._stop_engine)
         return app
 
     async def _start_engine(self, app: web.Application) -> None:
-        app["engine"] = asyncio.create_task(self._engine())
+        self._engine_task = asyncio.create_task(self._engine())
+
+    async def _stop_engine(self, app: web.Application) -> None:
+        self._engine_task.cancel()
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": self.name}]})

@@ -110,3 +110,28 @@ async def test_predict_every_calls_less_and_cuts_at_the_same_word(role):
     assert keep1 == keep8  # the same words are kept
     assert at8 >= at1 and at8 - at1 < 8  # found at most 8 tokens later
     assert calls8 < calls1
+
+
+def test_lexicon_knows_which_last_words_may_still_change():
+    lex = LexiconPredictor("student")
+
+    def open_words(text: str, context: str = "") -> int:
+        return lex.open_words(context, text, word_spans(text))
+
+    assert open_words("The sum is 4. Wait,") == 0  # no phrase goes on after "wait"
+    assert open_words("The sum is 4. Let") == 1  # "let me ..." may follow
+    assert open_words("The sum is 4. Let me") == 2  # "let me see" may follow
+    assert open_words("we let") == 0  # not at a clause start
+    assert open_words("Let", context="x = 4.") == 1
+
+
+async def test_a_teacher_cut_is_decided_when_its_word_is_complete():
+    w = TurnWatcher("teacher", LexiconPredictor("teacher"), "", MARKERS)
+    tokens = ["The", " sum", " is", " 4.", " Wait,", " the", " check"]
+    fed = 0
+    decision = None
+    while decision is None:
+        decision = await w.feed(tokens[fed], 1, final=False)
+        fed += 1
+    assert w.text[: decision.keep] == "The sum is 4."
+    assert fed == 6  # "Wait," is known complete when the next token starts, and decides at once

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from contextlib import aclosing
+
+import pytest
 
 from tessy.backends.base import GenerationRequest
 from tessy.backends.local import LocalBackend, common_prefix
@@ -99,3 +102,23 @@ def test_a_possible_stop_string_is_held_back_until_decided():
     assert _cut_at_stop("so 42 <thi", "", ("<think>",)) == ("so 42 ", False)
     assert _cut_at_stop("so 42 <think>", "so 42 ", ("<think>",)) == ("", True)
     assert _cut_at_stop("so 42 <thing", "so 42 ", ("<think>",)) == ("<thing", False)
+
+
+@pytest.mark.slow
+def test_incremental_detokenization_matches_decoding_everything():
+    from tessy.backends.loading import load_tokenizer
+    from tessy.embedded import smollm2_gguf
+
+    tokenizer = load_tokenizer(str(smollm2_gguf()))
+    backend = LocalBackend(ModelConfig(backend="local", model="x"), model=object(),
+                           tokenizer=tokenizer)
+    text = "Okay, let's see: 17 + 25 = 42. Héllo wörld 你好 🙂\n  indented\tand tabbed"
+    rng = random.Random(0)
+    for ids in (tokenizer(text, add_special_tokens=False)["input_ids"],
+                [rng.randrange(tokenizer.vocab_size) for _ in range(300)]):
+        out, got, window = [], "", (0, 0)
+        for token in ids:
+            out.append(token)
+            new, window = backend._detokenize(out, window)
+            got += new
+        assert got == tokenizer.decode(ids, skip_special_tokens=True)

@@ -130,6 +130,7 @@ class LocalBackend:
         out: list[int] = []
         emitted, text = "", ""
         counted = 0  # tokens already reported in a Delta
+        window = (0, 0)  # incremental detokenization: decode only the last few tokens
         finish = "length"
         try:
             while len(out) < max_tokens:
@@ -140,9 +141,10 @@ class LocalBackend:
                     break
                 out.append(token)
                 pending = [token]
-                text = self.tokenizer.decode(out, skip_special_tokens=True)
-                if text.endswith("\ufffd"):
+                new, window = self._detokenize(out, window)
+                if not new:
                     continue  # half of a multi-byte character: wait for the rest
+                text += new
                 piece, stopped = _cut_at_stop(text, emitted, request.stop)
                 emitted += piece
                 if piece or stopped:
@@ -154,6 +156,16 @@ class LocalBackend:
             yield Delta(rest, len(out) - counted, finish, completion_tokens=len(out))
         finally:
             self._store(request.affinity, entry)
+
+    def _detokenize(self, ids: list[int], window: tuple[int, int]) -> tuple[str, tuple[int, int]]:
+        """Text the newest tokens add, decoding from a window start so that a word's leading
+        space survives (and a half character waits): O(1) per token, not the whole output."""
+        prefix, read = window
+        before = self.tokenizer.decode(ids[prefix:read], skip_special_tokens=True)
+        after = self.tokenizer.decode(ids[prefix:], skip_special_tokens=True)
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            return after[len(before):], (read, len(ids))
+        return "", window
 
 
 def _cut_at_stop(text: str, emitted: str, stop: tuple[str, ...]) -> tuple[str, bool]:

@@ -49,6 +49,8 @@ class TurnWatcher:
     undecided: int = 0  # index of the first word whose label is not yet known
     _scan: int = 0  # where the next end-marker search starts
     _labelled_at: int = 0  # tokens arrived when the predictor was last called
+    _open: int = 0  # last words whose label may still change ...
+    _open_at: int = -1  # ... as of this many words
 
     def __post_init__(self) -> None:
         self.context = self.context[-CONTEXT_CHARS:]
@@ -67,7 +69,12 @@ class TurnWatcher:
         done = final or end is not None
         limit = len(self.text) if end is None else end
         self._add_words(limit, done)
-        settled = len(self.spans) if done else len(self.spans) - self._lookahead()
+        if done:
+            settled = len(self.spans)
+        else:
+            if self._open_at != len(self.spans):  # only new words can change it
+                self._open, self._open_at = self._lookahead(), len(self.spans)
+            settled = len(self.spans) - self._open
         due = done or flush or len(self.token_ends) - self._labelled_at >= self.every
         if self.predictor is not None and settled > self.undecided and due:
             self._labelled_at = len(self.token_ends)

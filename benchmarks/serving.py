@@ -1,0 +1,333 @@
+"""Serving benchmarks: tessy against plain teacher-only generation and the authors' lock-step
+scheduling, on the same problems, models, servers and concurrency.
+
+Every variant is a real `tessy synthesize` process (so wall time, CPU and peak memory are the
+client's own), started against fresh servers (cold prefix caches). Figures come from the
+records, `OUT.run.json` (the client's counters) and the servers' `/metrics` where they have it.
+
+    python -m benchmarks.serving --setting sim     # simulated servers with a cost model
+    python -m benchmarks.serving --setting local   # embedded default models, in-process
+    python -m benchmarks.serving --setting llama   # llama-cpp-python servers, GGUF models
+    python -m benchmarks.serving --setting cpu     # client CPU per request as the trace grows
+
+`make bench` runs them all (and the predictor cost benchmark); results go to out/bench/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+ROLES = ("teacher", "student")
+
+# (label, arguments of `tessy synthesize`): the comparison the issue asks for.
+VARIANTS = [
+    ("teacher-only (plain generation)", ["--strategy", "teacher-only"]),
+    ("tessy stream", ["--mode", "stream"]),
+    ("tessy step k=20", ["--mode", "step", "--step-tokens", "20"]),
+    ("tessy step k=5/10", ["--mode", "step", "--step-tokens", "5/10"]),
+    ("lock-step prototype k=5/10", ["--mode", "step", "--step-tokens", "5/10",
+                                    "--scheduler", "lockstep"]),
+]
+
+
+@dataclass
+class Run:
+    """What one variant did, from the client's and the servers' point of view."""
+
+    label: str
+    seconds: float  # synthesis wall time (model loading excluded)
+    cpu: float  # client process CPU seconds, user + sys
+    peak_mb: float  # client peak resident memory
+    kept: dict[str, int]  # tokens in the records per role, thinking + answer
+    switches: int
+    trajectories: int
+    requests: dict[str, int]
+    bytes_sent: int
+    decoded: dict[str, int]  # tokens decoded per role: the server's count where it has one
+    prompt_tokens: int
+    cached_tokens: int | None  # None: the server does not report its prefix cache
+    written: int
+    failed: int
+    server: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def kept_total(self) -> int:
+        return sum(self.kept.values())
+
+    def per_1k(self, value: float) -> float:
+        return 1000 * value / max(1, self.kept_total)
+
+    def discarded(self, role: str) -> float:
+        """Share of the role's decoded tokens that were thrown away."""
+        d = self.decoded[role]
+        return (d - self.kept[role]) / d if d else 0.0
+
+
+# ---------------------------------------------------------------- running a variant
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server {url} did not start")
+
+
+@contextmanager
+def server(cmd: list[str], url: str, log: Path):
+    """A server process for the duration of the block."""
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        wait_ready(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def server_metrics(url: str) -> dict[str, float]:
+    """Prometheus counters of a vLLM-style `/metrics` (summed over labels); {} if it has none."""
+    root = url.removesuffix("/v1")
+    try:
+        response = httpx.get(f"{root}/metrics", timeout=5)
+    except httpx.HTTPError:
+        return {}
+    if response.status_code != 200:
+        return {}
+    out: dict[str, float] = {}
+    for line in response.text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        name = name.split("{", 1)[0].removesuffix("_total")
+        try:
+            out[name] = out.get(name, 0.0) + float(value)
+        except ValueError:
+            continue
+    return out
+
+
+def run_client(label: str, args: list[str], out: Path, urls: dict[str, str] | None) -> Run:
+    """Run `tessy synthesize` as a child process and gather its figures."""
+    for stale in out.parent.glob(out.name + "*"):
+        stale.unlink()
+    cmd = [sys.executable, "-m", "tessy", "synthesize", *args, "-o", str(out), "-q"]
+    before = {r: server_metrics(u) for r, u in (urls or {}).items()}
+    with open(out.with_suffix(".log"), "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{label}: tessy exited {proc.returncode}; see {out.with_suffix('.log')}")
+    after = {r: server_metrics(u) for r, u in (urls or {}).items()}
+    summary = json.loads(out.with_name(out.name + ".run.json").read_text())
+    records = [json.loads(line)["tessy"] for line in out.read_text().splitlines()]
+    kept = {r: sum(t["tokens"][r] for t in records) for r in ROLES}
+    for t in records:
+        kept[t["answer"]["role"]] += t["answer"]["n_tokens"]
+    decoded = {r: sum(t["generated_tokens"][r] for t in records) for r in ROLES}
+    server = {r: {k: v - before[r].get(k, 0.0) for k, v in after[r].items()} for r in after}
+    for role, m in server.items():
+        if "vllm:generation_tokens" in m:
+            decoded[role] = int(m["vllm:generation_tokens"])
+    backends = summary["backends"]
+    cached = sum(b["cached_prompt_tokens"] for b in backends.values())
+    return Run(
+        label=label, seconds=summary["seconds"], cpu=usage.ru_utime + usage.ru_stime,
+        peak_mb=usage.ru_maxrss / 1024, kept=kept,
+        switches=sum(t["switches"] for t in records), trajectories=len(records),
+        requests={r: backends[r]["requests"] for r in ROLES},
+        bytes_sent=sum(b["bytes_sent"] for b in backends.values()), decoded=decoded,
+        prompt_tokens=sum(b["prompt_tokens"] for b in backends.values()),
+        cached_tokens=cached if cached else None, written=summary["written"],
+        failed=summary["failed"], server=server,
+    )
+
+
+# ---------------------------------------------------------------- the three settings
+
+def sim_server_cmd(role: str, port: int, mean_words: int) -> list[str]:
+    return [sys.executable, "-m", "benchmarks.simserver", "--role", role, "--port", str(port),
+            "--mean-words", str(mean_words)]
+
+
+def write_problems(path: Path, n: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"id": f"p{i}", "prompt": f"Problem {i}: count the climbs of a "
+                                 f"staircase of {10 + i} stairs."}) + "\n")
+    return path
+
+
+def bench_sim(work: Path, problems: int, concurrency: int, mean_words: int) -> list[Run]:
+    """Setting (a): two simulated servers, fresh for every variant."""
+    inputs = write_problems(work / "problems.jsonl", problems)
+    runs = []
+    for label, extra in VARIANTS:
+        ports = {r: free_port() for r in ROLES}
+        urls = {r: f"http://127.0.0.1:{ports[r]}/v1" for r in ROLES}
+        with ExitStack() as stack:
+            for r in ROLES:
+                stack.enter_context(server(sim_server_cmd(r, ports[r], mean_words), urls[r],
+                                           work / f"{r}.log"))
+            args = [str(inputs), "--teacher", urls["teacher"], "--student", urls["student"],
+                    "--teacher-template", "qwen3", "--student-template", "qwen3",
+                    "--concurrency", str(concurrency), "--max-thinking-tokens", "8192",
+                    "--max-answer-tokens", "32", *extra]
+            runs.append(run_client(label, args, work / f"{slug(label)}.jsonl", urls))
+        print(f"  {label}: {runs[-1].seconds:.1f}s", file=sys.stderr)
+    return runs
+
+
+def bench_local(work: Path, problems: int, thinking: int) -> list[Run]:
+    """Setting (b1): the embedded default (gemma-3-270m + SmolLM2-135M) in-process on the CPU."""
+    runs = []
+    for label, extra in VARIANTS:
+        args = ["--limit", str(problems), "--max-thinking-tokens", str(thinking),
+                "--max-answer-tokens", "24", "--temperature", "0", *extra]
+        runs.append(run_client(label, args, work / f"{slug(label)}.jsonl", None))
+        print(f"  {label}: {runs[-1].seconds:.1f}s", file=sys.stderr)
+    return runs
+
+
+def bench_llama(work: Path, problems: int, thinking: int, concurrency: int) -> list[Run]:
+    """Setting (b2): llama-cpp-python servers (gemma teacher, SmolLM2 student), fresh per variant."""
+    from tessy.embedded import gemma_gguf, smollm2_gguf
+
+    models = {"teacher": gemma_gguf(), "student": smollm2_gguf()}
+    runs = []
+    for label, extra in VARIANTS:
+        ports = {r: free_port() for r in ROLES}
+        urls = {r: f"http://127.0.0.1:{ports[r]}/v1" for r in ROLES}
+        with ExitStack() as stack:
+            for r in ROLES:
+                cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(models[r]),
+                       "--host", "127.0.0.1", "--port", str(ports[r]), "--n_ctx", "2048",
+                       "--n_threads", "1", "--interrupt_requests", "False"]
+                stack.enter_context(server(cmd, urls[r], work / f"{r}.log"))
+            args = ["--limit", str(problems), "--teacher", urls["teacher"], "--student",
+                    urls["student"], "--teacher-template", "plain-think", "--student-template",
+                    "chat-think", "--student-tokenizer", str(models["student"]),
+                    "--max-thinking-tokens", str(thinking), "--max-answer-tokens", "24",
+                    "--concurrency", str(concurrency), "--temperature", "0", *extra]
+            runs.append(run_client(label, args, work / f"{slug(label)}.jsonl", urls))
+        print(f"  {label}: {runs[-1].seconds:.1f}s", file=sys.stderr)
+    return runs
+
+
+def slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label.split(" (")[0]).strip("-")
+
+
+# ---------------------------------------------------------------- printing
+
+def table(runs: list[Run], title: str) -> str:
+    """The comparison as a Markdown table, ratios against the first (teacher-only) row."""
+    base = runs[0]
+    stream = next((r for r in runs if r.label == "tessy stream"), None)
+    lock = next((r for r in runs if r.label.startswith("lock-step")), None)
+    lines = [f"### {title}", "",
+             "| variant | wall s / 1k kept tok | vs teacher-only | requests / 1k kept | "
+             "requests / switch | KB sent / kept tok | teacher tokens discarded | student tokens "
+             "discarded | prefix-cache hit | client CPU s / 1k kept | client peak MB | written |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        wall = r.per_1k(r.seconds)
+        req = sum(r.requests.values())
+        hit = f"{r.cached_tokens / r.prompt_tokens:.0%}" if r.cached_tokens else "not reported"
+        per_switch = f"{req / r.switches:.2f}" if r.switches else "–"
+        student = f"{r.discarded('student'):.1%}" if r.decoded["student"] else "–"
+        lines.append(
+            f"| {r.label} | {wall:.2f} | {wall / base.per_1k(base.seconds):.2f}x | "
+            f"{r.per_1k(req):.0f} | {per_switch} | {r.bytes_sent / 1024 / r.kept_total:.2f} | "
+            f"{r.discarded('teacher'):.1%} | {student} | {hit} | {r.per_1k(r.cpu):.2f} | "
+            f"{r.peak_mb:.0f} | {r.written}/{r.written + r.failed} |")
+    if stream and lock:
+        s, t, lk = (x.per_1k(x.seconds) for x in (stream, base, lock))
+        turns = stream.switches + stream.trajectories
+        thinking_requests = sum(stream.requests.values()) - stream.trajectories
+        lines += ["", f"Ratios: stream / teacher-only wall = **{s / t:.2f}**; stream / lock-step "
+                  f"prototype wall = **{s / lk:.2f}** (lock-step is {lk / s:.1f}x slower); stream "
+                  f"requests = {sum(stream.requests.values())} for {stream.switches} switches "
+                  f"({sum(stream.requests.values()) / stream.switches:.3f} per switch; thinking "
+                  f"requests per turn = {thinking_requests / turns:.3f}); {stream.trajectories} "
+                  f"trajectories, {stream.kept_total} kept tokens."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--setting", choices=["sim", "local", "llama", "cpu", "all"],
+                        default="all")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
+    parser.add_argument("--problems", type=int, default=32, help="sim: problems")
+    parser.add_argument("--concurrency", type=int, default=16, help="sim: problems in flight")
+    parser.add_argument("--mean-words", type=int, default=1000, help="sim: mean thinking words")
+    parser.add_argument("--real-problems", type=int, default=3, help="local/llama: problems")
+    parser.add_argument("--real-thinking", type=int, default=96,
+                        help="local/llama: thinking token budget")
+    args = parser.parse_args()
+    settings = ["sim", "local", "llama", "cpu"] if args.setting == "all" else [args.setting]
+    report = []
+    for setting in settings:
+        work = args.out / setting
+        work.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        print(f"[{setting}]", file=sys.stderr)
+        if setting == "sim":
+            runs = bench_sim(work, args.problems, args.concurrency, args.mean_words)
+            title = (f"Simulated servers: {args.problems} problems, {args.concurrency} in flight, "
+                     f"~{args.mean_words} thinking tokens each, lexicon predictor")
+        elif setting == "local":
+            runs = bench_local(work, args.real_problems, args.real_thinking)
+            title = (f"Embedded default in-process (gemma-3-270m + SmolLM2-135M, CPU): "
+                     f"{args.real_problems} problems, thinking budget {args.real_thinking}")
+        elif setting == "llama":
+            runs = bench_llama(work, args.real_problems, args.real_thinking, 2)
+            title = (f"llama-cpp-python servers (gemma-3-270m + SmolLM2-135M GGUF, 1 thread "
+                     f"each): {args.real_problems} problems, thinking budget "
+                     f"{args.real_thinking}, 2 in flight")
+        else:
+            from benchmarks.client_cpu import profile
+
+            report.append(profile(work))
+            continue
+        text = table(runs, title)
+        (work / "runs.json").write_text(json.dumps([asdict(r) for r in runs], indent=1))
+        report.append(text + f"\n\n({time.perf_counter() - started:.0f} s for this setting)")
+        print(report[-1] + "\n", flush=True)
+    (args.out / "serving.md").write_text("\n\n".join(report) + "\n")
+
+
+if __name__ == "__main__":
+    main()

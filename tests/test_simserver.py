@@ -1,0 +1,104 @@
+"""The simulated server of the benchmarks: its cost model must behave like a batching engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from contextlib import ExitStack, aclosing
+
+import pytest
+from benchmarks.serving import ROLES, free_port, server, server_metrics, sim_server_cmd
+from benchmarks.simserver import CostModel, serve
+
+from tessy.backends.base import GenerationRequest
+from tessy.backends.openai_http import OpenAIHTTPBackend
+from tessy.cli import main
+from tessy.config import ModelConfig
+from tessy.templates import qwen3
+
+FAST = CostModel(overhead=0.0005, decode=0.002, per_seq=0.0, prefill=0.0)
+PROMPT = qwen3().thinking_prompt("Problem 1: count the climbs.", "")
+
+
+@pytest.fixture
+async def sim():
+    runner, url = await serve("teacher", FAST, mean_words=400)
+    backend = OpenAIHTTPBackend(ModelConfig(role="teacher", base_urls=[url]))
+    await backend.start()
+    yield backend, url
+    await backend.close()
+    await runner.cleanup()
+
+
+async def complete(backend, prompt: str, max_tokens: int, read: int | None = None):
+    deltas = []
+    async with aclosing(backend.generate(GenerationRequest(prompt, max_tokens))) as stream:
+        async for delta in stream:
+            deltas.append(delta)
+            if read is not None and len(deltas) >= read:
+                break
+    return deltas
+
+
+async def test_prefix_cache_serves_what_an_earlier_request_computed(sim):
+    backend, url = sim
+    first = await complete(backend, PROMPT, 40)
+    text = "".join(d.text for d in first)
+    second = await complete(backend, PROMPT + text, 5)
+    words = len((PROMPT + text).split())
+    usage = second[-1]
+    assert usage.prompt_tokens == words
+    assert usage.cached_tokens == min(words // 16 * 16, words - 1)  # whole blocks only
+    m = await asyncio.to_thread(server_metrics, url)
+    assert m["vllm:prefix_cache_hits"] == backend.counters.cached_prompt_tokens == usage.cached_tokens
+    assert m["vllm:prompt_tokens"] == backend.counters.prompt_tokens
+
+
+async def test_a_closed_stream_stops_decoding(sim):
+    backend, url = sim
+    got = await complete(backend, PROMPT, 300, read=5)
+    await asyncio.sleep(0.05)  # 25 decode steps: plenty, had the request gone on
+    m = await asyncio.to_thread(server_metrics, url)
+    assert m["sim:aborted"] == 1
+    assert len(got) <= m["vllm:generation_tokens"] <= len(got) + 2
+
+
+async def test_concurrent_requests_share_engine_steps(sim):
+    backend, url = sim
+    prompts = [qwen3().thinking_prompt(f"Problem {i}.", "") for i in range(4)]
+    await asyncio.gather(*(complete(backend, p, 30) for p in prompts))
+    m = await asyncio.to_thread(server_metrics, url)
+    assert m["vllm:generation_tokens"] == 4 * 30
+    assert m["sim:steps"] < 2 * 30  # batched, not 4 x 30 steps
+
+
+def test_every_scheduler_writes_the_same_data_over_http(tmp_path, monkeypatch):
+    problems = tmp_path / "p.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"Problem {i}."}) + "\n"
+                                for i in range(3)))
+    fast = ["--decode", "0.001", "--per-seq", "0", "--prefill", "0", "--overhead", "0.0005"]
+    ports = {r: free_port() for r in ROLES}
+    urls = {r: f"http://127.0.0.1:{ports[r]}/v1" for r in ROLES}
+    monkeypatch.setattr(sys, "argv", ["tessy"])
+    outputs = {}
+    with ExitStack() as stack:
+        for r in ROLES:
+            stack.enter_context(server(sim_server_cmd(r, ports[r], 150) + fast, urls[r],
+                                       tmp_path / f"{r}.log"))
+        for name, extra in [("stream", []), ("step", ["--mode", "step", "--step-tokens", "5/10"]),
+                            ("lockstep", ["--mode", "step", "--step-tokens", "5/10",
+                                          "--scheduler", "lockstep"])]:
+            out = tmp_path / f"{name}.jsonl"
+            code = main(["synthesize", str(problems), "--teacher", urls["teacher"], "--student",
+                         urls["student"], "--teacher-template", "qwen3", "--student-template",
+                         "qwen3", "-o", str(out), "-q", *extra])
+            assert code == 0
+            outputs[name] = [json.loads(line) for line in out.read_text().splitlines()]
+            run = json.loads(out.with_name(out.name + ".run.json").read_text())
+            sent = sum(b["requests"] for b in run["backends"].values())
+            assert sent == sum(sum(r["tessy"]["requests"].values()) for r in outputs[name])
+    segments = {k: sorted((r["id"], json.dumps(r["tessy"]["segments"])) for r in v)
+                for k, v in outputs.items()}
+    assert segments["stream"] == segments["step"] == segments["lockstep"]
+    assert all(r["tessy"]["switches"] >= 4 for r in outputs["stream"])
