@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup demo test test-fast bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -30,8 +30,12 @@ test: setup $(VENV)/.llama-server   ## the whole suite, real-model integration t
 test-fast: setup
 	$(VENV)/bin/pytest -q -m "not slow"
 
+bench: setup $(VENV)/.llama-server   ## every measurement of BENCHMARKS.md -> out/bench/ (~13 min)
+	$(PY) -m benchmarks.serving --setting all --out out/bench
+	$(PY) -m benchmarks.predictor_cost --problems 32 | tee out/bench/predictor_cost.md
+
 lint: setup
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
 	rm -rf $(VENV) out

@@ -6,7 +6,7 @@ token-classifier predictors (a tiny Qwen3 with a BPE tokenizer, trained here on 
 Token-forwards are counted, not estimated; GFLOP assume a 0.6B predictor (the paper's Qwen3-0.6B):
 2 x 0.6e9 FLOP per token-forward.
 
-    python benchmarks/predictor_cost.py [--problems 32]
+    python -m benchmarks.predictor_cost [--problems 32]
 """
 
 from __future__ import annotations

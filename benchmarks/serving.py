@@ -209,37 +209,46 @@ def bench_sim(work: Path, problems: int, concurrency: int, mean_words: int) -> l
     return runs
 
 
+# Real models: SmolLM2-135M-Instruct (told to think in <think>) in both roles. The embedded
+# teacher, gemma-3-270m base, closes its thinking at once under greedy decoding, which leaves
+# teacher-only with nothing to compare against.
+def real_model() -> str:
+    from tessy.embedded import smollm2_gguf
+
+    return str(smollm2_gguf())
+
+
+REAL_ARGS = ["--teacher-template", "chat-think", "--student-template", "chat-think",
+             "--max-answer-tokens", "24", "--temperature", "0"]
+
+
 def bench_local(work: Path, problems: int, thinking: int) -> list[Run]:
-    """Setting (b1): the embedded default (gemma-3-270m + SmolLM2-135M) in-process on the CPU."""
+    """Setting (b1): transformers in-process on the CPU."""
     runs = []
     for label, extra in VARIANTS:
-        args = ["--limit", str(problems), "--max-thinking-tokens", str(thinking),
-                "--max-answer-tokens", "24", "--temperature", "0", *extra]
+        args = ["--limit", str(problems), "--teacher", real_model(), "--student", real_model(),
+                "--max-thinking-tokens", str(thinking), *REAL_ARGS, *extra]
         runs.append(run_client(label, args, work / f"{slug(label)}.jsonl", None))
         print(f"  {label}: {runs[-1].seconds:.1f}s", file=sys.stderr)
     return runs
 
 
 def bench_llama(work: Path, problems: int, thinking: int, concurrency: int) -> list[Run]:
-    """Setting (b2): llama-cpp-python servers (gemma teacher, SmolLM2 student), fresh per variant."""
-    from tessy.embedded import gemma_gguf, smollm2_gguf
-
-    models = {"teacher": gemma_gguf(), "student": smollm2_gguf()}
+    """Setting (b2): llama-cpp-python servers, one per role, fresh per variant."""
     runs = []
     for label, extra in VARIANTS:
         ports = {r: free_port() for r in ROLES}
         urls = {r: f"http://127.0.0.1:{ports[r]}/v1" for r in ROLES}
         with ExitStack() as stack:
             for r in ROLES:
-                cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(models[r]),
+                cmd = [sys.executable, "-m", "llama_cpp.server", "--model", real_model(),
                        "--host", "127.0.0.1", "--port", str(ports[r]), "--n_ctx", "2048",
                        "--n_threads", "1", "--interrupt_requests", "False"]
                 stack.enter_context(server(cmd, urls[r], work / f"{r}.log"))
             args = ["--limit", str(problems), "--teacher", urls["teacher"], "--student",
-                    urls["student"], "--teacher-template", "plain-think", "--student-template",
-                    "chat-think", "--student-tokenizer", str(models["student"]),
-                    "--max-thinking-tokens", str(thinking), "--max-answer-tokens", "24",
-                    "--concurrency", str(concurrency), "--temperature", "0", *extra]
+                    urls["student"], "--teacher-tokenizer", real_model(), "--student-tokenizer",
+                    real_model(), "--max-thinking-tokens", str(thinking),
+                    "--concurrency", str(concurrency), *REAL_ARGS, *extra]
             runs.append(run_client(label, args, work / f"{slug(label)}.jsonl", urls))
         print(f"  {label}: {runs[-1].seconds:.1f}s", file=sys.stderr)
     return runs
@@ -262,6 +271,9 @@ def table(runs: list[Run], title: str) -> str:
              "discarded | prefix-cache hit | client CPU s / 1k kept | client peak MB | written |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
+        if not r.kept_total:
+            lines.append(f"| {r.label} | nothing written ({r.failed} failed) |" + " |" * 10)
+            continue
         wall = r.per_1k(r.seconds)
         req = sum(r.requests.values())
         hit = f"{r.cached_tokens / r.prompt_tokens:.0%}" if r.cached_tokens else "not reported"
@@ -293,7 +305,7 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=32, help="sim: problems")
     parser.add_argument("--concurrency", type=int, default=16, help="sim: problems in flight")
     parser.add_argument("--mean-words", type=int, default=1000, help="sim: mean thinking words")
-    parser.add_argument("--real-problems", type=int, default=3, help="local/llama: problems")
+    parser.add_argument("--real-problems", type=int, default=6, help="local/llama: problems")
     parser.add_argument("--real-thinking", type=int, default=96,
                         help="local/llama: thinking token budget")
     args = parser.parse_args()
@@ -310,12 +322,12 @@ def main() -> None:
                      f"~{args.mean_words} thinking tokens each, lexicon predictor")
         elif setting == "local":
             runs = bench_local(work, args.real_problems, args.real_thinking)
-            title = (f"Embedded default in-process (gemma-3-270m + SmolLM2-135M, CPU): "
+            title = (f"transformers in-process (SmolLM2-135M-Instruct in both roles, CPU, greedy): "
                      f"{args.real_problems} problems, thinking budget {args.real_thinking}")
         elif setting == "llama":
             runs = bench_llama(work, args.real_problems, args.real_thinking, 2)
-            title = (f"llama-cpp-python servers (gemma-3-270m + SmolLM2-135M GGUF, 1 thread "
-                     f"each): {args.real_problems} problems, thinking budget "
+            title = (f"llama-cpp-python servers (SmolLM2-135M-Instruct Q4_1 in both roles, 1 "
+                     f"thread each, greedy): {args.real_problems} problems, thinking budget "
                      f"{args.real_thinking}, 2 in flight")
         else:
             from benchmarks.client_cpu import profile
