@@ -30,7 +30,7 @@ test: setup $(VENV)/.llama-server   ## the whole suite, real-model integration t
 test-fast: setup
 	$(VENV)/bin/pytest -q -m "not slow"
 
-bench: setup $(VENV)/.llama-server   ## every measurement of BENCHMARKS.md -> out/bench/ (~13 min)
+bench: setup $(VENV)/.llama-server   ## every measurement of BENCHMARKS.md -> out/bench/ (~12 min)
 	$(PY) -m benchmarks.serving --setting all --out out/bench
 	$(PY) -m benchmarks.predictor_cost --problems 32 | tee out/bench/predictor_cost.md
 
