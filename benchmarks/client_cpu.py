@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
-from benchmarks.serving import ROLES, free_port, server, sim_server_cmd
+from benchmarks.serving import role_servers, sim_server_cmd
 from tessy.config import run_config_from_dict
 from tessy.records import Problem
 from tessy.synthesis.cooperate import Cooperation
@@ -72,15 +72,11 @@ def profile(work: Path, mean_words: int = 10000) -> str:
     """Run the modes and return a Markdown table of CPU per request by trace length."""
     problems = [Problem(f"cpu{i}", f"Problem {i}: count the climbs of a long staircase.")
                 for i in range(2)]
-    fast = ["--decode", "0.0005", "--per-seq", "0", "--prefill", "0", "--overhead", "0.0005"]
+    fast = ("--decode", "0.0005", "--per-seq", "0", "--prefill", "0", "--overhead", "0.0005")
     rows = []
     for label, synthesis in MODES:
-        ports = {r: free_port() for r in ROLES}
-        urls = {r: f"http://127.0.0.1:{ports[r]}/v1" for r in ROLES}
-        with ExitStack() as stack:
-            for r in ROLES:
-                stack.enter_context(server(sim_server_cmd(r, ports[r], mean_words) + fast,
-                                           urls[r], work / f"{r}.log"))
+        command = partial(sim_server_cmd, mean_words=mean_words, cost=fast)
+        with role_servers(command, work) as urls:
             samples = asyncio.run(measure(urls, synthesis, problems))
         cells = []
         for lo, hi in BUCKETS:

@@ -24,12 +24,14 @@ import sys
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
 
+from tessy.records import ROLES
+
 ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("teacher", "student")
 
 # (label, arguments of `tessy synthesize`): the comparison the issue asks for.
 VARIANTS = [
@@ -114,6 +116,18 @@ def server(cmd: list[str], url: str, log: Path):
             proc.wait()
 
 
+@contextmanager
+def role_servers(command, logs: Path):
+    """One server per role on a free port for the block, started by `command(role, port)`;
+    yields {role: …/v1 URL}."""
+    ports = {r: free_port() for r in ROLES}
+    urls = {r: f"http://127.0.0.1:{ports[r]}/v1" for r in ROLES}
+    with ExitStack() as stack:
+        for r in ROLES:
+            stack.enter_context(server(command(r, ports[r]), urls[r], logs / f"{r}.log"))
+        yield urls
+
+
 def server_metrics(url: str) -> dict[str, float]:
     """Prometheus counters of a vLLM-style `/metrics` (summed over labels); {} if it has none."""
     root = url.removesuffix("/v1")
@@ -144,10 +158,10 @@ def run_client(label: str, args: list[str], out: Path, urls: dict[str, str] | No
     before = {r: server_metrics(u) for r, u in (urls or {}).items()}
     with open(out.with_suffix(".log"), "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{label}: tessy exited {proc.returncode}; see {out.with_suffix('.log')}")
+        _, status, usage = os.wait4(proc.pid, 0)  # the rusage of this child alone
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{label}: tessy exited {code}; see {out.with_suffix('.log')}")
     after = {r: server_metrics(u) for r, u in (urls or {}).items()}
     summary = json.loads(out.with_name(out.name + ".run.json").read_text())
     records = [json.loads(line)["tessy"] for line in out.read_text().splitlines()]
@@ -161,6 +175,9 @@ def run_client(label: str, args: list[str], out: Path, urls: dict[str, str] | No
             decoded[role] = int(m["vllm:generation_tokens"])
     backends = summary["backends"]
     cached = sum(b["cached_prompt_tokens"] for b in backends.values())
+    # In-process models always count their cache; a server may not report it at all.
+    reported = urls is None or cached > 0 or any("vllm:prefix_cache_hits" in m
+                                                 for m in server.values())
     return Run(
         label=label, seconds=summary["seconds"], cpu=usage.ru_utime + usage.ru_stime,
         peak_mb=usage.ru_maxrss / 1024, kept=kept,
@@ -168,16 +185,17 @@ def run_client(label: str, args: list[str], out: Path, urls: dict[str, str] | No
         requests={r: backends[r]["requests"] for r in ROLES},
         bytes_sent=sum(b["bytes_sent"] for b in backends.values()), decoded=decoded,
         prompt_tokens=sum(b["prompt_tokens"] for b in backends.values()),
-        cached_tokens=cached if cached else None, written=summary["written"],
+        cached_tokens=cached if reported else None, written=summary["written"],
         failed=summary["failed"], server=server,
     )
 
 
 # ---------------------------------------------------------------- the three settings
 
-def sim_server_cmd(role: str, port: int, mean_words: int) -> list[str]:
+def sim_server_cmd(role: str, port: int, mean_words: int, cost: tuple[str, ...] = ()) -> list[str]:
+    """The simulated server of `role`; `cost` overrides its cost model (`--decode 0.001` ...)."""
     return [sys.executable, "-m", "benchmarks.simserver", "--role", role, "--port", str(port),
-            "--mean-words", str(mean_words)]
+            "--mean-words", str(mean_words), *cost]
 
 
 def write_problems(path: Path, n: int) -> Path:
@@ -194,12 +212,7 @@ def bench_sim(work: Path, problems: int, concurrency: int, mean_words: int) -> l
     inputs = write_problems(work / "problems.jsonl", problems)
     runs = []
     for label, extra in VARIANTS:
-        ports = {r: free_port() for r in ROLES}
-        urls = {r: f"http://127.0.0.1:{ports[r]}/v1" for r in ROLES}
-        with ExitStack() as stack:
-            for r in ROLES:
-                stack.enter_context(server(sim_server_cmd(r, ports[r], mean_words), urls[r],
-                                           work / f"{r}.log"))
+        with role_servers(partial(sim_server_cmd, mean_words=mean_words), work) as urls:
             args = [str(inputs), "--teacher", urls["teacher"], "--student", urls["student"],
                     "--teacher-template", "qwen3", "--student-template", "qwen3",
                     "--concurrency", str(concurrency), "--max-thinking-tokens", "8192",
@@ -233,18 +246,18 @@ def bench_local(work: Path, problems: int, thinking: int) -> list[Run]:
     return runs
 
 
+def llama_server_cmd(role: str, port: int) -> list[str]:
+    # interrupt_requests False: by default it cuts a running stream when another one arrives.
+    return [sys.executable, "-m", "llama_cpp.server", "--model", real_model(), "--host",
+            "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
+            "--interrupt_requests", "False"]
+
+
 def bench_llama(work: Path, problems: int, thinking: int, concurrency: int) -> list[Run]:
     """Setting (b2): llama-cpp-python servers, one per role, fresh per variant."""
     runs = []
     for label, extra in VARIANTS:
-        ports = {r: free_port() for r in ROLES}
-        urls = {r: f"http://127.0.0.1:{ports[r]}/v1" for r in ROLES}
-        with ExitStack() as stack:
-            for r in ROLES:
-                cmd = [sys.executable, "-m", "llama_cpp.server", "--model", real_model(),
-                       "--host", "127.0.0.1", "--port", str(ports[r]), "--n_ctx", "2048",
-                       "--n_threads", "1", "--interrupt_requests", "False"]
-                stack.enter_context(server(cmd, urls[r], work / f"{r}.log"))
+        with role_servers(llama_server_cmd, work) as urls:
             args = ["--limit", str(problems), "--teacher", urls["teacher"], "--student",
                     urls["student"], "--teacher-tokenizer", real_model(), "--student-tokenizer",
                     real_model(), "--max-thinking-tokens", str(thinking),
@@ -276,7 +289,7 @@ def table(runs: list[Run], title: str) -> str:
             continue
         wall = r.per_1k(r.seconds)
         req = sum(r.requests.values())
-        hit = f"{r.cached_tokens / r.prompt_tokens:.0%}" if r.cached_tokens else "not reported"
+        hit = "not reported" if r.cached_tokens is None else f"{r.cached_tokens / r.prompt_tokens:.0%}"
         per_switch = f"{req / r.switches:.2f}" if r.switches else "–"
         student = f"{r.discarded('student'):.1%}" if r.decoded["student"] else "–"
         lines.append(

@@ -51,7 +51,7 @@ class RejectingBackend:
 
     def __init__(self, inner, bad_id):
         self.inner, self.bad_id = inner, bad_id
-        self.name, self.tokenizer = inner.name, None
+        self.name, self.tokenizer, self.counters = inner.name, None, inner.counters
 
     async def count_tokens(self, text):
         return await self.inner.count_tokens(text)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from contextlib import ExitStack, aclosing
+from contextlib import aclosing
+from functools import partial
 
 import pytest
-from benchmarks.serving import ROLES, free_port, server, server_metrics, sim_server_cmd
+from benchmarks.serving import role_servers, server_metrics, sim_server_cmd
 from benchmarks.simserver import CostModel, serve
 
 from tessy.backends.base import GenerationRequest
@@ -77,15 +78,10 @@ def test_every_scheduler_writes_the_same_data_over_http(tmp_path, monkeypatch):
     problems = tmp_path / "p.jsonl"
     problems.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"Problem {i}."}) + "\n"
                                 for i in range(3)))
-    fast = ["--decode", "0.001", "--per-seq", "0", "--prefill", "0", "--overhead", "0.0005"]
-    ports = {r: free_port() for r in ROLES}
-    urls = {r: f"http://127.0.0.1:{ports[r]}/v1" for r in ROLES}
+    fast = ("--decode", "0.001", "--per-seq", "0", "--prefill", "0", "--overhead", "0.0005")
     monkeypatch.setattr(sys, "argv", ["tessy"])
     outputs = {}
-    with ExitStack() as stack:
-        for r in ROLES:
-            stack.enter_context(server(sim_server_cmd(r, ports[r], 150) + fast, urls[r],
-                                       tmp_path / f"{r}.log"))
+    with role_servers(partial(sim_server_cmd, mean_words=150, cost=fast), tmp_path) as urls:
         for name, extra in [("stream", []), ("step", ["--mode", "step", "--step-tokens", "5/10"]),
                             ("lockstep", ["--mode", "step", "--step-tokens", "5/10",
                                           "--scheduler", "lockstep"])]:

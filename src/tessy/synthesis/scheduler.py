@@ -167,8 +167,7 @@ async def synthesize(
     if stop.soft.is_set() and not summary.stopped:
         summary.stopped = stop.reason
     summary.seconds = time.perf_counter() - started
-    summary.backends = {r: asdict(c) for r in ROLES
-                        if (c := getattr(roles[r].backend, "counters", None)) is not None}
+    summary.backends = {r: asdict(roles[r].backend.counters) for r in ROLES}
     _write_json(Path(config.output).with_name(Path(config.output).name + ".run.json"),
                 asdict(summary) | {"teacher_share": summary.teacher_share()})
     return summary
