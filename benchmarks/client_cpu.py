@@ -19,7 +19,7 @@ from benchmarks.serving import role_servers, sim_server_cmd
 from tessy.config import run_config_from_dict
 from tessy.records import Problem
 from tessy.synthesis.cooperate import Cooperation
-from tessy.synthesis.scheduler import build_roles
+from tessy.synthesis.scheduler import open_roles
 
 MODES = [("teacher-only", {"strategy": "teacher-only"}), ("tessy stream", {"mode": "stream"}),
          ("tessy step k=20", {"mode": "step"})]
@@ -54,16 +54,14 @@ async def measure(urls: dict[str, str], synthesis: dict, problems: list[Problem]
         "synthesis": {"max_thinking_tokens": 16384, "max_answer_tokens": 16, "concurrency": 1,
                       **synthesis},
     })
-    roles = await build_roles(config)
     samples: list = []
     clock = {"last": time.process_time()}
-    for rt in roles.values():
-        rt.backend = Metered(rt.backend, samples, clock)
-    engine = Cooperation(roles, config.synthesis)
-    for problem in problems:
-        await engine.run(problem)
-    for rt in roles.values():
-        await rt.backend.close()
+    async with open_roles(config) as roles:
+        for rt in roles.values():
+            rt.backend = Metered(rt.backend, samples, clock)
+        engine = Cooperation(roles, config.synthesis)
+        for problem in problems:
+            await engine.run(problem)
     return [(len(prompt.rsplit("<think>", 1)[-1].split()), tokens, cpu)
             for prompt, tokens, cpu in samples]
 

@@ -19,17 +19,18 @@ import time
 import zlib
 from pathlib import Path
 
+from tessy.synthesis.lockstep import ONLY_AT_CHUNK_ENDS
+
 from tessy.backends.fake import FakeBackend
 from tessy.boundary import load_predictor
-from tessy.boundary.annotate import lexicon_spans
-from tessy.boundary.labels import LabelledSegment
 from tessy.boundary.lexicon import CONNECTIVE, STRONG
-from tessy.boundary.segments import cut_segments
-from tessy.boundary.train import TrainConfig, train
-from tessy.config import SamplingConfig, SynthesisConfig
+from tessy.config import PredictorTrainConfig, SamplingConfig, SynthesisConfig
+from tessy.predictor.annotate import lexicon_spans
+from tessy.predictor.labels import LabelledSegment
+from tessy.predictor.segments import cut_segments
+from tessy.predictor.train import train
 from tessy.records import Problem
 from tessy.synthesis.cooperate import Cooperation
-from tessy.synthesis.lockstep import ONLY_AT_CHUNK_ENDS
 from tessy.synthesis.roles import RoleRuntime
 from tessy.templates import qwen3
 from tessy.testing import build_tiny_backbone
@@ -90,7 +91,7 @@ def train_predictors(workdir: Path) -> dict[str, str]:
             for a, b in cut_segments(text, 40, random.Random(seed)):
                 piece = text[a:b]
                 segments.append(LabelledSegment(f"{seed}@{a}", piece, lexicon_spans(piece, role)))
-        config = TrainConfig(backbone=str(backbone), output=str(workdir / role), role=role,
+        config = PredictorTrainConfig(backbone=str(backbone), output=str(workdir / role), role=role,
                              epochs=8, learning_rate=3e-3, batch_size=16, eval_fraction=0.0,
                              device="cpu")
         train(segments, config, progress=False)
@@ -104,10 +105,10 @@ async def run_variant(predictors: dict[str, str], problems: list[Problem], varia
     for role, script in (("student", STUDENT), ("teacher", TEACHER)):
         preds[role] = load_predictor(predictors[role], role, device="cpu")
         backend = ProblemScripted(f"fake-{role}", " ".join(script.split()) * 3)
+        k = k_student if role == "student" else k_teacher
         roles[role] = RoleRuntime(role, backend, qwen3(), preds[role], SamplingConfig(temperature=0),
-                                  asyncio.Semaphore(64))
-    config = SynthesisConfig(mode=mode, step_tokens_student=k_student, step_tokens_teacher=k_teacher,
-                             predict_every=every, max_thinking_tokens=400,
+                                  asyncio.Semaphore(64), step_tokens=k)
+    config = SynthesisConfig(mode=mode, predict_every=every, max_thinking_tokens=400,
                              max_answer_tokens=8, concurrency=len(problems))
     engine = Cooperation(roles, config)
     started = time.perf_counter()

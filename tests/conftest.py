@@ -27,7 +27,7 @@ def server():
 def fake_roles(delay: float = 0.0) -> dict[str, RoleRuntime]:
     """Teacher and student on scripted fake models with the lexicon predictors."""
     return {
-        role: RoleRuntime(role, FakeBackend(f"fake-{role}", SCRIPTS[role], delay=delay), qwen3(),
+        role: RoleRuntime(role, FakeBackend(name=f"fake-{role}", script=SCRIPTS[role], delay=delay), qwen3(),
                           LexiconPredictor(role), SamplingConfig(temperature=0),
                           asyncio.Semaphore(8))
         for role in ("teacher", "student")

@@ -18,6 +18,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from tessy.backends.fake import SCRIPTS, FakeBackend
 
 
+def echo_logprobs(prompt: str) -> dict:
+    """A completions answer scoring `prompt` word by word (logprob -1 each; the first: none)."""
+    import re
+
+    starts = [m.start() for m in re.finditer(r"\S+", prompt)]
+    values = [None] + [-1.0] * (len(starts) - 1)
+    return {"choices": [{"text": "", "finish_reason": "length",
+                         "logprobs": {"text_offset": starts, "token_logprobs": values}}],
+            "usage": {"prompt_tokens": len(starts), "completion_tokens": 1}}
+
+
 class FakeOpenAIServer:
     """Start with `with FakeOpenAIServer() as srv:`; `srv.url` is the …/v1 base URL."""
 
@@ -42,6 +53,8 @@ class FakeOpenAIServer:
         self.disconnects = 0  # streams the client closed before the end
         self.tokens_sent = 0
         self.chat_reply = lambda message: "[]"  # what /v1/chat/completions answers
+        self.on_request = None  # called with each completion/chat body, in the server's thread
+        self.props: dict | None = None  # what GET /props answers (llama.cpp); None: 404
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_port}/v1"
@@ -100,6 +113,8 @@ class FakeOpenAIServer:
             def do_GET(self) -> None:
                 if self.path == "/v1/models":
                     self._json(200, {"object": "list", "data": [{"id": srv.model}]})
+                elif self.path == "/props" and srv.props is not None:
+                    self._json(200, srv.props)
                 else:
                     self._json(404, {"error": "not found"})
 
@@ -109,7 +124,12 @@ class FakeOpenAIServer:
                     self._json(200, {"count": len(body["prompt"].split())})
                     return
                 srv.requests.append(body)
+                if srv.on_request is not None:
+                    srv.on_request(body)
                 fault = srv.pick_fault()
+                if body.get("echo") and not fault:  # prompt logprobs: -1 per word, as vLLM lays out
+                    self._json(200, echo_logprobs(body["prompt"]))
+                    return
                 if self.path == "/v1/chat/completions" and not (srv.fail_status or fault):
                     reply = srv.chat_reply(body["messages"][-1]["content"])
                     self._json(200, {"choices": [{"message": {"role": "assistant", "content": reply},

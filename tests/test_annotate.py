@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from tessy.boundary.annotate import lexicon_spans, locate, parse_phrases
-from tessy.boundary.annotator import annotate_file
 from tessy.errors import InputError
+from tessy.predictor.annotate import lexicon_spans, locate, parse_phrases
+from tessy.predictor.annotator import annotate_file
 
 TEXT = "Okay, so the sum is 42. Hmm, wait, let me check: 25 + 17 = 42. Well, that holds."
 

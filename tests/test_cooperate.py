@@ -15,8 +15,11 @@ from tessy.synthesis.guards import is_looping
 PROBLEM = Problem("p1", "What is 17 + 25?")
 
 
-async def run(roles=None, **kwargs):
-    return await Cooperation(roles or fake_roles(), SynthesisConfig(**kwargs)).run(PROBLEM)
+async def run(roles=None, step_tokens=20, **kwargs):
+    roles = roles or fake_roles()
+    for rt in roles.values():
+        rt.step_tokens = step_tokens
+    return await Cooperation(roles, SynthesisConfig(**kwargs)).run(PROBLEM)
 
 
 async def test_student_starts_and_both_roles_write():
@@ -40,7 +43,7 @@ async def test_stream_requests_track_switches():
 async def test_stream_and_step_give_the_same_trajectory():
     stream = await run(mode="stream")
     for k in (1, 5, 20):
-        step = await run(mode="step", step_tokens_teacher=k, step_tokens_student=k)
+        step = await run(mode="step", step_tokens=k)
         assert [dataclasses.astuple(s) for s in step.segments] == \
                [dataclasses.astuple(s) for s in stream.segments]
         assert step.stats["teacher"].requests > stream.stats["teacher"].requests
@@ -131,7 +134,7 @@ async def test_empty_thinking_closed_by_the_marker_is_retried_then_fails():
     from tessy.errors import GenerationError
 
     roles = fake_roles()
-    roles["teacher"].backend = FakeBackend("fake-teacher", "</think> The answer is 42.")
+    roles["teacher"].backend = FakeBackend(name="fake-teacher", script="</think> The answer is 42.")
     with pytest.raises(GenerationError, match="empty thinking"):
         await run(roles, strategy="teacher-only", retries=2)
     assert len(roles["teacher"].backend.requests) == 3

@@ -1,4 +1,4 @@
-"""Boundary rules of a turn (DESIGN.md §1) with the lexicon predictor."""
+"""Boundary rules of a turn (docs/DESIGN.md) with the lexicon predictor."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tessy.boundary import LexiconPredictor
-from tessy.boundary.evaluate import evaluate, first_cut, render
-from tessy.boundary.labels import IGNORE, LabelledSegment, token_labels
+from tessy.predictor.evaluate import evaluate, first_cut, render
+from tessy.predictor.labels import IGNORE, LabelledSegment, token_labels
 
 
 def _segment(text: str, *style: str) -> LabelledSegment:

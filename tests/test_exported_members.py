@@ -5,7 +5,7 @@ import tessy
 
 def test_all_is_exported():
     assert sorted(tessy.__all__) == sorted(
-        ["ModelConfig", "Problem", "RunConfig", "SamplingConfig", "Segment", "SynthesisConfig",
+        ["FinishReason", "Problem", "RoleConfig", "RunConfig", "SamplingConfig", "Segment", "SynthesisConfig",
          "TessyError", "Trajectory", "__version__"])
     for name in tessy.__all__:
         assert hasattr(tessy, name)

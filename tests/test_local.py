@@ -9,13 +9,13 @@ import pytest
 
 from tessy.backends.base import GenerationRequest
 from tessy.backends.local import LocalBackend, common_prefix
-from tessy.config import ModelConfig, SamplingConfig
+from tessy.config import RoleConfig, SamplingConfig
 
 GREEDY = SamplingConfig(temperature=0)
 
 
 def make(model, tokenizer, reuse: bool) -> LocalBackend:
-    return LocalBackend(ModelConfig(role="student", backend="local", model="tiny"),
+    return LocalBackend(RoleConfig(role="student", backend="local", model="tiny"),
                         reuse_cache=reuse, model=model, tokenizer=tokenizer)
 
 
@@ -110,7 +110,7 @@ def test_incremental_detokenization_matches_decoding_everything():
     from tessy.embedded import smollm2_gguf
 
     tokenizer = load_tokenizer(str(smollm2_gguf()))
-    backend = LocalBackend(ModelConfig(backend="local", model="x"), model=object(),
+    backend = LocalBackend(RoleConfig(backend="local", model="x"), model=object(),
                            tokenizer=tokenizer)
     text = "Okay, let's see: 17 + 25 = 42. Héllo wörld 你好 🙂\n  indented\tand tabbed"
     rng = random.Random(0)

@@ -13,7 +13,7 @@ from tessy.config import SynthesisConfig
 from tessy.errors import ConfigError
 from tessy.records import Problem
 from tessy.synthesis.cooperate import Cooperation
-from tessy.synthesis.lockstep import LockstepCooperation, Rounds
+from tessy.synthesis.pacing import FreePacing, LockstepPacing, Rounds
 
 PROBLEMS = [Problem(f"p{i}", f"What is 17 + 25? (variant {i})") for i in range(4)]
 
@@ -36,13 +36,14 @@ class Logged:
             self.log.append("end")
 
 
-async def run(engine_class, log: list, delays=(0.001, 0.003)):
+async def run(pacing, log: list, delays=(0.001, 0.003)):
     roles = fake_roles()
     for rt, delay in zip(roles.values(), delays, strict=True):
         rt.backend.delay = delay  # the roles decode at different speeds
         rt.backend = Logged(rt.backend, log)
-    config = SynthesisConfig(mode="step", step_tokens_student=5, step_tokens_teacher=10)
-    engine = engine_class(roles, config)
+        rt.step_tokens = 5 if rt.role == "student" else 10
+    config = SynthesisConfig(mode="step")
+    engine = Cooperation(roles, config, pacing=pacing)
     trajs = await asyncio.gather(*(engine.run(p) for p in PROBLEMS))
     return engine, trajs
 
@@ -63,8 +64,8 @@ def rounds_are_kept(log: list[str]) -> bool:
 
 async def test_lockstep_writes_the_same_data_as_step_mode_in_rounds():
     async_log, lock_log = [], []
-    _, free = await run(Cooperation, async_log)
-    engine, locked = await run(LockstepCooperation, lock_log)
+    _, free = await run(FreePacing(), async_log)
+    engine, locked = await run(LockstepPacing(), lock_log)
     for a, b in zip(free, locked, strict=True):
         assert [dataclasses.astuple(s) for s in a.segments] == \
                [dataclasses.astuple(s) for s in b.segments]
@@ -72,8 +73,8 @@ async def test_lockstep_writes_the_same_data_as_step_mode_in_rounds():
     assert rounds_are_kept(lock_log)
     assert not rounds_are_kept(async_log)  # the check can fail: the async scheduler overlaps
     requests = sum(t.stats[r].requests for t in locked for r in t.stats)
-    assert engine.rounds.count >= requests / len(PROBLEMS)
-    assert engine.rounds.members == 0
+    assert engine.pacing.rounds.count >= requests / len(PROBLEMS)
+    assert engine.pacing.rounds.members == 0
 
 
 async def test_rounds_release_when_every_member_arrived_or_left():
@@ -98,7 +99,7 @@ def test_lockstep_needs_step_mode_and_step_tokens_parse():
     config, _ = build_config((), opts | {"mode": "step", "scheduler": "lockstep",
                                          "step_tokens": "5/10"})
     assert config.synthesis.scheduler == "lockstep"
-    assert (config.synthesis.step_tokens_student, config.synthesis.step_tokens_teacher) == (5, 10)
+    assert (config.student.step_tokens, config.teacher.step_tokens) == (5, 10)
     with pytest.raises(ConfigError, match="synthesis.scheduler: lockstep needs mode step"):
         build_config((), opts | {"scheduler": "lockstep"})
     with pytest.raises(ConfigError, match="--step-tokens: '5x' is not K or STUDENT/TEACHER"):

@@ -11,12 +11,12 @@ import pytest
 from fake_server import FakeOpenAIServer
 from tessy.backends.base import GenerationRequest
 from tessy.backends.openai_http import OpenAIHTTPBackend, request_body
-from tessy.config import ModelConfig, SamplingConfig
+from tessy.config import RoleConfig, SamplingConfig
 from tessy.errors import RequestRejected, ServerUnavailable, TransientBackendError
 
 
 def backend_for(*urls: str, **kwargs) -> OpenAIHTTPBackend:
-    return OpenAIHTTPBackend(ModelConfig(role="teacher", base_urls=list(urls), **kwargs))
+    return OpenAIHTTPBackend(RoleConfig(role="teacher", base_urls=list(urls), **kwargs))
 
 
 async def collect(backend, request):
@@ -126,7 +126,7 @@ def test_request_body_fields():
 
 def test_pool_sized_from_concurrency():
     backend = backend_for("http://127.0.0.1:1/v1", concurrency=500)
-    pool = backend.client._transport._pool
+    pool = backend.client.http._transport._pool
     assert pool._max_connections >= 500
 
 

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from tessy.boundary.segments import cut_segments, sample_segments
 from tessy.cli import main
 from tessy.errors import InputError
+from tessy.predictor.segments import cut_segments, sample_segments
 
 
 def _rows(path):
@@ -50,7 +50,7 @@ def test_sample_annotate_train_eval_synthesize(tiny_backbone, tmp_path, capsys):
     assert len(records) == 6
     assert all({s["role"] for s in r["tessy"]["segments"]} == {"student", "teacher"} for r in records)
     saved = json.loads(open(f"{out}.config.json").read())
-    assert saved["synthesis"]["student_predictor"] == str(pred)
+    assert saved["student"]["predictor"] == str(pred)
 
 
 def test_current_token_labels_are_configurable(tiny_backbone, tmp_path):

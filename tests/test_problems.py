@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tessy.errors import InputError
+from tessy.errors import ConfigError, InputError
 from tessy.io.export import export
 from tessy.io.problems import ProblemReader
 
@@ -105,3 +105,14 @@ def test_export(tmp_path, fmt, chat_key):
     ds = (datasets.Dataset.from_parquet(dest) if fmt == "parquet"
           else datasets.load_from_disk(dest))
     assert ds[0][chat_key][1]["content"].endswith("y") and ds[0]["tessy"]["switches"] == 1
+
+
+def test_template_renders_in_a_sandbox_that_refuses_python_internals(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"question": "q"}) + "\n")
+    probe = "{{ ''.__class__.__mro__[1].__subclasses__() | length }}"
+    with pytest.raises(ConfigError, match="--prompt-template: refused by the sandbox: access to "
+                       "attribute '__class__' of 'str' object is unsafe") as info:
+        list(ProblemReader([str(path)], probe))
+    assert "\n" not in str(info.value)
+    assert [p.prompt for p in ProblemReader([str(path)], "Q: {{ question | upper }}")] == ["Q: Q"]

@@ -11,7 +11,7 @@ from fake_server import FakeOpenAIServer
 from tessy.backends.fake import SCRIPTS
 from tessy.config import RunConfig, run_config_from_dict
 from tessy.records import Problem
-from tessy.synthesis.scheduler import StopRequest, build_roles, synthesize
+from tessy.synthesis.scheduler import StopRequest, open_roles, synthesize
 
 PROBLEMS = [Problem(f"p{i}", f"What is {i} + 1?") for i in range(8)]
 
@@ -27,12 +27,8 @@ def http_config(out, teacher, student, **synthesis) -> RunConfig:
 
 
 async def run(config, problems=PROBLEMS, stop=None):
-    roles = await build_roles(config)
-    try:
+    async with open_roles(config) as roles:
         return await synthesize(config, problems, roles, progress=False, stop=stop)
-    finally:
-        for rt in roles.values():
-            await rt.backend.close()
 
 
 def rows(path):
@@ -145,7 +141,14 @@ async def test_stop_checkpoints_in_flight_problems_and_a_rerun_continues_them(tm
     with t, s:
         config = http_config(out, t, s, concurrency=4, grace=0.0)
         stop = StopRequest()
-        asyncio.get_running_loop().call_later(0.8, stop, "SIGTERM")
+        loop, asked, lock = asyncio.get_running_loop(), [], threading.Lock()
+
+        def count(body):  # 6 requests of 4 problems: turns are done, no problem is finished
+            with lock:
+                asked.append(body)
+                if len(asked) == 6:
+                    loop.call_soon_threadsafe(stop, "SIGTERM")
+        t.on_request = s.on_request = count
         first = await run(config, stop=stop)
         partial = tmp_path / "o.jsonl.partial.jsonl"
         saved = [json.loads(x) for x in partial.read_text().splitlines()]

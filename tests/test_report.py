@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 
 import pytest
 
 from tessy.cli import main
+from tessy.records import parse_record
 from tessy.report import metrics
-from tessy.report.dataset import Dataset, load_dataset, sample_from_record
+from tessy.report.dataset import Dataset, load_dataset
 from tessy.report.figures import compute, pick_reference
 from tessy.report.html import render
 from tessy.report.nll import NLL, LocalScorer, attribute, scoring_text
@@ -45,7 +47,7 @@ SOLO = [record("a", [("student", "Okay, two and two make four.")], "It is 5.", g
 
 
 def dataset(records, label):
-    return Dataset(label, label, [sample_from_record(r, f"{label}:{i}")
+    return Dataset(label, label, [parse_record(r, f"{label}:{i}")
                                   for i, r in enumerate(records, 1)])
 
 
@@ -54,7 +56,7 @@ def test_spans_give_back_each_roles_text_and_the_answer():
     assert s.text_of("student") == "Okay, let's see. Wait, so"
     assert s.text_of("teacher") == " Two plus two is four."
     assert s.text_of("answer") == "The answer is 4."
-    plain = sample_from_record({"id": "x", "messages": [
+    plain = parse_record({"id": "x", "messages": [
         {"role": "user", "content": "q"}, {"role": "assistant",
                                            "content": "<think>\nsome thought\n</think>\n\nA"}]}, "f:1")
     assert plain.text_of("unknown") == "some thought" and plain.answer == "A"
@@ -93,7 +95,7 @@ def test_accuracy_with_letters_numbers_and_text():
     assert metrics.accuracy(dataset(COOP, "c")) == (1.0, 2)
     assert metrics.accuracy(dataset(SOLO, "s")) == (0.0, 2)
     assert metrics.extract("so it's 1,234.", "1234") == "1234"
-    text = sample_from_record({"id": "t", "answer": "Paris", "dialogs": [
+    text = parse_record({"id": "t", "answer": "Paris", "dialogs": [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": "<think>\nx\n</think>\n\nparis."}]}, "f:1")
     assert metrics.is_correct(text) is True
@@ -126,7 +128,7 @@ def test_local_scorer_on_a_uniform_model_gives_log_vocab(tiny_model, tiny_tokeni
     scorer = LocalScorer(model, tiny_tokenizer, qwen3(), batch_size=2)
     nll = NLL()
     ds = dataset(COOP + SOLO[:1], "c")
-    scorer.score(ds.samples, nll)
+    asyncio.run(scorer.score(ds.samples, nll))
     expected = math.log(model.config.vocab_size)
     assert all(v == pytest.approx(expected, abs=1e-4) for v in nll.per_token().values())
     assert nll.tokens["student"] > 0 and nll.tokens["teacher"] > 0 and nll.tokens["answer"] > 0

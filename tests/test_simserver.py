@@ -15,7 +15,7 @@ from benchmarks.simserver import CostModel, serve
 from tessy.backends.base import GenerationRequest
 from tessy.backends.openai_http import OpenAIHTTPBackend
 from tessy.cli import main
-from tessy.config import ModelConfig
+from tessy.config import RoleConfig
 from tessy.templates import qwen3
 
 FAST = CostModel(overhead=0.0005, decode=0.002, per_seq=0.0, prefill=0.0)
@@ -25,7 +25,7 @@ PROMPT = qwen3().thinking_prompt("Problem 1: count the climbs.", "")
 @pytest.fixture
 async def sim():
     runner, url = await serve("teacher", FAST, mean_words=400)
-    backend = OpenAIHTTPBackend(ModelConfig(role="teacher", base_urls=[url]))
+    backend = OpenAIHTTPBackend(RoleConfig(role="teacher", base_urls=[url]))
     await backend.start()
     yield backend, url
     await backend.close()
@@ -59,8 +59,10 @@ async def test_prefix_cache_serves_what_an_earlier_request_computed(sim):
 async def test_a_closed_stream_stops_decoding(sim):
     backend, url = sim
     got = await complete(backend, PROMPT, 300, read=5)
-    await asyncio.sleep(0.05)  # 25 decode steps: plenty, had the request gone on
     m = await asyncio.to_thread(server_metrics, url)
+    while not m.get("sim:aborted"):  # the server notices the hang-up at its next step
+        await asyncio.sleep(0.01)
+        m = await asyncio.to_thread(server_metrics, url)
     assert m["sim:aborted"] == 1
     assert len(got) <= m["vllm:generation_tokens"] <= len(got) + 2
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from tessy.config import ModelConfig, RunConfig, SamplingConfig, SynthesisConfig  # noqa: E402
+from tessy.config import RoleConfig, RunConfig, SamplingConfig, SynthesisConfig  # noqa: E402
 from tessy.errors import TessyError  # noqa: E402
-from tessy.records import Problem, Segment, Trajectory  # noqa: E402
+from tessy.records import FinishReason, Problem, Segment, Trajectory  # noqa: E402
 
 __all__ = [
-    "ModelConfig",
+    "FinishReason",
     "Problem",
+    "RoleConfig",
     "RunConfig",
     "SamplingConfig",
     "Segment",

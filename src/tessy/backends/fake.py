@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from tessy.backends.base import BackendCounters, Delta, GenerationRequest
+from tessy.config import RoleConfig
 
 STUDENT_SCRIPT = (
     "Okay, let's see. The problem gives two numbers and asks for their sum. "
@@ -35,12 +36,17 @@ class FakeBackend:
 
     def __init__(
         self,
+        config: RoleConfig | None = None,
+        *,
         name: str = "fake",
         script: str = STUDENT_SCRIPT,
         answer: str = "The answer is 42.",
         end_marker: str = "</think>",
         delay: float = 0.0,
     ) -> None:
+        if config is not None:  # `--teacher fake`: the role's script, or one named by --*-model
+            name = f"fake-{config.role}"
+            script = SCRIPTS.get(config.model or config.role, SCRIPTS[config.role])
         self.name = name
         self.words = script.split()
         self.answer_words = answer.split()

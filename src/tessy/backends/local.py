@@ -17,7 +17,7 @@ from typing import Any
 from tessy.backends.base import BackendCounters, Delta, GenerationRequest
 from tessy.backends.loading import load_causal_lm
 from tessy.backends.sampling import sample_token
-from tessy.config import ModelConfig
+from tessy.config import RoleConfig
 from tessy.errors import RequestRejected
 
 
@@ -39,7 +39,7 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 class LocalBackend:
     """A transformers causal LM; `reuse_cache=False` re-prefills every request (for tests)."""
 
-    def __init__(self, config: ModelConfig, *, reuse_cache: bool = True, max_cached: int = 256,
+    def __init__(self, config: RoleConfig, *, reuse_cache: bool = True, max_cached: int = 256,
                  model: Any = None, tokenizer: Any = None) -> None:
         self.config = config
         self.name = config.model or "local"

@@ -9,7 +9,7 @@ __all__ = ["BoundaryPredictor", "LexiconPredictor", "load_predictor", "word_span
 
 
 def load_predictor(spec: str, role: str, device: str = "auto") -> BoundaryPredictor:
-    """`lexicon` (no model), or a token-classifier directory or hub id (DESIGN.md §1)."""
+    """`lexicon` (no model), or a token-classifier directory or hub id (docs/DESIGN.md)."""
     if spec == "lexicon":
         return LexiconPredictor(role)
     from tessy.boundary.classifier import load_classifier

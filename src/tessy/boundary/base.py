@@ -17,16 +17,24 @@ class BoundaryPredictor(Protocol):
     name: str
     # Words before the first undecided word that must be re-read (phrases spanning the boundary).
     lookbehind_words: int
-    # Words after a word that must have arrived before its label is final (at most). A
-    # predictor may also define `open_words(context, text, spans) -> int`, the number of last
-    # words that may still change now (the lexicon: only a phrase that can go on), so a cut
-    # is decided as early as the text allows.
+    # Words after a word that must have arrived before its label is final (at most).
     lookahead_words: int
     # Tokens between calls when the config leaves it open (a model call costs a forward).
     default_every: int
 
     async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
-        """One label per word span of `text` (char offsets): True where the word is style."""
+        """One label per word span of `text` (char offsets): True where the word is style.
+        Concurrent calls may be batched into one model forward."""
+        ...
+
+    def label_batch(self, items: list[tuple[str, str, list[tuple[int, int]]]]) -> list[list[bool]]:
+        """`label` for many (context, text, spans) items at once, without the event loop."""
+        ...
+
+    def open_words(self, context: str, text: str, spans: list[tuple[int, int]]) -> int:
+        """How many of the last words of `text` may still change label as more words arrive
+        (at most `lookahead_words`), so a cut is decided as early as the text allows."""
+        ...
 
 
 _WORD = re.compile(r"\S+")

@@ -1,6 +1,6 @@
 """A learned boundary predictor: an HF token classifier with 2 labels (capability, style).
 
-The published checkpoints (`CoopReason/Boundary_Predictor_{Teacher,Student}_Code`, DESIGN.md §1)
+The published checkpoints (`CoopReason/Boundary_Predictor_{Teacher,Student}_Code`, docs/DESIGN.md)
 have no tessy metadata; their format is the default here: the label at token i says whether token
 i+1 is style (`label_shift="next"`), read over the last ~200 tokens, left-truncated and
 left-padded. Directories written by `tessy predictor train` carry `tessy_predictor.json` with the
@@ -104,6 +104,10 @@ class TokenClassifierPredictor:
         """The same for one item, without the event loop."""
         return self.label_batch([(context, text, spans)])[0]
 
+    def open_words(self, context: str, text: str, spans: list[tuple[int, int]]) -> int:
+        """None: a causal classifier's label of a word never depends on later words."""
+        return 0
+
     def label_batch(self, items: list[tuple[str, str, list[tuple[int, int]]]]) -> list[list[bool]]:
         """Labels for many (context, text, spans) items in one forward."""
         windows = [self._window(*item) for item in items]
@@ -153,9 +157,9 @@ def load_classifier(spec: str, role: str, device: str = "auto") -> TokenClassifi
     from tessy.backends.loading import load_pretrained
 
     model, tokenizer, directory = load_pretrained(spec, device, "TokenClassification",
-                                                  where=f"{role}_predictor: ")
+                                                  where=f"{role}.predictor: ")
     if model.config.num_labels != 2:
-        raise ModelLoadError(f"{role}_predictor: {spec!r} has {model.config.num_labels} labels, "
+        raise ModelLoadError(f"{role}.predictor: {spec!r} has {model.config.num_labels} labels, "
                              "a boundary predictor has 2 (capability, style)")
     meta = PredictorMeta.read(Path(directory))
     return TokenClassifierPredictor(model, tokenizer, meta,

@@ -4,7 +4,7 @@ The same watcher serves `stream` mode (one long request, closed at the cut) and 
 (k tokens per request, rolled back at the cut): it only sees text arrive, so both modes cut a
 deterministic model's text at the same place.
 
-Rules (DESIGN.md §1): the student keeps its leading style words and is cut at the first
+Rules (docs/DESIGN.md, "Cuts"): the student keeps its leading style words and is cut at the first
 capability word; the teacher keeps its leading capability words and is cut at the first style
 word; a turn keeps at least one word; cuts fall at word ends, so no word is ever split.
 """
@@ -96,8 +96,6 @@ class TurnWatcher:
         predictor = self.predictor
         if predictor is None or not predictor.lookahead_words:
             return 0
-        if not hasattr(predictor, "open_words"):
-            return predictor.lookahead_words
         lo = max(0, len(self.spans) - predictor.lookahead_words)
         if lo == len(self.spans):
             return 0

@@ -68,8 +68,12 @@ class LexiconPredictor:
         """Style labels per word span; see the module docstring for the rule."""
         return self.label_sync(context, text, spans)
 
+    def label_batch(self, items: list[tuple[str, str, list[tuple[int, int]]]]) -> list[list[bool]]:
+        """Labels of many (context, text, spans) items."""
+        return [self.label_sync(*item) for item in items]
+
     def label_sync(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
-        """The same, without the event loop (used by annotation and tests)."""
+        """The labels of one item, without the event loop."""
         words = [_norm(text[a:b]) for a, b in spans]
         labels = [False] * len(spans)
         i = 0

@@ -1,4 +1,4 @@
-"""`tessy predictor`: sample, annotate, train and evaluate boundary predictors (DESIGN.md §1)."""
+"""`tessy predictor`: sample, annotate, train and evaluate boundary predictors (docs/DESIGN.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Any
 
 import click
 
+from tessy.cli.options import apply, dataclass_options, overrides
 from tessy.cli.synthesize import run_options, run_synthesis
+from tessy.config import PredictorTrainConfig
 
 
 @click.group("predictor")
@@ -35,8 +37,8 @@ def sample_command(inputs: tuple[str, ...], role: str, output: str, from_records
                    **opts: Any) -> None:
     """Write ~60-word segments of ROLE's thinking: from INPUTS problems through a ROLE-only run
     of the engine (same model options as `tessy synthesize`), or from --from-records files."""
-    from tessy.boundary.segments import sample_segments
-    from tessy.io.writer import append_row
+    from tessy.io.jsonl import write_jsonl
+    from tessy.predictor.segments import sample_segments
 
     sources = list(from_records)
     if not sources:
@@ -44,16 +46,7 @@ def sample_command(inputs: tuple[str, ...], role: str, output: str, from_records
         run_synthesis(inputs, opts | {"output": traces, "strategy": f"{role}-only"})
         sources = [traces]
     rows = list(sample_segments(sources, role, words, per_trace, segment_seed))
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{output}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        for row in rows:
-            append_row(fd, row, fsync=False)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, output)  # whole or not at all: a rerun gives the same segments
+    write_jsonl(output, rows)  # whole or not at all: a rerun gives the same segments
     click.echo(f"{len(rows)} segments of {role} thinking from {len(sources)} file(s) -> {output}")
 
 
@@ -71,8 +64,8 @@ def sample_command(inputs: tuple[str, ...], role: str, output: str, from_records
 def annotate_command(segments: str, output: str, annotator: str, model: str | None, role: str,
                      concurrency: int, api_key: str | None, quiet: bool) -> None:
     """Label the style spans of every segment in SEGMENTS."""
-    from tessy.boundary.annotator import annotate_file
     from tessy.errors import ConfigError
+    from tessy.predictor.annotator import annotate_file
 
     if annotator != "lexicon" and not annotator.startswith(("http://", "https://")):
         raise ConfigError(f"--annotator: use lexicon or an http(s) URL, not {annotator!r}")
@@ -86,31 +79,20 @@ def annotate_command(segments: str, output: str, annotator: str, model: str | No
         click.secho(f"malformed answer: {example!r}", fg="yellow", err=True)
 
 
+TRAIN_OPTIONS = list(dataclass_options(PredictorTrainConfig))
+
+
 @predictor_group.command("train")
 @click.argument("labelled", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="Directory of the trained predictor.")
-@click.option("--backbone", default="smollm2", show_default=True,
-              help="HF dir, hub id (paper: Qwen/Qwen3-0.6B-Base) or GGUF; smollm2 = embedded.")
-@click.option("--role", type=click.Choice(["student", "teacher"]), default="student",
-              show_default=True, help="Whose traces the labels come from (for the card).")
-@click.option("--label-shift", type=click.Choice(["next", "current"]), default="next",
-              show_default=True, help="next: label i is about token i+1 (published format).")
-@click.option("--window", type=int, default=200, show_default=True, help="Tokens per example.")
-@click.option("--epochs", type=float, default=3.0, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=5e-5, show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--eval-fraction", type=float, default=0.1, show_default=True,
-              help="Held out for the card's evaluation.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@apply(TRAIN_OPTIONS)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train_command(labelled: tuple[str, ...], quiet: bool, **opts: Any) -> None:
     """Fine-tune a token classifier on LABELLED segment files."""
-    from tessy.boundary.labels import read_labelled
-    from tessy.boundary.train import TrainConfig, train
+    from tessy.predictor.labels import read_labelled
+    from tessy.predictor.train import train
 
     segments = [s for path in labelled for s in read_labelled(path)]
-    config = TrainConfig(**opts)
+    config = PredictorTrainConfig(**overrides(TRAIN_OPTIONS, opts))
     figures = train(segments, config, progress=not quiet)
     held = figures.get("held_out") or {}
     extra = (f", held-out word accuracy {held['word_accuracy']:.1%}, span F1 {held['span_f1']:.2f}"
@@ -130,8 +112,8 @@ def eval_command(predictor: str, labelled: tuple[str, ...], role: str, device: s
                  json_path: str | None) -> None:
     """Score PREDICTOR (lexicon or a model dir / hub id) on LABELLED held-out segments."""
     from tessy.boundary import load_predictor
-    from tessy.boundary.evaluate import evaluate, render
-    from tessy.boundary.labels import read_labelled
+    from tessy.predictor.evaluate import evaluate, render
+    from tessy.predictor.labels import read_labelled
 
     segments = [s for path in labelled for s in read_labelled(path)]
     model = load_predictor(predictor, role, device)

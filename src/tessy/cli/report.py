@@ -26,18 +26,26 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
                    reference: str | None, output: str, json_path: str | None, no_nll: bool,
                    batch_size: int, quiet: bool) -> None:
     """Is DATA on-policy for the student? NLL by span origin, shares, style, similarity, accuracy."""
-    from tessy.report.run import make_scorer, write_report
+    import asyncio
+    import os
+
+    from tessy.report.run import open_scorer, write_report
     from tessy.report.terminal import table
 
-    scorer = None
-    if not no_nll:
-        if student is None:
+    async def run():
+        if no_nll:
+            return await write_report(list(data), None, reference, output, json_path, not quiet)
+        model, template = student, student_template
+        if model is None:
             from tessy.embedded import smollm2_gguf
 
-            student, student_template = str(smollm2_gguf()), student_template or "chat-think"
-        scorer = make_scorer(student, student_template or "auto", student_tokenizer,
-                             student_model, batch_size)
-    figs = write_report(list(data), scorer, reference, output, json_path, progress=not quiet)
+            model, template = str(smollm2_gguf()), template or "chat-think"
+        async with open_scorer(model, template or "auto", student_tokenizer, student_model,
+                               batch_size, os.environ.get("OPENAI_API_KEY")) as scorer:
+            return await write_report(list(data), scorer, reference, output, json_path,
+                                      not quiet)
+
+    figs = asyncio.run(run())
     click.echo(table(figs))
     click.echo(f"report -> {output}" + (f", figures -> {json_path}" if json_path else ""))
 

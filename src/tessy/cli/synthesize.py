@@ -1,4 +1,9 @@
-"""`tessy synthesize`: problems in, cooperative (or baseline) SFT records out."""
+"""`tessy synthesize`: problems in, cooperative (or baseline) SFT records out.
+
+Its options come from the config dataclasses (`tessy.cli.options`); the few written here are
+the ones that are not one field: the role specs (`--teacher URL|model|fake`), `--step-tokens
+K|STUDENT/TEACHER`, `--messages`, `--config`, `--dry-run` and `--quiet`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 import click
 
+from tessy.cli.options import apply, overrides, run_config_options
 from tessy.config import RunConfig, load_config_file, run_config_from_dict
 from tessy.errors import ConfigError, ServerUnavailable
 
@@ -17,78 +23,72 @@ SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's convention, 128 + s
 
 # Settings of the embedded default: short traces, so a laptop CPU finishes in a few minutes.
 DEMO_SYNTHESIS = {"max_thinking_tokens": 160, "max_answer_tokens": 48, "concurrency": 2}
+CONFIG_OPTIONS = run_config_options()
 
 
-def _model_overrides(role: str, specs: tuple[str, ...], opts: dict[str, Any]) -> dict[str, Any]:
-    """ModelConfig fields for one role from its CLI options."""
-    out: dict[str, Any] = {}
-    if specs:
-        values = [v for s in specs for v in s.split(",") if v]
-        if all(v.startswith(("http://", "https://")) for v in values):
-            out |= {"backend": "openai_http", "base_urls": values}
-        elif values == ["fake"]:
-            out |= {"backend": "fake", "template": "qwen3"}
-        elif len(values) == 1:
-            out |= {"backend": "local", "model": values[0]}
-        else:
-            raise ConfigError(f"--{role}: give URLs (replicas), one local model, or 'fake'")
-    for key in ("model", "template", "tokenizer", "concurrency", "timeout"):
-        if opts.get(f"{role}_{key}") is not None:
-            out[key] = opts[f"{role}_{key}"]
-    sampling = {k: opts[k] for k in ("temperature", "top_p", "top_k", "min_p", "seed")
-                if opts.get(k) is not None}
-    if sampling:
-        out["sampling"] = sampling
-    if opts.get("no_stream"):
-        out["stream"] = False
-    api_key = opts.get("api_key") or os.environ.get("OPENAI_API_KEY")
-    if api_key and out.get("backend") == "openai_http":
-        out["api_key"] = api_key
-    return out
+def role_spec(role: str, specs: tuple[str, ...]) -> dict[str, Any]:
+    """RoleConfig fields from `--teacher`/`--student`: URLs (replicas), a local model, or fake."""
+    values = [v for s in specs for v in s.split(",") if v]
+    if not values:
+        return {}
+    if all(v.startswith(("http://", "https://")) for v in values):
+        return {"backend": "openai_http", "base_urls": values}
+    if values == ["fake"]:
+        return {"backend": "fake", "template": "qwen3"}
+    if len(values) == 1:
+        return {"backend": "local", "model": values[0]}
+    raise ConfigError(f"--{role}: give URLs (replicas), one local model, or 'fake'")
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` updated with `extra`, nested dicts merged key by key."""
     merged = dict(base)
     for key, value in extra.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(
-            merged.get(key), dict) else value
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = merge(merged[key], value) if nested else value
     return merged
+
+
+def step_tokens(value: str) -> dict[str, Any]:
+    """`--step-tokens K` (both roles) or `STUDENT/TEACHER`, as per-role fields."""
+    try:
+        ks = [int(p) for p in value.split("/")]
+    except ValueError:
+        ks = []
+    if len(ks) not in (1, 2):
+        raise ConfigError(f"--step-tokens: {value!r} is not K or STUDENT/TEACHER (e.g. 20 or 5/10)")
+    return {"student": {"step_tokens": ks[0]}, "teacher": {"step_tokens": ks[-1]}}
 
 
 def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConfig, bool]:
     """The run config from a config file and CLI options; True when it is the embedded default."""
     data: dict[str, Any] = load_config_file(opts["config"]) if opts.get("config") else {}
-    syn = {k: opts[k] for k in ("strategy", "mode", "turn_tokens", "max_thinking_tokens",
-                                "max_answer_tokens", "max_turns", "answer_role", "concurrency",
-                                "retries", "server_down_after", "grace", "teacher_predictor",
-                                "student_predictor", "predict_every", "predictor_device",
-                                "scheduler")
-           if opts.get(k) is not None}
-    if opts.get("step_tokens") is not None:
-        syn |= _step_tokens(opts["step_tokens"])
-    teacher = _model_overrides("teacher", opts["teacher"], opts)
-    student = _model_overrides("student", opts["student"], opts)
+    roles = {r: role_spec(r, opts.get(r) or ()) for r in ("teacher", "student")}
     if opts.get("dry_run"):
-        for mc in (teacher, student):
-            mc |= {"backend": "fake", "template": mc.get("template", "qwen3")}
-    has_models = any(k in data for k in ("teacher", "student")) or opts["teacher"] or opts["student"]
+        for spec in roles.values():
+            spec |= {"backend": "fake", "template": spec.get("template", "qwen3")}
+    given = overrides(CONFIG_OPTIONS, opts)
+    if opts.get("step_tokens") is not None:
+        given = merge(step_tokens(opts["step_tokens"]), given)
+    if opts.get("messages"):
+        given["chat_key"] = "messages"
+    api_key = os.environ.get("OPENAI_API_KEY")
+    for spec in roles.values():
+        if api_key and spec.get("backend") == "openai_http":
+            spec["api_key"] = api_key  # --api-key, if given, still wins
+    has_models = any(k in data for k in roles) or any(roles.values())
     embedded = not has_models and not opts.get("dry_run")
     if embedded:
         from tessy.embedded import demo_models
 
-        t, s = demo_models()
-        data = _merge({"teacher": asdict(t), "student": asdict(s)}, data)
-        syn = DEMO_SYNTHESIS | syn
-    elif not opts.get("dry_run") and bool(opts["teacher"]) != bool(opts["student"]) and not data:
+        teacher, student = demo_models()
+        data = merge({"teacher": asdict(teacher), "student": asdict(student),
+                      "synthesis": DEMO_SYNTHESIS}, data)
+    elif not opts.get("dry_run") and bool(roles["teacher"]) != bool(roles["student"]) and not data:
         raise ConfigError("give both --teacher and --student (or neither, for the embedded default)")
-    data = _merge(data, {"teacher": teacher, "student": student, "synthesis": syn})
+    data = merge(merge(data, roles), given)
     if inputs:
         data["inputs"] = list(inputs)
-    for key in ("output", "limit", "prompt_template"):
-        if opts.get(key) is not None:
-            data[key] = opts[key]
-    if opts.get("messages"):
-        data["chat_key"] = "messages"
     config = run_config_from_dict(data)
     if not config.inputs:
         from tessy.embedded import DEMO_PROBLEMS
@@ -97,94 +97,40 @@ def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConf
     return config, embedded
 
 
-def _step_tokens(value: str) -> dict[str, int]:
-    """`--step-tokens K` or `STUDENT/TEACHER`."""
-    parts = value.split("/")
-    try:
-        ks = [int(p) for p in parts]
-    except ValueError:
-        ks = []
-    if len(ks) not in (1, 2):
-        raise ConfigError(f"--step-tokens: {value!r} is not K or STUDENT/TEACHER (e.g. 20 or 5/10)")
-    return {"step_tokens_student": ks[0], "step_tokens_teacher": ks[-1]}
-
-
-def _template_text(value: str | None) -> str | None:
+def template_text(value: str | None) -> str | None:
+    """A prompt template given inline or as `@file`."""
     if value and value.startswith("@"):
-        with open(value[1:], encoding="utf-8") as fh:
-            return fh.read()
+        try:
+            with open(value[1:], encoding="utf-8") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise ConfigError(f"--prompt-template: {value[1:]}: {exc.strerror}") from exc
     return value
 
 
-def _opt(*decls: str, **attrs: Any):
-    """click.option that remembers its names, so commands can share the list minus some."""
-    decorator = click.option(*decls, **attrs)
-    decorator.names = decls
-    return decorator
-
-
-RUN_OPTIONS = [
-    _opt("-o", "--output", help="Output JSONL (default tessy.jsonl); resumed if it exists."),
-    _opt("--teacher", multiple=True, help="Server URL(s) (…/v1), a local model dir/GGUF/hub "
-                  "id, or 'fake'. Repeat or comma-separate URLs for replicas."),
-    _opt("--student", multiple=True, help="Same as --teacher, for the student."),
-    _opt("--teacher-model", help="Model name on the teacher server (default: first listed)."),
-    _opt("--student-model", help="Model name on the student server."),
-    _opt("--teacher-template", help="Prompt template of the teacher (default auto)."),
-    _opt("--student-template", help="Prompt template of the student (default auto)."),
-    _opt("--teacher-tokenizer", help="HF tokenizer of the teacher (chat template, counts)."),
-    _opt("--student-tokenizer", help="HF tokenizer of the student."),
-    _opt("--teacher-concurrency", type=int, help="Teacher requests in flight (default 64)."),
-    _opt("--student-concurrency", type=int, help="Student requests in flight (default 64)."),
-    _opt("--teacher-timeout", type=float, help="Teacher read timeout, seconds."),
-    _opt("--student-timeout", type=float, help="Student read timeout, seconds."),
-    _opt("--strategy", type=click.Choice(["cooperative", "teacher-only", "student-only"]),
-                  help="cooperative (TESSY, default) or a single-role baseline."),
-    _opt("--mode", type=click.Choice(["stream", "step"]), help="stream (default) or step."),
-    _opt("--step-tokens", help="k tokens per request in step mode: K for both roles (default "
-         "20) or STUDENT/TEACHER (the authors' code: 5/10)."),
-    _opt("--scheduler", type=click.Choice(["async", "lockstep"]),
-         help="async (default) or lockstep: the authors' prototype's rounds, for comparison."),
-    _opt("--turn-tokens", type=int, help="Most tokens per stream-mode request (1024)."),
-    _opt("--max-thinking-tokens", type=int, help="Thinking budget per trajectory (8192)."),
-    _opt("--max-answer-tokens", type=int, help="Answer budget (2048)."),
-    _opt("--max-turns", type=int, help="Most turns per trajectory (1000)."),
-    _opt("--answer-role", type=click.Choice(["student", "teacher"]), help="Who answers."),
-    _opt("--concurrency", type=int, help="Problems in flight (default 32)."),
-    _opt("--retries", type=int, help="Retries of a failed request (default 3)."),
-    _opt("--server-down-after", type=float,
-                  help="Stop the run when a server refuses everything this long (300 s; 0: wait)."),
-    _opt("--grace", type=float, help="Seconds in-flight problems get after SIGINT/SIGTERM (30)."),
-    _opt("--teacher-predictor", help="Teacher's boundary predictor: lexicon (default) or a "
-                  "token-classifier dir / hub id (e.g. CoopReason/Boundary_Predictor_Teacher_Code)."),
-    _opt("--student-predictor", help="Student's boundary predictor, same choices."),
-    _opt("--predict-every", type=int, help="Tokens between predictor calls "
-         "(default: lexicon 1, model 16)."),
-    _opt("--predictor-device", help="Device of model predictors (default auto)."),
-    _opt("--temperature", type=float, help="Sampling temperature (both roles)."),
-    _opt("--top-p", type=float, help="Nucleus mass (both roles)."),
-    _opt("--top-k", type=int, help="Top-k (both roles)."),
-    _opt("--min-p", type=float, help="Min-p (both roles)."),
-    _opt("--seed", type=int, help="Base seed (both roles)."),
-    _opt("--no-stream", is_flag=True, help="Non-streaming requests (step mode)."),
-    _opt("--api-key", help="Bearer token for the servers (or env OPENAI_API_KEY)."),
-    _opt("--prompt-template", help="Jinja template over a record's fields, or @file."),
-    _opt("--limit", type=int, help="Only the first N problems."),
-    _opt("--messages", is_flag=True, help="Write `messages` instead of `dialogs`."),
-    _opt("--config", type=click.Path(exists=True, dir_okay=False), help="TOML/JSON config."),
-    _opt("--dry-run", is_flag=True, help="Use scripted fake models: checks inputs and plumbing."),
-    _opt("-q", "--quiet", is_flag=True, help="No progress bar."),
+SPEC_OPTIONS = [
+    click.option("--teacher", multiple=True, help="Server URL(s) (…/v1), a local model dir/GGUF/"
+                 "hub id, or 'fake'. Repeat or comma-separate URLs for replicas."),
+    click.option("--student", multiple=True, help="Same as --teacher, for the student."),
+    click.option("--step-tokens", help="k per request in step mode for both roles (K) or per "
+                 "role (STUDENT/TEACHER; the authors' code: 5/10)."),
+    click.option("--messages", is_flag=True, help="Write `messages` instead of `dialogs`."),
+    click.option("--config", type=click.Path(exists=True, dir_okay=False),
+                 help="TOML/JSON config file (the RunConfig fields; options override it)."),
+    click.option("--dry-run", is_flag=True, help="Scripted fake models: checks inputs and plumbing."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
 ]
 
 
 def run_options(skip: tuple[str, ...] = ()):
-    """Apply RUN_OPTIONS to a command, leaving out the options named in `skip`."""
-    def apply(command):
-        for decorator in reversed(RUN_OPTIONS):
-            if not set(decorator.names) & set(skip):
-                command = decorator(command)
-        return command
-    return apply
+    """Every option of `tessy synthesize`, leaving out those named in `skip`."""
+    generated = apply(CONFIG_OPTIONS, skip)
+
+    def decorate(command):
+        for decorator in reversed(SPEC_OPTIONS):
+            command = decorator(command)
+        return generated(command)
+    return decorate
 
 
 @click.command("synthesize")
@@ -199,12 +145,12 @@ def synthesize_command(inputs: tuple[str, ...], **opts: Any) -> None:
     run_synthesis(inputs, opts)
 
 
-def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]):
+def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     """Build the config, run it with signal handling, print the summary; returns the config."""
     from tessy.io.problems import ProblemReader
-    from tessy.synthesis.scheduler import StopRequest, build_roles, synthesize
+    from tessy.synthesis.scheduler import StopRequest, open_roles, synthesize
 
-    opts["prompt_template"] = _template_text(opts.get("prompt_template"))
+    opts["prompt_template"] = template_text(opts.get("prompt_template"))
     config, embedded = build_config(inputs, opts)
     reader = ProblemReader(config.inputs, config.prompt_template)
     problems = list(reader)
@@ -218,16 +164,18 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]):
 
     stop = StopRequest()
 
+    def on_signal(name: str) -> None:
+        if not stop.soft.is_set():
+            click.secho(f"{name}: no new problems; in-flight ones get {config.synthesis.grace:g}s "
+                        "to finish (signal again to stop at once)", fg="yellow", err=True)
+        stop(name)
+
     async def run():
-        roles = await build_roles(config)  # a signal while loading just ends the process
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop, sig.name)
-        try:
+        async with open_roles(config) as roles:  # a signal while loading just ends the process
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal, sig.name)
             return await synthesize(config, problems, roles, progress=not opts["quiet"], stop=stop)
-        finally:
-            for rt in roles.values():
-                await rt.backend.close()
 
     summary = asyncio.run(run())
     resumed = f", {summary.resumed} continued from checkpoints" if summary.resumed else ""

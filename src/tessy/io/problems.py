@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tessy.errors import InputError
+from tessy.errors import ConfigError, InputError
 from tessy.records import Problem, prompt_id
 
 Row = tuple[str, Any]  # (where, record)
@@ -80,8 +80,11 @@ def _prompt_of(row: dict[str, Any], where: str) -> str:
 
 def _compile_template(source: str) -> Callable[[dict[str, Any], str], str]:
     import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+    # A template comes from the command line or a file: the sandbox refuses Python internals.
+    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined,
+                                        keep_trailing_newline=False)
     env.filters["letter"] = lambda i: chr(ord("A") + int(i))
     try:
         template = env.from_string(source)
@@ -91,6 +94,8 @@ def _compile_template(source: str) -> Callable[[dict[str, Any], str], str]:
     def render(row: dict[str, Any], where: str) -> str:
         try:
             return template.render(**row).strip()
+        except SecurityError as exc:  # the same for every row: the template itself is refused
+            raise ConfigError(f"--prompt-template: refused by the sandbox: {exc}") from exc
         except jinja2.UndefinedError as exc:
             raise InputError(f"{where}: prompt template: {exc.message}") from exc
 

@@ -7,7 +7,8 @@ import html
 import io
 from typing import Any
 
-from tessy.report.dataset import Dataset, Sample
+from tessy.records import Sample
+from tessy.report.dataset import Dataset
 from tessy.report.figures import headline
 
 COLOURS = {"student": "#2a9d8f", "teacher": "#e76f51", "unknown": "#8d99ae", "answer": "#264653"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from statistics import mean, median
 
-from tessy.report.dataset import Dataset, Sample
+from tessy.records import Sample
+from tessy.report.dataset import Dataset
 
 # Style markers counted per 1000 words (the paper's Fig. 8/14 style words).
 STYLE_MARKERS = ("wait", "hmm", "okay", "alright", "let me", "let's", "alternatively", "actually",

@@ -12,13 +12,14 @@ no prompt logprobs (ggml-org/llama.cpp#27174), and llama-cpp-python's are shifte
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from tessy.errors import BackendError
-from tessy.report.dataset import THINK_OPEN, Sample
+from tessy.openai_api import OpenAIClient
+from tessy.records import THINK_OPEN, Sample
 from tessy.templates import PromptTemplate
 
 
@@ -71,81 +72,68 @@ def attribute(sample: Sample, offset: int, token_spans: Iterable[tuple[int, int,
             nll.add(spans[i].origin, -logprob)
 
 
+class Scorer(Protocol):
+    """Scores samples under the student, adding each token's NLL to its origin."""
+
+    async def score(self, samples: list[Sample], nll: NLL, progress: Any = None) -> None:
+        """Score `samples` into `nll`; `progress.update(n)` after every n samples."""
+        ...
+
+
 class LocalScorer:
-    """Batched forward passes of a transformers causal LM."""
+    """Batched forward passes of a transformers causal LM (in a worker thread)."""
 
     def __init__(self, model: Any, tokenizer: Any, template: PromptTemplate,
                  batch_size: int = 4, max_tokens: int = 4096) -> None:
         self.model, self.tokenizer, self.template = model, tokenizer, template
         self.batch_size, self.max_tokens = batch_size, max_tokens
 
-    def score(self, samples: list[Sample], nll: NLL, progress=None) -> None:
-        import torch
-
+    async def score(self, samples: list[Sample], nll: NLL, progress: Any = None) -> None:
+        """Score `samples` in batches of `batch_size`."""
         for i in range(0, len(samples), self.batch_size):
             batch = samples[i:i + self.batch_size]
-            texts = [scoring_text(s, self.template) for s in batch]
-            enc = self.tokenizer([t for t, _ in texts], return_offsets_mapping=True,
-                                 add_special_tokens=True, padding=True, truncation=True,
-                                 max_length=self.max_tokens, return_tensors="pt")
-            offsets = enc.pop("offset_mapping")
-            with torch.inference_mode():
-                logits = self.model(**{k: v.to(self.model.device) for k, v in enc.items()}).logits
-            logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-            targets = enc["input_ids"][:, 1:].to(logprobs.device)
-            picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
-            mask = enc["attention_mask"][:, 1:].bool() & enc["attention_mask"][:, :-1].bool()
-            for row, (sample, (_, offset)) in enumerate(zip(batch, texts, strict=True)):
-                tokens = [(int(offsets[row, j + 1, 0]), int(offsets[row, j + 1, 1]),
-                           float(picked[row, j])) for j in range(picked.shape[1]) if mask[row, j]]
-                attribute(sample, offset, tokens, nll)
+            await asyncio.to_thread(self._score_batch, batch, nll)
             if progress is not None:
                 progress.update(len(batch))
 
+    def _score_batch(self, batch: list[Sample], nll: NLL) -> None:
+        import torch
+
+        texts = [scoring_text(s, self.template) for s in batch]
+        enc = self.tokenizer([t for t, _ in texts], return_offsets_mapping=True,
+                             add_special_tokens=True, padding=True, truncation=True,
+                             max_length=self.max_tokens, return_tensors="pt")
+        offsets = enc.pop("offset_mapping")
+        with torch.inference_mode():
+            logits = self.model(**{k: v.to(self.model.device) for k, v in enc.items()}).logits
+        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        targets = enc["input_ids"][:, 1:].to(logprobs.device)
+        picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
+        mask = enc["attention_mask"][:, 1:].bool() & enc["attention_mask"][:, :-1].bool()
+        for row, (sample, (_, offset)) in enumerate(zip(batch, texts, strict=True)):
+            tokens = [(int(offsets[row, j + 1, 0]), int(offsets[row, j + 1, 1]),
+                       float(picked[row, j])) for j in range(picked.shape[1]) if mask[row, j]]
+            attribute(sample, offset, tokens, nll)
+
 
 class HTTPScorer:
-    """`/v1/completions` with `echo` and `logprobs`: the server scores the prompt it is sent."""
+    """A server that echoes prompt logprobs (vLLM) scores the text, through `OpenAIClient`."""
 
-    def __init__(self, base_url: str, model: str, template: PromptTemplate,
-                 api_key: str | None = None, concurrency: int = 8) -> None:
-        self.url = base_url.rstrip("/")
-        self.model, self.template = model, template
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    def __init__(self, client: OpenAIClient, model: str, template: PromptTemplate,
+                 concurrency: int = 8) -> None:
+        self.client, self.model, self.template = client, model, template
         self.concurrency = concurrency
 
-    async def _score_one(self, client, sample: Sample, nll: NLL) -> None:
-        text, offset = scoring_text(sample, self.template)
-        body = {"model": self.model, "prompt": text, "max_tokens": 1, "echo": True,
-                "logprobs": 1, "temperature": 0}
-        response = await client.post(f"{self.url}/completions", json=body, headers=self.headers)
-        if response.status_code != 200:
-            raise BackendError(f"{self.url}/completions: HTTP {response.status_code}: "
-                               f"{response.text[:200]}")
-        data = response.json()
-        lp = data["choices"][0].get("logprobs") or {}
-        starts, values = lp.get("text_offset") or [], lp.get("token_logprobs") or []
-        prompt_tokens = (data.get("usage") or {}).get("prompt_tokens") or 1
-        if len(starts) < prompt_tokens:  # llama.cpp's own server: the generated token only
-            raise BackendError(f"{self.url}: the server returned no prompt logprobs "
-                               "(needs `echo` + `logprobs` over the prompt, as vLLM does)")
-        ends = [*starts[1:], len(text)]
-        tokens = [(s, e, v) for s, e, v in zip(starts, ends, values, strict=False)
-                  if v is not None and s < len(text)]
-        attribute(sample, offset, tokens, nll)
+    async def score(self, samples: list[Sample], nll: NLL, progress: Any = None) -> None:
+        """Score `samples`, `concurrency` requests at a time."""
+        limit = asyncio.Semaphore(self.concurrency)
 
-    def score(self, samples: list[Sample], nll: NLL, progress=None) -> None:
-        import asyncio
+        async def one(sample: Sample) -> None:
+            text, offset = scoring_text(sample, self.template)
+            async with limit:
+                tokens = await self.client.prompt_logprobs(text, self.model)
+            attribute(sample, offset, tokens, nll)
+            if progress is not None:
+                progress.update(1)
 
-        import httpx
-
-        async def run():
-            limit = asyncio.Semaphore(self.concurrency)
-            async with httpx.AsyncClient(timeout=600) as client:
-                async def one(sample):
-                    async with limit:
-                        await self._score_one(client, sample, nll)
-                    if progress is not None:
-                        progress.update(1)
-                await asyncio.gather(*(one(s) for s in samples))
-
-        asyncio.run(run())
+        await asyncio.gather(*(one(s) for s in samples))

@@ -3,39 +3,54 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from tessy.report import figures
 from tessy.report.dataset import Dataset, load_dataset
-from tessy.report.nll import NLL, HTTPScorer, LocalScorer
+from tessy.report.nll import NLL, HTTPScorer, LocalScorer, Scorer
 from tessy.templates import resolve_template
 
 
-def make_scorer(student: str, template: str, tokenizer: str | None, model_name: str | None,
-                batch_size: int, api_key: str | None = None):
-    """A LocalScorer for a model path/GGUF/hub id, an HTTPScorer for a URL."""
+@asynccontextmanager
+async def open_scorer(student: str, template: str, tokenizer: str | None, model_name: str | None,
+                      batch_size: int, api_key: str | None = None) -> AsyncIterator[Scorer]:
+    """A LocalScorer for a model path/GGUF/hub id, an HTTPScorer for a URL (its connections
+    closed after the block)."""
     from tessy.backends.loading import load_tokenizer
 
     tok = load_tokenizer(tokenizer) if tokenizer else None
     if student.startswith(("http://", "https://")):
-        import httpx
+        from tessy.openai_api import OpenAIClient
 
-        name = model_name or httpx.get(f"{student.rstrip('/')}/models").json()["data"][0]["id"]
-        tmpl = resolve_template(template, tokenizer=tok, model_name=name, where="--student-template")
-        return HTTPScorer(student, name, tmpl, api_key)
+        async with OpenAIClient([student], api_key=api_key, role="student") as client:
+            name = await client.probe(model_name)
+            served = None if tok else await client.served_chat_template()
+            if served:
+                from tessy.backends.served_template import ServedChatTemplate
+
+                tok = ServedChatTemplate(**served)
+            tmpl = resolve_template(template, tokenizer=tok, model_name=name,
+                                    where="--student-template")
+            yield HTTPScorer(client, name, tmpl)
+        return
+    import asyncio
+
     from tessy.backends.loading import load_causal_lm
 
-    model, model_tok = load_causal_lm(student, "auto")
+    model, model_tok = await asyncio.to_thread(load_causal_lm, student, "auto")
     tmpl = resolve_template(template, tokenizer=tok or model_tok, model_name=student,
                             where="--student-template")
     if model_tok.pad_token is None:
         model_tok.pad_token = model_tok.eos_token
     model_tok.padding_side = "right"
-    return LocalScorer(model, model_tok, tmpl, batch_size=batch_size)
+    yield LocalScorer(model, model_tok, tmpl, batch_size=batch_size)
 
 
-def score_all(datasets: list[Dataset], scorer, progress: bool = True) -> dict[str, NLL]:
+async def score_all(datasets: list[Dataset], scorer: Scorer, progress: bool = True
+                    ) -> dict[str, NLL]:
     """Student NLL of every dataset, with one progress bar over all samples."""
     from tqdm.auto import tqdm
 
@@ -44,17 +59,18 @@ def score_all(datasets: list[Dataset], scorer, progress: bool = True) -> dict[st
     with tqdm(total=total, desc="scoring", unit="sample", disable=not progress) as bar:
         for ds in datasets:
             out[ds.label] = NLL()
-            scorer.score(ds.samples, out[ds.label], progress=bar)
+            await scorer.score(ds.samples, out[ds.label], progress=bar)
     return out
 
 
-def write_report(paths: list[str], scorer, reference: str | None, html_path: str,
-                 json_path: str | None, progress: bool = True) -> dict[str, Any]:
+async def write_report(paths: list[str], scorer: Scorer | None, reference: str | None,
+                       html_path: str, json_path: str | None, progress: bool = True
+                       ) -> dict[str, Any]:
     """Compute every figure; write the HTML (and JSON) report; return the figures."""
     from tessy.report.html import render
 
     datasets = _unique_labels([load_dataset(p) for p in paths])
-    nll = score_all(datasets, scorer, progress) if scorer is not None else None
+    nll = await score_all(datasets, scorer, progress) if scorer is not None else None
     figs = figures.compute(datasets, nll, figures.pick_reference(datasets, reference))
     Path(html_path).parent.mkdir(parents=True, exist_ok=True)
     Path(html_path).write_text(render(figs, datasets), encoding="utf-8")

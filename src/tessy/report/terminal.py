@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from tessy.report.dataset import Sample
+from tessy.records import Sample
 from tessy.report.figures import headline
 
 FG = {"student": "cyan", "teacher": "yellow", "unknown": "white", "answer": "green"}

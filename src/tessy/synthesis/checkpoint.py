@@ -10,13 +10,12 @@ On open the file is compacted to the problems still unfinished; lines from anoth
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tessy.io.writer import append_row
-from tessy.records import Problem, RoleStats, Trajectory
+from tessy.io.jsonl import AppendLog, write_jsonl
+from tessy.records import FinishReason, Problem, RoleStats, Trajectory
 from tessy.synthesis.cooperate import Resume
 
 
@@ -28,12 +27,9 @@ class CheckpointLog:
         self.config_hash = config_hash
         self.saved: dict[str, list[dict[str, Any]]] = self._load(done)
         self._logged: dict[str, tuple[int, int, int]] = {}  # id -> (segment, chars, tokens)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:  # compacted: unfinished problems only
-            for rows in self.saved.values():
-                fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        os.replace(tmp, self.path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        # Compacted: unfinished problems only.
+        write_jsonl(self.path, (r for rows in self.saved.values() for r in rows))
+        self._log = AppendLog(self.path)
 
     def _load(self, done: set[str]) -> dict[str, list[dict[str, Any]]]:
         saved: dict[str, list[dict[str, Any]]] = {}
@@ -64,7 +60,7 @@ class CheckpointLog:
             for role, text, n_tokens in row["add"]:
                 traj.append(role, text, n_tokens)
         last = rows[-1]
-        traj.finish_reason = last["finish"]
+        traj.finish_reason = FinishReason(last["finish"]) if last["finish"] else None
         traj.stats = {r: RoleStats(**s) for r, s in last["stats"].items()}
         self._logged[problem.id] = self._position(traj)
         return Resume(traj, int(last["turn"]), last["next"])
@@ -86,9 +82,9 @@ class CheckpointLog:
             if text:
                 add.append([s.role, text, n])
         row = {"id": pid, "turn": turns, "add": add, "next": next_role,
-               "finish": traj.finish_reason, "stats": {r: asdict(s) for r, s in traj.stats.items()},
+               "finish": traj.finish_reason or "", "stats": {r: asdict(s) for r, s in traj.stats.items()},
                "config_hash": self.config_hash}
-        append_row(self._fd, row, fsync=False)
+        self._log.append(row, fsync=False)
         self._logged[pid] = self._position(traj)
 
     def forget(self, problem_id: str) -> None:
@@ -97,6 +93,6 @@ class CheckpointLog:
 
     def close(self, *, in_flight: bool) -> None:
         """Close; remove the file when nothing is left to continue."""
-        os.close(self._fd)
+        self._log.close()
         if not in_flight and not self.saved:
             self.path.unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""One trajectory: teacher and student take turns writing one thinking trace (DESIGN.md §1).
+"""One trajectory: teacher and student take turns writing one thinking trace (docs/DESIGN.md).
 
 The student starts. Each turn continues `role template + shared thinking`; a TurnWatcher finds
 the cut; on a cut the roles switch, otherwise the role goes on. At the end of thinking the answer
@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from tessy.backends.base import Delta, GenerationRequest
+from tessy.backends.base import GenerationRequest
+from tessy.boundary.base import BoundaryPredictor
 from tessy.boundary.cut import Decision, TurnWatcher
 from tessy.config import SynthesisConfig
 from tessy.errors import GenerationError, TransientBackendError
-from tessy.records import Problem, Role, Segment, Trajectory, other
-from tessy.synthesis.guards import backoff_delay, is_looping
+from tessy.openai_api import RetryPolicy
+from tessy.records import FinishReason, Problem, Role, RoleStats, Segment, Trajectory, other
+from tessy.synthesis.guards import is_looping
 from tessy.synthesis.health import ServerHealth
+from tessy.synthesis.pacing import FreePacing, Pacing
 from tessy.synthesis.roles import RoleRuntime
 
 
@@ -32,7 +35,7 @@ class TurnResult:
     text: str
     n_tokens: int
     cut: bool  # the predictor found a boundary: the other role goes next
-    reason: str | None  # end_of_thinking | eos | budget | None (cut)
+    reason: FinishReason | None  # the thinking ended; None: it goes on
 
 
 @dataclass
@@ -58,10 +61,12 @@ class Cooperation:
     """Writes trajectories with the given roles under one synthesis config."""
 
     def __init__(self, roles: dict[str, RoleRuntime], config: SynthesisConfig,
-                 on_turn: TurnHook | None = None) -> None:
+                 on_turn: TurnHook | None = None, pacing: Pacing | None = None) -> None:
         self.roles = roles
         self.config = config
         self.on_turn = on_turn
+        self.pacing = pacing or FreePacing()
+        self.retry = RetryPolicy(config.retries, config.backoff)
         self.health = {r: ServerHealth(r, config.server_down_after) for r in roles}
         markers = {m for r in roles.values() for m in r.template.end_markers}
         self.end_markers = tuple(sorted(markers, key=len, reverse=True))
@@ -76,28 +81,30 @@ class Cooperation:
         Raises GenerationError when this problem cannot be finished, ServerUnavailable when
         a server has been away for too long.
         """
-        started = time.perf_counter()
-        traj = resume.traj if resume else Trajectory(problem, self.config.strategy)
-        start = resume or Resume(traj, 0, self.first)
-        for attempt in range(self.config.retries + 1):
-            if not traj.finish_reason:
-                await self._think(traj, start.turns, start.role)
-            if traj.thinking.strip() or traj.finish_reason not in ("eos", "end_of_thinking"):
-                break
-            if attempt == self.config.retries:  # no SFT sample in an empty thinking
-                raise GenerationError("empty thinking: the model ended at once on every retry")
-            traj.segments.clear()
-            traj.finish_reason = ""
-            start = Resume(traj, 0, self.first)
-        await self._answer(traj)
-        traj.seconds += time.perf_counter() - started
-        return traj
+        async with self.pacing.member():
+            started = time.perf_counter()
+            traj = resume.traj if resume else Trajectory(problem, self.config.strategy)
+            start = resume or Resume(traj, 0, self.first)
+            for attempt in range(self.config.retries + 1):
+                if not traj.finish_reason:
+                    await self._think(traj, start.turns, start.role)
+                ended = traj.finish_reason in (FinishReason.EOS, FinishReason.END_OF_THINKING)
+                if traj.thinking.strip() or not ended:
+                    break
+                if attempt == self.config.retries:  # no SFT sample in an empty thinking
+                    raise GenerationError("empty thinking: the model ended at once on every retry")
+                traj.segments.clear()
+                traj.finish_reason = None
+                start = Resume(traj, 0, self.first)
+            await self._answer(traj)
+            traj.seconds += time.perf_counter() - started
+            return traj
 
     async def _think(self, traj: Trajectory, turns: int, role: Role) -> None:
         used = sum(s.n_tokens for s in traj.segments)
         while True:
             if turns >= self.config.max_turns:
-                traj.finish_reason = "max_turns"
+                traj.finish_reason = FinishReason.MAX_TURNS
                 return
             budget = self.config.max_thinking_tokens - used
             turn = await self._turn(traj, role, budget)
@@ -107,7 +114,7 @@ class Cooperation:
             if turn.reason:
                 traj.finish_reason = turn.reason
             elif self._looping(traj, None):
-                traj.finish_reason = "repetition"
+                traj.finish_reason = FinishReason.REPETITION
             if turn.cut and not self.single:
                 role = other(role)
             if self.on_turn:
@@ -128,8 +135,8 @@ class Cooperation:
             remaining = budget - len(watcher.token_ends)
             if remaining <= 0:
                 decision = await watcher.feed("", 0, final=True) or Decision(len(watcher.text), False)
-                return self._finish(traj, role, watcher, decision, "budget")
-            k = self.config.step_tokens(role) if self.config.mode == "step" else self.config.turn_tokens
+                return self._finish(traj, role, watcher, decision, FinishReason.BUDGET)
+            k = rt.step_tokens if self.config.mode == "step" else self.config.turn_tokens
             prompt = rt.template.thinking_prompt(traj.problem.prompt, traj.thinking + watcher.text)
             # No stop strings: the marker must arrive in the text (a server that stops on it
             # would report a plain "stop", indistinguishable from EOS); the watcher closes then.
@@ -142,16 +149,17 @@ class Cooperation:
                 continue
             if decision is None and finish == "stop":  # EOS (or a stop string) with no marker
                 decision = Decision(len(watcher.text), True)
-                return self._finish(traj, role, watcher, decision, "eos")
+                return self._finish(traj, role, watcher, decision, FinishReason.EOS)
             if decision is None and self._looping(traj, watcher):
                 decision = Decision(len(watcher.text), False)
-                return self._finish(traj, role, watcher, decision, "repetition")
-        reason = "end_of_thinking" if decision.ends_thinking else None
+                return self._finish(traj, role, watcher, decision, FinishReason.REPETITION)
+        reason = FinishReason.END_OF_THINKING if decision.ends_thinking else None
         return self._finish(traj, role, watcher, decision, reason)
 
-    def _every(self, predictor) -> int:
+    def _every(self, predictor: BoundaryPredictor | None) -> int:
         """Tokens between predictor calls within a request."""
-        return self.config.predict_every or getattr(predictor, "default_every", 1)
+        every = self.config.predict_every or (predictor.default_every if predictor else 1)
+        return self.pacing.predict_every(every)
 
     def _looping(self, traj: Trajectory, watcher: TurnWatcher | None) -> bool:
         window = self.config.repetition_window
@@ -164,7 +172,7 @@ class Cooperation:
         decision, finish, started = None, None, time.perf_counter()
         stats.requests += 1
         try:
-            async with aclosing(self._deltas(rt, request)) as stream:
+            async with aclosing(self.pacing.deltas(rt, request)) as stream:
                 async for delta in stream:
                     stats.generated_tokens += delta.n_tokens
                     finish = delta.finish_reason
@@ -178,13 +186,7 @@ class Cooperation:
         self.health[rt.role].ok()
         return decision, finish
 
-    async def _deltas(self, rt: RoleRuntime, request: GenerationRequest) -> AsyncIterator[Delta]:
-        """The pieces of one request as they arrive (the lock-step baseline holds them back)."""
-        async with rt.limiter, aclosing(rt.backend.generate(request)) as stream:
-            async for delta in stream:
-                yield delta
-
-    async def _back_off(self, role: Role, stats, retries: _Retries,
+    async def _back_off(self, role: Role, stats: RoleStats, retries: _Retries,
                         exc: TransientBackendError) -> None:
         """Wait before retrying; give the problem up, or stop the run, when it is hopeless."""
         stats.retries += 1
@@ -196,7 +198,7 @@ class Cooperation:
         else:
             retries.blamed += 1
         attempt = retries.blamed + retries.waited - 1
-        await asyncio.sleep(backoff_delay(attempt, self.config.backoff, cap=30.0))
+        await asyncio.sleep(self.retry.delay(attempt))
 
     def _finish(self, traj, role, watcher: TurnWatcher, decision: Decision, reason) -> TurnResult:
         text = watcher.text[: decision.keep]

@@ -1,8 +1,6 @@
-"""Guards that stop a trajectory going wrong: loops and backoff between retries."""
+"""The guard that stops a trajectory going wrong: a loop detector over its last words."""
 
 from __future__ import annotations
-
-import random
 
 
 def is_looping(text: str, window: int, min_repeats: int = 4, min_words: int = 24) -> bool:
@@ -18,8 +16,3 @@ def is_looping(text: str, window: int, min_repeats: int = 4, min_words: int = 24
         if all(words[n - 1 - i] == words[n - 1 - i - period] for i in range(span - period)):
             return True
     return False
-
-
-def backoff_delay(attempt: int, base: float, cap: float = 60.0) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-    return random.uniform(0, min(cap, base * 2**attempt))

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from tessy.backends.base import Backend
+from tessy.backends import Backend, open_backend
+from tessy.boundary import load_predictor
 from tessy.boundary.base import BoundaryPredictor
-from tessy.config import SamplingConfig
-from tessy.templates import PromptTemplate
+from tessy.config import RunConfig, SamplingConfig
+from tessy.records import ROLES
+from tessy.templates import PromptTemplate, resolve_template
 
 
 @dataclass
@@ -21,3 +25,21 @@ class RoleRuntime:
     predictor: BoundaryPredictor
     sampling: SamplingConfig
     limiter: asyncio.Semaphore  # this role's requests in flight
+    step_tokens: int = 20  # k per request in step mode
+
+
+@asynccontextmanager
+async def open_roles(config: RunConfig) -> AsyncIterator[dict[str, RoleRuntime]]:
+    """Both roles, started (models loaded or servers probed) for the block and closed after it;
+    a role that fails to start closes the ones already started."""
+    async with AsyncExitStack() as stack:
+        roles = {}
+        for role in ROLES:
+            rc = config.role(role)
+            backend = await stack.enter_async_context(open_backend(rc))
+            template = resolve_template(rc.template, tokenizer=backend.tokenizer,
+                                        model_name=backend.name, where=f"--{role}-template")
+            predictor = load_predictor(rc.predictor, role, rc.predictor_device)
+            roles[role] = RoleRuntime(role, backend, template, predictor, rc.sampling,
+                                      asyncio.Semaphore(rc.concurrency), rc.step_tokens)
+        yield roles

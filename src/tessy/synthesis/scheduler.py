@@ -10,24 +10,22 @@ sums up the last run: counts, seconds, and each backend's requests, bytes and ca
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tessy.backends import make_backend
-from tessy.boundary import load_predictor
 from tessy.config import RunConfig
 from tessy.errors import GenerationError, RequestRejected, ServerUnavailable
+from tessy.io.jsonl import write_json
 from tessy.io.writer import RecordWriter
 from tessy.records import ROLES, Problem, Trajectory, build_record
 from tessy.synthesis.checkpoint import CheckpointLog
 from tessy.synthesis.cooperate import Cooperation
-from tessy.synthesis.lockstep import LockstepCooperation
-from tessy.synthesis.roles import RoleRuntime
-from tessy.templates import resolve_template
+from tessy.synthesis.pacing import make_pacing
+from tessy.synthesis.roles import RoleRuntime, open_roles
+
+__all__ = ["RunSummary", "StopRequest", "open_roles", "synthesize"]
 
 
 @dataclass
@@ -67,38 +65,14 @@ class StopRequest:
             self.soft.set()
 
 
-async def build_roles(config: RunConfig) -> dict[str, RoleRuntime]:
-    """Start both backends (loading models or probing servers) and resolve their templates."""
-    roles = {}
-    for role in ROLES:
-        mc = getattr(config, role)
-        backend = make_backend(mc)
-        await backend.start()
-        template = resolve_template(mc.template, tokenizer=backend.tokenizer,
-                                    model_name=backend.name, where=f"{role}.template")
-        predictor = load_predictor(getattr(config.synthesis, f"{role}_predictor"), role,
-                                   config.synthesis.predictor_device)
-        roles[role] = RoleRuntime(role, backend, template, predictor, mc.sampling,
-                                  asyncio.Semaphore(mc.concurrency))
-    return roles
-
-
 def save_effective_config(config: RunConfig) -> Path:
     """Write the run's full config beside the output (atomically)."""
     path = Path(config.output).with_name(Path(config.output).name + ".config.json")
     data = config.to_dict() | {"config_hash": config.config_hash()}
     for role in ROLES:
         data[role].pop("api_key", None)
-    _write_json(path, data)
+    write_json(path, data)
     return path
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Replace `path` atomically with `data` as indented JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 async def student_counts(traj: Trajectory, roles: dict[str, RoleRuntime]) -> dict[str, int] | None:
@@ -128,8 +102,8 @@ async def synthesize(
     running: set[str] = set()  # ids started and not yet written (or failed)
     with RecordWriter(config.output) as writer:
         checkpoints = CheckpointLog(config.output, config_hash, writer.done)
-        engine_class = LockstepCooperation if config.synthesis.scheduler == "lockstep" else Cooperation
-        engine = engine_class(roles, config.synthesis, on_turn=checkpoints.save_turn)
+        engine = Cooperation(roles, config.synthesis, on_turn=checkpoints.save_turn,
+                             pacing=make_pacing(config.synthesis.scheduler))
         todo = [p for p in problems if p.id not in writer.done]
         summary.already_done = len(writer.done)
         bar = _progress_bar(len(todo), progress)
@@ -168,12 +142,13 @@ async def synthesize(
         summary.stopped = stop.reason
     summary.seconds = time.perf_counter() - started
     summary.backends = {r: asdict(roles[r].backend.counters) for r in ROLES}
-    _write_json(Path(config.output).with_name(Path(config.output).name + ".run.json"),
-                asdict(summary) | {"teacher_share": summary.teacher_share()})
+    write_json(Path(config.output).with_name(Path(config.output).name + ".run.json"),
+               asdict(summary) | {"teacher_share": summary.teacher_share()})
     return summary
 
 
-async def _run_bounded(problems: list[Problem], work, limit: int, stop: StopRequest,
+async def _run_bounded(problems: list[Problem], work: Callable[[Problem], Awaitable[None]],
+                       limit: int, stop: StopRequest,
                        grace: float) -> None:
     """At most `limit` problems in flight; a new one starts as soon as any finishes.
 

@@ -1,4 +1,4 @@
-"""Fine-tune a token classifier into a boundary predictor (DESIGN.md §1).
+"""Fine-tune a token classifier into a boundary predictor (docs/DESIGN.md).
 
 Any HF backbone works: the paper's Qwen3-0.6B-Base on a GPU, or on a CPU a small one: a
 directory, a hub id, a GGUF file, or `smollm2` (SmolLM2-135M from the embedded default's package).
@@ -10,44 +10,16 @@ from __future__ import annotations
 
 import inspect
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from tessy.boundary.classifier import PredictorMeta, left_pad, position_ids
-from tessy.boundary.labels import IGNORE, LabelledSegment, encode_segment
+from tessy.config import PredictorTrainConfig
 from tessy.errors import ConfigError, ModelLoadError
+from tessy.predictor.labels import IGNORE, LabelledSegment, encode_segment
 
 LABELS = {0: "capability", 1: "style"}
-
-
-@dataclass
-class TrainConfig:
-    """Settings of `tessy predictor train`."""
-
-    backbone: str = "smollm2"
-    output: str = "predictor"
-    role: str = "student"
-    label_shift: str = "next"
-    window: int = 200
-    epochs: float = 3.0
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    eval_fraction: float = 0.1
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.label_shift not in ("next", "current"):
-            raise ConfigError("--label-shift: must be next or current")
-        if not 0 <= self.eval_fraction < 1:
-            raise ConfigError("--eval-fraction: must be in [0, 1)")
-        if self.window < 2:
-            raise ConfigError("--window: must be >= 2")
-        if self.batch_size < 1:
-            raise ConfigError("--batch-size: must be >= 1")
-        if self.epochs <= 0 or self.learning_rate <= 0:
-            raise ConfigError("--epochs and --lr must be > 0")
 
 
 def backbone_dir(spec: str) -> str:
@@ -84,7 +56,7 @@ class _Collator:
         return batch
 
 
-def load_backbone(config: TrainConfig) -> tuple[Any, Any]:
+def load_backbone(config: PredictorTrainConfig) -> tuple[Any, Any]:
     """(model with a fresh 2-label head, fast tokenizer) of the backbone."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
     from transformers.utils import logging
@@ -106,7 +78,7 @@ def load_backbone(config: TrainConfig) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def train(segments: list[LabelledSegment], config: TrainConfig, progress: bool = True) -> dict:
+def train(segments: list[LabelledSegment], config: PredictorTrainConfig, progress: bool = True) -> dict:
     """Fine-tune, save the predictor directory, return the figures written to its card."""
     import tempfile
 
@@ -146,7 +118,7 @@ def train(segments: list[LabelledSegment], config: TrainConfig, progress: bool =
                "seconds": round(result.metrics.get("train_runtime", 0.0), 1)}
     if held_out:
         from tessy.boundary.classifier import TokenClassifierPredictor
-        from tessy.boundary.evaluate import evaluate
+        from tessy.predictor.evaluate import evaluate
 
         predictor = TokenClassifierPredictor(model.eval(), tokenizer, meta, out.name)
         figures["held_out"] = evaluate(predictor, held_out).summary()
@@ -154,7 +126,7 @@ def train(segments: list[LabelledSegment], config: TrainConfig, progress: bool =
     return figures
 
 
-def write_card(out: Path, config: TrainConfig, figures: dict) -> None:
+def write_card(out: Path, config: PredictorTrainConfig, figures: dict) -> None:
     """A README.md model card: what it is, how it was trained, how well it does."""
     held = figures.get("held_out") or {}
     lines = [

@@ -1,4 +1,4 @@
-"""Training text for predictors: random ~60-word segments of one role's thinking (DESIGN.md §1).
+"""Training text for predictors: random ~60-word segments of one role's thinking (docs/DESIGN.md).
 
 Traces come from single-role runs (`tessy synthesize --strategy student-only`, which is what
 `tessy predictor sample` runs), or from any SFT JSONL whose thinking is wholly one model's.
@@ -12,7 +12,8 @@ from typing import Any
 
 from tessy.boundary.base import word_spans
 from tessy.errors import InputError
-from tessy.io.export import read_jsonl
+from tessy.io.jsonl import read_jsonl
+from tessy.records import chat_turns, thinking_bounds
 
 
 def cut_segments(text: str, words: int, rng: random.Random) -> list[tuple[int, int]]:
@@ -31,8 +32,6 @@ def cut_segments(text: str, words: int, rng: random.Random) -> list[tuple[int, i
 
 def thinking_of(record: dict[str, Any], role: str, where: str) -> str:
     """The thinking of a record written by `role` alone; refuses mixed (cooperative) records."""
-    from tessy.report.dataset import chat_turns, thinking_bounds
-
     tessy = record.get("tessy") or {}
     strategy = tessy.get("strategy")
     if strategy and strategy != f"{role}-only":

@@ -10,9 +10,9 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
-from tessy.boundary.annotate import merge_spans
 from tessy.errors import InputError
-from tessy.io.export import read_jsonl
+from tessy.io.jsonl import read_jsonl
+from tessy.predictor.annotate import merge_spans
 
 IGNORE = -100  # the label index PyTorch's cross-entropy skips
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tessy.boundary.base import BoundaryPredictor, word_spans
+from tessy.boundary.classifier import TokenClassifierPredictor
 from tessy.boundary.cut import first_wrong
-from tessy.boundary.labels import IGNORE, LabelledSegment, encode_segment
+from tessy.predictor.labels import IGNORE, LabelledSegment, encode_segment
 
 BATCH = 32
 
@@ -128,13 +129,10 @@ def evaluate(predictor: BoundaryPredictor, segments: list[LabelledSegment]) -> E
     for i in range(0, len(segments), BATCH):
         chunk = segments[i:i + BATCH]
         items = [("", s.text, word_spans(s.text)) for s in chunk]
-        if hasattr(predictor, "label_batch"):
-            preds = predictor.label_batch(items)
-        else:
-            preds = [predictor.label_sync(*item) for item in items]
+        preds = predictor.label_batch(items)
         for seg, (_, _, words), pred in zip(chunk, items, preds, strict=True):
             _score(result, [seg.is_style(a, b) for a, b in words], pred)
-        if hasattr(predictor, "token_styles"):
+        if isinstance(predictor, TokenClassifierPredictor):  # token accuracy needs its tokens
             _score_tokens(result, predictor, chunk)
     return result
 

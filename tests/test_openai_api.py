@@ -1,0 +1,68 @@
+"""The one client of OpenAI-compatible servers: SSE parsing, retries, scoring, served templates."""
+
+from __future__ import annotations
+
+import pytest
+
+from tessy.errors import BackendError
+from tessy.openai_api import OpenAIClient, RetryPolicy, sse_events
+from tessy.records import parse_record
+from tessy.report.nll import NLL, HTTPScorer
+from tessy.templates import qwen3
+
+
+async def lines_of(raw: str):
+    for line in raw.splitlines():  # splitlines() also splits CRLF, as httpx's line reader does
+        yield line
+
+
+async def events(raw: str) -> list[str]:
+    return [e async for e in sse_events(lines_of(raw))]
+
+
+async def test_sse_events_multi_line_data_comments_and_a_cut_last_event():
+    raw = (": keep-alive\r\n\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\nevent: x\nid: 7\ndata:[DONE]\n\n"
+           "data: tail")
+    assert await events(raw) == ['{"a":\n1}', "[DONE]", "tail"]
+
+
+async def test_chat_retries_transient_failures_then_gives_up(server):
+    server.chat_reply = lambda message: f"echo {message}"
+    async with OpenAIClient([server.url], retry=RetryPolicy(retries=2, backoff=0.0)) as client:
+        assert await client.chat([{"role": "user", "content": "hi"}], "m") == "echo hi"
+        server.fail_status = 503
+        before = len(server.requests)
+        with pytest.raises(BackendError, match="gave up after 3 tries: .*HTTP 503"):
+            await client.chat([{"role": "user", "content": "hi"}], "m")
+        assert len(server.requests) - before == 3
+        server.fail_status = 400  # a rejected request is never retried
+        before = len(server.requests)
+        with pytest.raises(BackendError, match="HTTP 400"):
+            await client.chat([{"role": "user", "content": "hi"}], "m")
+        assert len(server.requests) - before == 1
+
+
+async def test_http_scorer_attributes_prompt_logprobs_to_spans(server):
+    record = {"id": "a", "dialogs": [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "<think>\nOkay so. Two and two.\n</think>\n\nFour."}],
+        "tessy": {"segments": [{"role": "student", "text": "Okay so.", "n_tokens": 2},
+                               {"role": "teacher", "text": " Two and two.", "n_tokens": 3}],
+                  "answer": {"role": "student", "text": "Four.", "n_tokens": 1}}}
+    nll = NLL()
+    async with OpenAIClient([server.url]) as client:
+        await HTTPScorer(client, "m", qwen3()).score([parse_record(record, "r:1")], nll)
+    # The fake server scores one token per word at logprob -1.
+    assert nll.tokens == {"student": 2, "teacher": 3, "answer": 1}
+    assert nll.per_token()["all"] == pytest.approx(1.0)
+
+
+async def test_served_chat_template_where_the_server_exposes_one(server):
+    async with OpenAIClient([server.url]) as client:
+        assert await client.served_chat_template() is None
+        server.props = {"chat_template": "{{ bos_token }}{% for m in messages %}<{{ m.role }}>"
+                        "{{ m.content }}{% endfor %}{% if add_generation_prompt %}<a>{% endif %}",
+                        "bos_token": "<s>", "eos_token": "</s>"}
+        served = await client.served_chat_template()
+    assert served == {"chat_template": server.props["chat_template"], "bos_token": "<s>",
+                      "eos_token": "</s>"}

@@ -1,0 +1,85 @@
+"""Roles at run time: started and closed as one lifetime; templates from the served model."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tessy.backends.registry import BACKENDS
+from tessy.config import run_config_from_dict
+from tessy.errors import ConfigError, ModelLoadError
+from tessy.synthesis.roles import open_roles
+
+EVENTS: list[str] = []
+
+
+class RecordingBackend:
+    """A backend registered by this test: one module and one registry entry, as any other."""
+
+    tokenizer = None
+
+    def __init__(self, config) -> None:
+        self.role, self.name = config.role, f"rec-{config.role}"
+        self.fail = config.model == "broken"
+
+    async def start(self) -> None:
+        EVENTS.append(f"start {self.role}")
+        if self.fail:
+            raise ModelLoadError(f"{self.role}: cannot load")
+
+    async def close(self) -> None:
+        EVENTS.append(f"close {self.role}")
+
+
+def config(student_model="ok", **student):
+    return run_config_from_dict({
+        "teacher": {"backend": "recording", "template": "qwen3"},
+        "student": {"backend": "recording", "template": "qwen3", "model": student_model, **student},
+    })
+
+
+@pytest.fixture
+def recording(monkeypatch):
+    monkeypatch.setitem(BACKENDS, "recording", f"{__name__}:RecordingBackend")
+    monkeypatch.setitem(sys.modules, __name__, sys.modules[__name__])
+    EVENTS.clear()
+    return EVENTS
+
+
+async def test_roles_are_closed_after_the_block(recording):
+    async with open_roles(config()) as roles:
+        assert set(roles) == {"teacher", "student"}
+        assert recording == ["start teacher", "start student"]
+    assert recording[2:] == ["close student", "close teacher"]
+
+
+async def test_a_role_that_fails_to_start_closes_those_already_started(recording):
+    with pytest.raises(ModelLoadError, match="student: cannot load"):
+        async with open_roles(config("broken")):
+            pass
+    assert recording == ["start teacher", "start student", "close student", "close teacher"]
+
+
+async def test_an_unknown_backend_names_the_field():
+    with pytest.raises(ConfigError, match="teacher.backend: unknown backend 'nope'; choose from"):
+        async with open_roles(run_config_from_dict({"teacher": {"backend": "nope"}})):
+            pass
+
+
+async def test_chat_think_over_http_uses_the_served_template_or_names_the_flag(server):
+    http = {"teacher": {"base_urls": [server.url], "template": "qwen3"},
+            "student": {"base_urls": [server.url], "template": "chat-think"}}
+    with pytest.raises(ConfigError, match="--student-template: 'chat-think' needs the model's chat "
+                       "template, and the server exposes none: give --student-tokenizer"):
+        async with open_roles(run_config_from_dict(http)):
+            pass
+    server.props = {"chat_template": "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n"
+                    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}",
+                    "eos_token": "<|end|>"}
+    async with open_roles(run_config_from_dict(http)) as roles:
+        template = roles["student"].template
+    prompt = template.thinking_prompt("What is 2 + 2?", "")
+    assert prompt.startswith("<|system|>Think through the problem step by step")
+    assert prompt.endswith("<|user|>What is 2 + 2?\n<|assistant|><think>\n")
+    assert template.answer_stop == ("<|end|>",)
