@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup demo test test-fast bench lint clean
+.PHONY: setup demo test test-fast test-stress bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -30,12 +30,18 @@ test: setup $(VENV)/.llama-server   ## the whole suite, real-model integration t
 test-fast: setup
 	$(VENV)/bin/pytest -q -m "not slow"
 
+# The default suite 3 times in a row while a CPU burner runs on every core: tests must
+# synchronise on events and conditions, never on how fast the machine is.
+test-stress: setup
+	$(PY) -m tests.stress --runs 3 -- -q -m "not slow" -p no:cacheprovider
+
 bench: setup $(VENV)/.llama-server   ## every measurement of BENCHMARKS.md -> out/bench/ (~12 min)
 	$(PY) -m benchmarks.serving --setting all --out out/bench
 	$(PY) -m benchmarks.predictor_cost --problems 32 | tee out/bench/predictor_cost.md
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy --strict src/tessy/synthesis src/tessy/backends src/tessy/boundary
 
 clean:
 	rm -rf $(VENV) out

@@ -114,3 +114,28 @@ def test_bad_input_files_refuse_to_start_with_one_line(tmp_path, capsys, name, c
     err = capsys.readouterr().err
     assert code == 1 and message in err and err.strip().count("\n") == 0
     assert not (tmp_path / "o.jsonl").exists()  # nothing was started
+
+
+def test_every_config_field_is_an_option_and_lands_in_its_field(tmp_path):
+    from dataclasses import fields
+
+    from tessy.cli.synthesize import CONFIG_OPTIONS, build_config
+    from tessy.config import RoleConfig, SamplingConfig, SynthesisConfig
+
+    names = {n for option in CONFIG_OPTIONS for n in option.names}
+    for cls, form in ((SynthesisConfig, "--{}"), (RoleConfig, "--teacher-{}"),
+                      (SamplingConfig, "--{}")):
+        for f in fields(cls):
+            if f.metadata["cli"] is None:
+                continue
+            name = f.name.replace("_", "-")
+            shape = "--{}" if f.metadata["cli"] == "shared" else form
+            flag = shape.format(name) if f.type != "bool" else f"--no-{name}"
+            assert flag in names, f"{cls.__name__}.{f.name} has no option {flag}"
+    opts = {"teacher": ("fake",), "student": ("fake",), "dry_run": True,
+            "teacher_step_tokens": 7, "top_k": 5, "stream": False, "backoff": 0.5}
+    config, _ = build_config((), opts)
+    assert (config.teacher.step_tokens, config.student.step_tokens) == (7, 20)
+    assert config.teacher.sampling.top_k == config.student.sampling.top_k == 5
+    assert config.teacher.stream is config.student.stream is False
+    assert config.synthesis.backoff == 0.5

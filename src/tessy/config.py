@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tessy.errors import ConfigError
+from tessy.templates import NAMES as TEMPLATES
 
 MODES = ("stream", "step")
 SCHEDULERS = ("async", "lockstep")
 STRATEGIES = ("cooperative", "teacher-only", "student-only")
-TEMPLATES = ("auto", "chat", "chat-think", "plain-think", "qwen3", "deepseek-r1", "gpt-oss")
 
 
 def setting(help: str, *, cli: str | None = "", how: bool = False, choices: tuple[str, ...] = (),

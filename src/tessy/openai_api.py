@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import random
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -78,7 +78,7 @@ def mapped_errors(url: str) -> Iterator[None]:
         raise TransientBackendError(f"{url}: malformed response ({exc})") from exc
 
 
-async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+async def sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[str, None]:
     """The `data` of each server-sent event (multi-line data joined, comments skipped); an event
     cut off by the end of the stream is still delivered."""
     data: list[str] = []
@@ -164,7 +164,7 @@ class OpenAIClient:
 
         await asyncio.sleep(seconds)
 
-    async def stream_completion(self, url: str, content: bytes) -> AsyncIterator[dict[str, Any]]:
+    async def stream_completion(self, url: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
         """One `/completions` request with `stream: true`: its SSE chunks as they arrive, up to
         `[DONE]`. Closing the iterator closes the connection, which vLLM and SGLang treat as an
         abort. One attempt; errors mapped."""

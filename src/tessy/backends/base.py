@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,7 +56,7 @@ class Backend(Protocol):
     async def start(self) -> None:
         """Load the model or probe the server; raise a one-line error if it is not usable."""
 
-    def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+    def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         """Stream the continuation of `request.prompt`."""
 
     async def count_tokens(self, text: str) -> int | None:

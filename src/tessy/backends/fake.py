@@ -9,7 +9,7 @@ the same text as asking for 20 once, which is what makes `stream` and `step` com
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from tessy.backends.base import BackendCounters, Delta, GenerationRequest
 from tessy.config import RoleConfig
@@ -79,7 +79,7 @@ class FakeBackend:
         word = self.words[n] if n < len(self.words) else self.end_marker
         return word if not thinking.strip() else " " + word
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         """Yield one word-token at a time."""
         self.requests.append(request)
         self.counters.requests += 1

@@ -8,9 +8,10 @@ the other role's span and not the whole trace again.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,12 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
+def cache_argument(model: Any) -> str:
+    """The name of the KV-cache argument of `model.forward`: transformers 5 renamed
+    `past_key_values` to `cache` (and warns on every call that uses the old name)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 class LocalBackend:
     """A transformers causal LM; `reuse_cache=False` re-prefills every request (for tests)."""
 
@@ -49,12 +56,13 @@ class LocalBackend:
         self.caches: OrderedDict[str, _CacheEntry] = OrderedDict()
         self.counters = BackendCounters()  # cached_prompt_tokens: reused from a problem's KV cache
         self._lock = threading.Lock()  # one forward at a time; torch parallelises inside it
+        self._cache_arg: str | None = None  # found on the first forward
 
     async def start(self) -> None:
         """Load the model (converting a GGUF file once)."""
         if self.model is None:
             self.model, self.tokenizer = await asyncio.to_thread(
-                load_causal_lm, self.config.model, self.config.device
+                load_causal_lm, str(self.config.model), self.config.device
             )
 
     async def close(self) -> None:
@@ -73,7 +81,8 @@ class LocalBackend:
         """Prompt ids, with BOS added unless the template already wrote it."""
         bos = self.tokenizer.bos_token
         add = not (bos and prompt.startswith(bos))
-        return self.tokenizer(prompt, add_special_tokens=add)["input_ids"]
+        ids: list[int] = self.tokenizer(prompt, add_special_tokens=add)["input_ids"]
+        return ids
 
     def _take_cache(self, affinity: str, ids: list[int]) -> _CacheEntry:
         """The problem's cache rolled back to the common prefix with `ids`, or a fresh one."""
@@ -95,9 +104,11 @@ class LocalBackend:
     def _forward(self, entry: _CacheEntry, new_ids: list[int]) -> Any:
         import torch
 
+        if self._cache_arg is None:
+            self._cache_arg = cache_argument(self.model)
         with self._lock, torch.inference_mode():
             x = torch.tensor([new_ids], device=self.model.device)
-            out = self.model(input_ids=x, past_key_values=entry.cache, use_cache=True)
+            out = self.model(input_ids=x, use_cache=True, **{self._cache_arg: entry.cache})
         entry.ids.extend(new_ids)
         return out.logits[0, -1].float()
 
@@ -108,7 +119,7 @@ class LocalBackend:
         while len(self.caches) > self.max_cached:
             self.caches.popitem(last=False)
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         """Decode token by token in a worker thread; stop on EOS, a stop string or max_tokens."""
         import torch
 

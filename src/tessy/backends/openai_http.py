@@ -7,7 +7,7 @@ an abort, so a stream cut at a boundary stops decoding on the server too.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -84,7 +84,7 @@ class OpenAIHTTPBackend:
         """Close the connection pool."""
         await self.client.aclose()
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         """Stream (or fetch whole) the completion of `request`."""
         url = self.client.url_for(request.affinity)
         content = json.dumps(request_body(self.name, request, self.config.stream)).encode()

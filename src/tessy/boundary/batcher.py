@@ -18,8 +18,8 @@ class MicroBatcher:
     def __init__(self, fn: Callable[[list[Any]], list[Any]], max_batch: int = 64) -> None:
         self.fn = fn
         self.max_batch = max_batch
-        self._queue: list[tuple[Any, asyncio.Future]] = []
-        self._worker: asyncio.Task | None = None
+        self._queue: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._worker: asyncio.Task[None] | None = None
         self.batches = 0  # forwards run, for cost reports
 
     async def submit(self, item: Any) -> Any:

@@ -98,7 +98,8 @@ class TokenClassifierPredictor:
 
     async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
         """Style labels per word span of `text`, batched with other problems' calls."""
-        return await self.batcher.submit((context, text, spans))
+        labels: list[bool] = await self.batcher.submit((context, text, spans))
+        return labels
 
     def label_sync(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
         """The same for one item, without the event loop."""
@@ -142,7 +143,8 @@ class TokenClassifierPredictor:
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         return enc["input_ids"], [end for _, end in enc["offset_mapping"]]
 
-    def _window(self, context: str, text: str, spans: list[tuple[int, int]]):
+    def _window(self, context: str, text: str, spans: list[tuple[int, int]]
+                ) -> tuple[list[int], list[int]]:
         """Ids of the last `window` tokens (further back if the words need it) and, per word,
         the window index of its first token."""
         ids, ends = self.encode(context + text)

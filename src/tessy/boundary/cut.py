@@ -119,6 +119,7 @@ class TurnWatcher:
 
     async def _search(self, settled: int) -> int | None:
         """Label the newly settled words; the keep offset of the first wrong-kind word, if any."""
+        assert self.predictor is not None  # feed() searches only with a predictor
         lo = max(0, self.undecided - self.predictor.lookbehind_words)
         start, end = self.spans[lo][0], self.spans[-1][1]
         before = self.text[max(0, start - CONTEXT_CHARS):start]

@@ -73,7 +73,8 @@ class Cooperation:
         strategy = config.strategy
         self.first: Role = "teacher" if strategy == "teacher-only" else "student"
         self.single = strategy != "cooperative"
-        self.answer_role: Role = self.first if self.single else config.answer_role
+        self.answer_role: Role = self.first if self.single else (
+            "teacher" if config.answer_role == "teacher" else "student")
 
     async def run(self, problem: Problem, resume: Resume | None = None) -> Trajectory:
         """Write the whole trajectory of `problem` (continuing `resume`, if given).
@@ -167,7 +168,8 @@ class Cooperation:
         tail = traj.tail(chars) + (watcher.text[-chars:] if watcher else "")
         return is_looping(tail, window)
 
-    async def _stream(self, rt, request, watcher, stats):
+    async def _stream(self, rt: RoleRuntime, request: GenerationRequest, watcher: TurnWatcher,
+                      stats: RoleStats) -> tuple[Decision | None, str | None]:
         """Run one request through the watcher; close the stream as soon as it decides."""
         decision, finish, started = None, None, time.perf_counter()
         stats.requests += 1
@@ -200,7 +202,8 @@ class Cooperation:
         attempt = retries.blamed + retries.waited - 1
         await asyncio.sleep(self.retry.delay(attempt))
 
-    def _finish(self, traj, role, watcher: TurnWatcher, decision: Decision, reason) -> TurnResult:
+    def _finish(self, traj: Trajectory, role: Role, watcher: TurnWatcher, decision: Decision,
+                reason: FinishReason | None) -> TurnResult:
         text = watcher.text[: decision.keep]
         if decision.ends_thinking:
             text = text.rstrip()
@@ -210,7 +213,8 @@ class Cooperation:
         stats.discarded_tokens += max(0, len(watcher.token_ends) - kept)
         return TurnResult(text, kept, not decision.ends_thinking and reason is None, reason)
 
-    def _request(self, traj, rt: RoleRuntime, prompt: str, max_tokens: int, stop) -> GenerationRequest:
+    def _request(self, traj: Trajectory, rt: RoleRuntime, prompt: str, max_tokens: int,
+                 stop: tuple[str, ...]) -> GenerationRequest:
         seed = rt.sampling.seed
         if seed is not None:  # distinct, reproducible per problem and request
             n = traj.stats["teacher"].requests + traj.stats["student"].requests

@@ -8,6 +8,7 @@ keeping what it finished, instead of turning every problem into an error row.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from tessy.errors import ServerUnavailable, TransientBackendError
 
@@ -15,7 +16,7 @@ from tessy.errors import ServerUnavailable, TransientBackendError
 class ServerHealth:
     """Shared by all requests of one role."""
 
-    def __init__(self, role: str, give_up_after: float, clock=time.monotonic) -> None:
+    def __init__(self, role: str, give_up_after: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.role = role
         self.give_up_after = give_up_after
         self.clock = clock

@@ -12,7 +12,7 @@ BENCHMARKS.md measures what the barrier costs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import Protocol
 
@@ -33,7 +33,7 @@ class Pacing(Protocol):
         """Tokens between predictor calls within a request, given the configured `every`."""
         ...
 
-    def deltas(self, rt: RoleRuntime, request: GenerationRequest) -> AsyncIterator[Delta]:
+    def deltas(self, rt: RoleRuntime, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         """The pieces of one request, under the role's request limit."""
         ...
 
@@ -50,7 +50,7 @@ class FreePacing:
         """As configured."""
         return every
 
-    async def deltas(self, rt: RoleRuntime, request: GenerationRequest) -> AsyncIterator[Delta]:
+    async def deltas(self, rt: RoleRuntime, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         """The backend's stream, closed (aborting the request) when the caller closes this."""
         async with rt.limiter, aclosing(rt.backend.generate(request)) as stream:
             async for delta in stream:
@@ -110,7 +110,7 @@ class LockstepPacing:
         """Only at chunk ends, like the prototype."""
         return ONLY_AT_CHUNK_ENDS
 
-    async def deltas(self, rt: RoleRuntime, request: GenerationRequest) -> AsyncIterator[Delta]:
+    async def deltas(self, rt: RoleRuntime, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         """The whole chunk, handed on once every member of the round has its own."""
         async with rt.limiter, aclosing(rt.backend.generate(request)) as stream:
             deltas = [delta async for delta in stream]
@@ -119,10 +119,6 @@ class LockstepPacing:
             yield delta
 
 
-PACINGS = {"async": FreePacing, "lockstep": LockstepPacing}
-
-
 def make_pacing(scheduler: str) -> Pacing:
     """The pacing of `synthesis.scheduler`."""
-    pacing: Pacing = PACINGS[scheduler]()
-    return pacing
+    return FreePacing() if scheduler == "async" else LockstepPacing()

@@ -33,7 +33,7 @@ async def open_roles(config: RunConfig) -> AsyncIterator[dict[str, RoleRuntime]]
     """Both roles, started (models loaded or servers probed) for the block and closed after it;
     a role that fails to start closes the ones already started."""
     async with AsyncExitStack() as stack:
-        roles = {}
+        roles: dict[str, RoleRuntime] = {}
         for role in ROLES:
             rc = config.role(role)
             backend = await stack.enter_async_context(open_backend(rc))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tessy.config import RunConfig
 from tessy.errors import GenerationError, RequestRejected, ServerUnavailable
@@ -78,7 +79,7 @@ def save_effective_config(config: RunConfig) -> Path:
 async def student_counts(traj: Trajectory, roles: dict[str, RoleRuntime]) -> dict[str, int] | None:
     """Thinking tokens per role counted in the student's tokenizer (None if it cannot count)."""
     backend = roles["student"].backend
-    counts = {}
+    counts: dict[str, int] = {}
     for role in ROLES:
         text = "".join(s.text for s in traj.segments if s.role == role)
         n = await backend.count_tokens(text) if text else 0
@@ -97,7 +98,7 @@ async def synthesize(
     stop = stop or StopRequest()
     summary = RunSummary()
     config_hash = config.config_hash()
-    models = {r: roles[r].backend.name for r in ROLES}
+    models: dict[str, str] = {r: roles[r].backend.name for r in ROLES}
     started = time.perf_counter()
     running: set[str] = set()  # ids started and not yet written (or failed)
     with RecordWriter(config.output) as writer:
@@ -147,7 +148,7 @@ async def synthesize(
     return summary
 
 
-async def _run_bounded(problems: list[Problem], work: Callable[[Problem], Awaitable[None]],
+async def _run_bounded(problems: list[Problem], work: Callable[[Problem], Coroutine[Any, Any, None]],
                        limit: int, stop: StopRequest,
                        grace: float) -> None:
     """At most `limit` problems in flight; a new one starts as soon as any finishes.
@@ -155,7 +156,7 @@ async def _run_bounded(problems: list[Problem], work: Callable[[Problem], Awaita
     After `stop.soft`, nothing new starts and in-flight problems get `grace` seconds (less if
     `stop.hard` comes) before they are cancelled; their turn checkpoints are kept.
     """
-    pending: set[asyncio.Task] = set()
+    pending: set[asyncio.Task[None]] = set()
     it = iter(problems)
     soft = asyncio.ensure_future(stop.soft.wait())
     hard = asyncio.ensure_future(stop.hard.wait())
@@ -178,8 +179,8 @@ async def _run_bounded(problems: list[Problem], work: Callable[[Problem], Awaita
         await asyncio.gather(*pending, soft, hard, return_exceptions=True)
 
 
-async def _wait_some(pending: set[asyncio.Task], wake: asyncio.Future,
-                     timeout: float | None = None) -> set[asyncio.Task]:
+async def _wait_some(pending: set[asyncio.Task[None]], wake: asyncio.Future[Any],
+                     timeout: float | None = None) -> set[asyncio.Task[None]]:
     """Wait until a task finishes (or `wake` fires, or the timeout); return the unfinished."""
     done, _ = await asyncio.wait(pending | {wake}, timeout=timeout,
                                  return_when=asyncio.FIRST_COMPLETED)
@@ -188,14 +189,14 @@ async def _wait_some(pending: set[asyncio.Task], wake: asyncio.Future,
     return pending - done
 
 
-def _progress_bar(total: int, enabled: bool):
+def _progress_bar(total: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="problems", unit="problem", disable=not enabled,
                 dynamic_ncols=True)
 
 
-def _update_bar(bar, summary: RunSummary, started: float) -> None:
+def _update_bar(bar: Any, summary: RunSummary, started: float) -> None:
     elapsed = max(1e-9, time.perf_counter() - started)
     bar.update(1)
     bar.set_postfix(tok_s=f"{sum(summary.tokens.values()) / elapsed:.1f}",
