@@ -19,6 +19,7 @@ the text already received and a server that is away is waited out by every probl
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import zlib
@@ -155,14 +156,8 @@ class OpenAIClient:
             except TransientBackendError as exc:
                 if attempt == self.retry.retries:
                     raise BackendError(f"gave up after {attempt + 1} tries: {exc}") from exc
-                await self._sleep(self.retry.delay(attempt))
+                await asyncio.sleep(self.retry.delay(attempt))
         raise AssertionError("unreachable")
-
-    @staticmethod
-    async def _sleep(seconds: float) -> None:
-        import asyncio
-
-        await asyncio.sleep(seconds)
 
     async def stream_completion(self, url: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
         """One `/completions` request with `stream: true`: its SSE chunks as they arrive, up to
