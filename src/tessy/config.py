@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from tessy.errors import ConfigError
@@ -239,7 +239,7 @@ def _what(obj: Any) -> dict[str, Any]:
         if f.metadata.get("how"):
             continue
         value = getattr(obj, f.name)
-        out[f.name] = _what(value) if hasattr(value, "__dataclass_fields__") else value
+        out[f.name] = _what(value) if is_dataclass(value) else value
     return out
 
 

@@ -10,7 +10,7 @@ in place.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import MISSING, Field, dataclass, fields
+from dataclasses import MISSING, Field, dataclass, fields, is_dataclass
 from typing import Any
 
 import click
@@ -52,11 +52,17 @@ def option_for(f: Field, dest: str, names: tuple[str, ...], paths: tuple[Path, .
         attrs |= {"is_flag": True, "flag_value": on}
         text += "" if on else "  [on by default; this turns it off]"
     else:
-        attrs |= {"type": click.Choice(meta["choices"]) if meta.get("choices") else _TYPES[kind],
-                  "help": None}
+        attrs["type"] = click.Choice(meta["choices"]) if meta.get("choices") else _TYPES[kind]
         text += f"  [default: {default}]" if default is not None else ""
     attrs["help"] = text
     return ConfigOption(dest, paths, click.option(*names, dest, **attrs), names)
+
+
+def _cli_fields(cls: type) -> Iterator[Field]:
+    """The fields of `cls` that are options: not config-file-only, not nested configs."""
+    for f in fields(cls):
+        if f.metadata.get("cli") is not None and not is_dataclass(_default(f)):
+            yield f
 
 
 def _names(f: Field, stem: str) -> tuple[str, ...]:
@@ -65,20 +71,15 @@ def _names(f: Field, stem: str) -> tuple[str, ...]:
 
 def dataclass_options(cls: type, path: Path = ()) -> Iterator[ConfigOption]:
     """Options of a flat config dataclass's CLI fields (nested dataclasses are skipped)."""
-    for f in fields(cls):
-        if f.metadata.get("cli") is None or hasattr(_default(f), "__dataclass_fields__"):
-            continue
+    for f in _cli_fields(cls):
         yield option_for(f, f.name, _names(f, f.name), (path + (f.name,),))
 
 
 def role_options() -> Iterator[ConfigOption]:
     """Per-role options (`--teacher-X`, `--student-X`) and options that set both roles."""
     for cls, sub in ((RoleConfig, ()), (SamplingConfig, ("sampling",))):
-        for f in fields(cls):
-            cli = f.metadata.get("cli")
-            if cli is None or hasattr(_default(f), "__dataclass_fields__"):
-                continue
-            if cli == "shared":
+        for f in _cli_fields(cls):
+            if f.metadata["cli"] == "shared":
                 paths = tuple((role, *sub, f.name) for role in ROLES)
                 yield option_for(f, f.name, _names(f, f.name), paths, "Both roles. ")
                 continue
