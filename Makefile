@@ -41,7 +41,8 @@ bench: setup $(VENV)/.llama-server   ## every measurement of BENCHMARKS.md -> ou
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/mypy --strict src/tessy/synthesis src/tessy/backends src/tessy/boundary
+	$(VENV)/bin/mypy --strict src/tessy/synthesis src/tessy/backends src/tessy/boundary \
+		src/tessy/transport src/tessy/replicas.py src/tessy/aio.py
 
 clean:
 	rm -rf $(VENV) out

@@ -10,12 +10,15 @@ engine does (vLLM, SGLang):
   and gives every running request one token; a new request joins at the next step boundary and
   its first token comes at the end of the step that prefilled it;
 * prefill is paid only for prompt tokens not in the prefix cache (blocks of `block` tokens,
-  chained hashes, LRU, like vLLM's automatic prefix caching); a request that ends or is aborted
-  leaves its prompt and output in the cache;
+  chained hashes, cached as they fill, LRU, like vLLM v1's automatic prefix caching); a request
+  that ends or is aborted leaves its prompt and output in the cache;
+* usage reports `prompt_tokens_details.cached_tokens` as vLLM does with
+  `--enable-prompt-tokens-details`, in the last chunk when `stream_options.include_usage`;
 * a client that hangs up aborts its request at the next token (vLLM and SGLang do the same).
 
 Tokens are words (`str.split`), the text comes from `benchmarks.scripted`. Run it alone with
-`python -m benchmarks.simserver --role teacher`; it prints `READY <url>` when it listens.
+`python -m benchmarks.simserver --role teacher [--replicas N]`; it prints `READY <url>...` when
+it listens. Several replicas share the process but nothing else (engine, cache, counters).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,7 +54,13 @@ class CostModel:
 
 
 class PrefixCache:
-    """Token blocks keyed by the hash of everything up to them (vLLM's scheme), LRU."""
+    """Token blocks keyed by the hash of everything up to them (vLLM's scheme), LRU.
+
+    As in vLLM's v1 KV cache manager, a block is cached as soon as it is full: a prompt's whole
+    blocks at prefill, and each block of generated tokens the step that fills it, so a request
+    that continues a running (or aborted) one finds its text up to the last whole block.
+    Finished requests leave their blocks cached until evicted, least recently used first.
+    """
 
     def __init__(self, block: int, capacity: int) -> None:
         self.block = block
@@ -60,8 +70,20 @@ class PrefixCache:
     def _keys(self, tokens: list[str]) -> Iterator[int]:
         key = 0
         for i in range(0, len(tokens) - len(tokens) % self.block, self.block):
-            key = hash((key, *tokens[i:i + self.block]))
+            key = self.chain(key, tokens[i:i + self.block])
             yield key
+
+    @staticmethod
+    def chain(parent: int, block: list[str]) -> int:
+        """A block's key: its parent's key and its own tokens."""
+        return hash((parent, *block))
+
+    def add(self, key: int) -> None:
+        """Cache one block by key (the newest in LRU order)."""
+        self.blocks[key] = None
+        self.blocks.move_to_end(key)
+        if len(self.blocks) > self.capacity:
+            self.blocks.popitem(last=False)
 
     def hit(self, tokens: list[str]) -> int:
         """Leading tokens of `tokens` already cached (whole blocks; the last token never)."""
@@ -71,15 +93,15 @@ class PrefixCache:
                 break
             self.blocks.move_to_end(key)
             n += self.block
-        return min(n, max(0, len(tokens) - 1))
+        # vLLM never serves the last prompt token from cache, and hits are whole blocks.
+        return min(n, max(0, len(tokens) - 1) // self.block * self.block)
 
-    def insert(self, tokens: list[str]) -> None:
-        """Cache every whole block of `tokens`."""
+    def insert(self, tokens: list[str]) -> int:
+        """Cache every whole block of `tokens`; the key of the last one (0: none)."""
+        key = 0
         for key in self._keys(tokens):
-            self.blocks[key] = None
-            self.blocks.move_to_end(key)
-        while len(self.blocks) > self.capacity:
-            self.blocks.popitem(last=False)
+            self.add(key)
+        return key
 
 
 @dataclass
@@ -93,6 +115,8 @@ class _Sequence:
     aborted: bool = False
     finish: str | None = None
     cached: int = 0  # prompt tokens found in the prefix cache
+    tail: list[str] = field(default_factory=list)  # tokens after the last whole cached block
+    key: int = 0  # cache key of the last whole block
 
 
 class SimServer:
@@ -108,7 +132,7 @@ class SimServer:
         self._wake = asyncio.Event()
         self.counters = dict.fromkeys(
             ("requests", "request_bytes", "prompt_tokens", "cached_tokens", "generation_tokens",
-             "aborted", "finished", "steps", "busy_seconds"), 0)
+             "aborted", "finished", "steps", "busy_seconds", "streamed_events"), 0)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -146,6 +170,7 @@ class SimServer:
             f"sim:request_bytes_total {c['request_bytes']}",
             f"sim:aborted_total {c['aborted']}",
             f"sim:steps_total {c['steps']}",
+            f"sim:streamed_events_total {c['streamed_events']}",
             f"sim:busy_seconds_total {c['busy_seconds']:.6f}",
         ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
@@ -163,19 +188,31 @@ class SimServer:
         self.waiting.append(seq)
         self._wake.set()
         if not body.get("stream"):
-            text = "".join([t async for t in _drain(seq)])
+            text = "".join([t async for t, _ in _drain(seq)])
             return web.json_response({"choices": [{"text": text, "finish_reason": seq.finish}],
                                       "usage": self._usage(seq)})
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        # vLLM's chunk layout (one event per engine step; the finish rides on the last token's
+        # chunk, or an empty one), so the client parses as many bytes as it would there.
+        head = (b'data: {"id":"cmpl-%d","object":"text_completion","created":%d,"model":%s,'
+                b'"choices":[{"index":0,"text":' % (self.counters["requests"], int(time.time()),
+                                                    json.dumps(self.name).encode()))
+        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        tail = b',"logprobs":null,"finish_reason":%s,"stop_reason":null,"prompt_token_ids":null,' \
+               b'"token_ids":null}]}\n\n'
         try:
             await response.prepare(request)
-            async for token in _drain(seq):
-                chunk = {"choices": [{"text": token, "finish_reason": None}]}
-                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-            last = {"choices": [{"text": "", "finish_reason": seq.finish}]}
-            usage = {"choices": [], "usage": self._usage(seq)}
-            await response.write(b"data: " + json.dumps(last).encode() + b"\n\n"
-                                 + b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
+            finished = False
+            async for token, finish in _drain(seq):
+                finished = finish is not None
+                await response.write(head + json.dumps(token).encode() + tail % json.dumps(finish).encode())
+                self.counters["streamed_events"] += 1
+            # EOS or a stop string: the step's text is empty, the chunk still carries the finish.
+            last = b"" if finished else head + b'""' + tail % json.dumps(seq.finish).encode()
+            if usage:  # include_usage: one more chunk, with no choices
+                last += (b'data: {"id":"cmpl-%d","object":"text_completion","choices":[],"usage":%s}\n\n'
+                         % (self.counters["requests"], json.dumps(self._usage(seq)).encode()))
+            await response.write(last + b"data: [DONE]\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             seq.aborted = True  # the client hung up: the engine drops it at its next step
             raise
@@ -201,7 +238,8 @@ class SimServer:
                 c["prompt_tokens"] += len(seq.prompt)
                 c["cached_tokens"] += hit
                 new_tokens += len(seq.prompt) - hit
-                self.cache.insert(seq.prompt)
+                seq.key = self.cache.insert(seq.prompt)
+                seq.tail = seq.prompt[len(seq.prompt) - len(seq.prompt) % self.cache.block:]
                 self.running.append(seq)
             seconds = cost.decode + cost.per_seq * len(self.running) + cost.prefill * new_tokens
             started = loop.time()
@@ -214,7 +252,6 @@ class SimServer:
                     self._advance(seq)
                 if seq.aborted or seq.finish:
                     c["aborted" if seq.aborted else "finished"] += 1
-                    self.cache.insert(seq.prompt + [t.strip() for t in seq.output])
                     seq.out.put_nowait(FINISH)
                 else:
                     still.append(seq)
@@ -228,17 +265,22 @@ class SimServer:
             return
         seq.output.append(token)
         self.counters["generation_tokens"] += 1
+        seq.tail.append(token.strip())
+        if len(seq.tail) == self.cache.block:  # a block just filled: reusable from now on
+            seq.key = self.cache.chain(seq.key, seq.tail)
+            self.cache.add(seq.key)
+            seq.tail = []
         if seq.stop and any(s in "".join(seq.output[-8:]) for s in seq.stop):
             seq.finish = "stop"
             return
-        seq.out.put_nowait(token)
         if len(seq.output) >= seq.max_tokens:
             seq.finish = "length"
+        seq.out.put_nowait((token, seq.finish))
 
 
 async def _drain(seq: _Sequence):
-    while (token := await seq.out.get()) is not FINISH:
-        yield token
+    while (item := await seq.out.get()) is not FINISH:
+        yield item
 
 
 async def serve(role: str, cost: CostModel, port: int = 0, mean_words: int = 1000,
@@ -258,18 +300,22 @@ def main() -> None:
     parser.add_argument("--role", choices=["teacher", "student"], required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--mean-words", type=int, default=1000, help="Mean thinking length.")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="Independent servers (engine, cache) on ports PORT, PORT+1, ...")
     for name, value in vars(CostModel()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args()
     cost = CostModel(**{k: getattr(args, k) for k in vars(CostModel())})
 
     async def run() -> None:
-        runner, url = await serve(args.role, cost, args.port, args.mean_words)
-        print(f"READY {url}", flush=True)
+        served = [await serve(args.role, cost, args.port + i if args.port else 0, args.mean_words)
+                  for i in range(args.replicas)]
+        print("READY " + " ".join(url for _, url in served), flush=True)
         try:
             await asyncio.Event().wait()
         finally:
-            await runner.cleanup()
+            for runner, _ in served:
+                await runner.cleanup()
 
     try:
         asyncio.run(run())

@@ -55,6 +55,7 @@ class FakeOpenAIServer:
         self.chat_reply = lambda message: "[]"  # what /v1/chat/completions answers
         self.on_request = None  # called with each completion/chat body, in the server's thread
         self.props: dict | None = None  # what GET /props answers (llama.cpp); None: 404
+        self.killed = False  # kill(): open streams are dropped
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_port}/v1"
@@ -66,6 +67,11 @@ class FakeOpenAIServer:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def kill(self) -> None:
+        """Die like a killed process: refuse new connections and drop the open streams."""
+        self.killed = True
+        self.__exit__()
 
     def reseed(self, seed: int) -> None:
         """Another fault sequence."""
@@ -167,7 +173,7 @@ class FakeOpenAIServer:
                     for i, token in enumerate(tokens):
                         if i == cut and fault == "garbage":
                             self.wfile.write(b"data: {\"choices\": [{\"te\n\n")
-                        if i == cut or (srv.drop_after is not None and i >= srv.drop_after):
+                        if i == cut or srv.killed or (srv.drop_after is not None and i >= srv.drop_after):
                             if fault != "truncate":
                                 self.connection.shutdown(2)
                             return
@@ -191,3 +197,13 @@ class FakeOpenAIServer:
                 self.wfile.flush()
 
         return Handler
+
+
+async def until(condition, timeout: float = 30.0) -> None:
+    """Wait (yielding to the event loop) until `condition()` holds; fail after `timeout` s."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import socket
-import time
 from contextlib import aclosing
 
 import pytest
 
-from fake_server import FakeOpenAIServer
+from fake_server import FakeOpenAIServer, until
 from tessy.backends.base import GenerationRequest
 from tessy.backends.openai_http import OpenAIHTTPBackend, request_body
 from tessy.config import RoleConfig, SamplingConfig
@@ -64,10 +63,7 @@ async def test_closing_the_stream_ends_the_request(server):
         async for d in stream:
             if d.text.strip().startswith("Tens"):
                 break
-    deadline = time.time() + 5
-    while server.disconnects == 0 and time.time() < deadline:
-        time.sleep(0.02)
-    assert server.disconnects == 1
+    await until(lambda: server.disconnects == 1)
     assert server.tokens_sent < 30  # the server stopped decoding soon after the close
     await backend.close()
 

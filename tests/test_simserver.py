@@ -50,10 +50,26 @@ async def test_prefix_cache_serves_what_an_earlier_request_computed(sim):
     words = len((PROMPT + text).split())
     usage = second[-1]
     assert usage.prompt_tokens == words
-    assert usage.cached_tokens == min(words // 16 * 16, words - 1)  # whole blocks only
+    assert usage.cached_tokens == (words - 1) // 16 * 16  # whole blocks, never the last token
     m = await asyncio.to_thread(server_metrics, url)
     assert m["vllm:prefix_cache_hits"] == backend.counters.cached_prompt_tokens == usage.cached_tokens
     assert m["vllm:prompt_tokens"] == backend.counters.prompt_tokens
+
+
+async def test_blocks_are_cached_as_decode_fills_them_while_the_request_still_runs(sim):
+    backend, url = sim
+    stream = backend.generate(GenerationRequest(PROMPT, 300))
+    text = ""
+    async with aclosing(stream):
+        async for delta in stream:
+            text += delta.text
+            if len(text.split()) >= 40:
+                break
+        # The first request is still open (decoding) while its continuation is asked for: the
+        # blocks its decode filled are cached already, as in vLLM v1.
+        second = await complete(backend, PROMPT + text, 3)
+    words = len((PROMPT + text).split())
+    assert second[-1].cached_tokens == (words - 1) // 16 * 16
 
 
 async def test_a_closed_stream_stops_decoding(sim):

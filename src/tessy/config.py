@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from tessy.errors import ConfigError
+from tessy.replicas import ROUTES
 from tessy.templates import NAMES as TEMPLATES
 
 MODES = ("stream", "step")
@@ -117,6 +118,10 @@ class RoleConfig:
                                   cli="shared", how=True, default=None)
     concurrency: int = setting("Most requests of this role in flight at once.", how=True,
                                default=64)
+    route: str = setting("How requests pick one of several server replicas: `affinity` "
+                         "(rendezvous hash of the problem: prefix caches stay warm) or "
+                         "`least-loaded` (fewest in flight, staying put while close).",
+                         cli="shared", how=True, choices=ROUTES, default="affinity")
     timeout: float = setting("Seconds to wait for a server byte before giving up.", how=True,
                              default=300.0)
     stream: bool = setting("SSE streaming (needed by stream mode; off: whole step-mode chunks).",

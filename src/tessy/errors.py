@@ -41,11 +41,16 @@ class TransientBackendError(BackendError):
     `server_down` marks failures that say the server as a whole is away or overloaded
     (connection refused, 429, 502/503/504): they are waited out rather than counted against
     the problem, until the server has failed for `synthesis.server_down_after` seconds.
+    `timed_out`: the server sent nothing for a whole request timeout. Either takes that replica
+    out of rotation while the role has others. `failover`: the role has a live replica left,
+    so the request can go there at once.
     """
 
-    def __init__(self, message: str, *, server_down: bool = False) -> None:
+    def __init__(self, message: str, *, server_down: bool = False, timed_out: bool = False) -> None:
         super().__init__(message)
         self.server_down = server_down
+        self.timed_out = timed_out
+        self.failover = False
 
 
 class RequestRejected(BackendError):

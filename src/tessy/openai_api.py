@@ -22,15 +22,18 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import zlib
+import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 
+from tessy import transport
 from tessy.errors import BackendError, RequestRejected, ServerUnavailable, TransientBackendError
+from tessy.replicas import ReplicaSet
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 DOWN_STATUS = frozenset({429, 502, 503, 504})  # the server (or its proxy) is away or full
@@ -72,11 +75,36 @@ def mapped_errors(url: str) -> Iterator[None]:
                                     server_down=True) from exc
     except httpx.TimeoutException as exc:
         raise TransientBackendError(f"{url}: timed out ({type(exc).__name__})",
-                                    server_down=isinstance(exc, httpx.ConnectTimeout)) from exc
+                                    server_down=isinstance(exc, httpx.ConnectTimeout),
+                                    timed_out=True) from exc
     except httpx.TransportError as exc:
         raise TransientBackendError(f"{url}: connection failed ({exc or type(exc).__name__})") from exc
     except ValueError as exc:
         raise TransientBackendError(f"{url}: malformed response ({exc})") from exc
+
+
+@contextmanager
+def mapped_transport_errors(url: str) -> Iterator[None]:
+    """Translate the streaming transport's errors into tessy's errors (the same table)."""
+    try:
+        yield
+    except transport.HTTPStatusError as exc:
+        raise status_error(url, exc.status, exc.body) from exc
+    except transport.ConnectFailed as exc:
+        raise TransientBackendError(f"{url}: {exc}", server_down=True) from exc
+    except transport.ReadTimeout as exc:
+        raise TransientBackendError(f"{url}: timed out ({exc})", timed_out=True) from exc
+    except transport.TransportError as exc:
+        raise TransientBackendError(f"{url}: connection failed ({exc})") from exc
+    except (transport.ProtocolError, ValueError) as exc:
+        raise TransientBackendError(f"{url}: malformed response ({exc})") from exc
+
+
+def proxied(url: str) -> bool:
+    """Whether the environment routes `url` through a proxy (HTTP_PROXY & co, NO_PROXY)."""
+    parsed, proxies = httpx.URL(url), urllib.request.getproxies()
+    return (bool(proxies.get(parsed.scheme) or proxies.get("all"))
+            and not urllib.request.proxy_bypass(parsed.host))
 
 
 async def sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[str, None]:
@@ -101,10 +129,12 @@ class OpenAIClient:
 
     def __init__(self, base_urls: list[str], *, api_key: str | None = None,
                  timeout: float = 300.0, concurrency: int = 64, retry: RetryPolicy | None = None,
-                 role: str = "server") -> None:
+                 role: str = "server", route: str = "affinity") -> None:
         self.urls = [u.rstrip("/") for u in base_urls]
+        self.replicas = ReplicaSet(self.urls, route, alive=self.alive)
         self.role = role
         self.retry = retry or RetryPolicy()
+        self.timeout = timeout
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.AsyncClient(
             headers=headers,
@@ -113,6 +143,9 @@ class OpenAIClient:
                                 max_keepalive_connections=concurrency + 4),
             timeout=httpx.Timeout(timeout, connect=min(30.0, timeout), pool=None),
         )
+        # Streams take the fast SSE transport; through a proxy, httpx (which speaks to proxies).
+        self.sse = None if any(map(proxied, self.urls)) else transport.SSEPool(
+            size=concurrency + 4, timeout=timeout, connect_timeout=min(30.0, timeout), headers=headers)
         self._tokenize: tuple[str, str] | None | bool = None  # False: no dialect works
         self._tokenize_offset = 0
 
@@ -123,12 +156,11 @@ class OpenAIClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
+        self.replicas.close()
+        if self.sse is not None:
+            self.sse.close()
         await self.http.aclose()
-
-    def url_for(self, affinity: str) -> str:
-        """The replica of a problem: stable across its requests, for prefix caching."""
-        return self.urls[zlib.crc32(affinity.encode()) % len(self.urls)]
 
     async def probe(self, model: str | None = None) -> str:
         """Check that every replica answers `/models`; the model name (given, else the first
@@ -148,6 +180,14 @@ class OpenAIClient:
         assert model is not None
         return model
 
+    async def alive(self, url: str) -> bool:
+        """Whether a replica answers `/models` now (the probe that puts it back in rotation)."""
+        try:
+            response = await self.http.get(f"{url}/models", timeout=min(10.0, self.timeout))
+            return response.status_code == 200
+        except httpx.HTTPError:
+            return False
+
     async def with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
         """`call()`, tried again after transient failures as the retry policy says."""
         for attempt in range(self.retry.retries + 1):
@@ -159,10 +199,34 @@ class OpenAIClient:
                 await asyncio.sleep(self.retry.delay(attempt))
         raise AssertionError("unreachable")
 
-    async def stream_completion(self, url: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
-        """One `/completions` request with `stream: true`: its SSE chunks as they arrive, up to
-        `[DONE]`. Closing the iterator closes the connection, which vLLM and SGLang treat as an
-        abort. One attempt; errors mapped."""
+    async def stream_completion(self, url: str, content: bytes) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """One `/completions` request with `stream: true`: its SSE chunks up to `[DONE]`, a list
+        per socket read (so a caller handles what one read brought at once). Closing the
+        iterator closes the connection, which vLLM and SGLang treat as an abort. One attempt;
+        errors mapped."""
+        if self.sse is None:
+            async for chunk in self._stream_httpx(url, content):
+                yield [chunk]
+            return
+        done = False
+        with mapped_transport_errors(url):
+            async for events in self.sse.stream(f"{url}/completions", content):
+                if done:  # past [DONE]: read on to the end, so the connection can be kept
+                    continue
+                chunks = []
+                for data in events:
+                    if data == b"[DONE]" or data.strip() == b"[DONE]":
+                        done = True
+                        break
+                    chunk = orjson.loads(data)
+                    if "error" in chunk:
+                        raise TransientBackendError(f"{url}: server error in stream: {chunk['error']}")
+                    chunks.append(chunk)
+                if chunks:
+                    yield chunks
+
+    async def _stream_httpx(self, url: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
+        """`stream_completion` through httpx, chunk by chunk (for proxies)."""
         with mapped_errors(url):
             async with self.http.stream("POST", f"{url}/completions", content=content,
                                         headers=JSON_HEADERS) as response:

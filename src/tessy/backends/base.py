@@ -25,7 +25,8 @@ class GenerationRequest:
 class Delta:
     """A piece of generated text. The last piece of a request carries `finish_reason`.
 
-    `n_tokens` counts the tokens behind `text`; the last piece may carry server-reported usage.
+    `n_tokens` counts the tokens behind `text`; `token_chars`, where known, their lengths (a piece
+    merged from several streamed tokens); the last piece may carry server-reported usage.
     """
 
     text: str
@@ -34,6 +35,7 @@ class Delta:
     prompt_tokens: int | None = None
     cached_tokens: int | None = None
     completion_tokens: int | None = None
+    token_chars: list[int] | None = None
 
 
 @dataclass
@@ -44,6 +46,7 @@ class BackendCounters:
     bytes_sent: int = 0  # request bodies (HTTP backends)
     prompt_tokens: int = 0  # as the model or server counted them, where known
     cached_prompt_tokens: int = 0  # of those, found in a prefix/KV cache, where reported
+    replicas: dict[str, dict[str, int]] = field(default_factory=dict)  # per server URL (HTTP)
 
 
 class Backend(Protocol):

@@ -56,15 +56,22 @@ class TurnWatcher:
         self.context = self.context[-CONTEXT_CHARS:]
         self._marker_len = max((len(m) for m in self.end_markers), default=1)
 
-    async def feed(self, piece: str, n_tokens: int, final: bool,
-                   flush: bool = False) -> Decision | None:
-        """Add arrived text; `final` when no more will come (EOS), `flush` at the end of a
-        step-mode request (label now, before asking for more). Returns a decision or None."""
+    async def feed(self, piece: str, n_tokens: int, final: bool, flush: bool = False,
+                   token_chars: list[int] | None = None) -> Decision | None:
+        """Add arrived text (`token_chars`: its tokens' lengths, where known); `final` when no
+        more will come (EOS), `flush` at the end of a step-mode request (label now, before
+        asking for more). Returns a decision or None."""
         if piece:
             start = len(self.text)
             self.text += piece
-            n = max(1, n_tokens)  # a non-streamed chunk: spread its tokens over its text
-            self.token_ends.extend(start + len(piece) * (i + 1) // n for i in range(n))
+            if token_chars and sum(token_chars) == len(piece):
+                for size in token_chars:
+                    start += size
+                    self.token_ends.append(start)
+            elif n_tokens <= 1:
+                self.token_ends.append(start + len(piece))
+            else:  # a non-streamed chunk: spread its tokens over its text
+                self.token_ends.extend(start + len(piece) * (i + 1) // n_tokens for i in range(n_tokens))
         end = self._find_marker()
         done = final or end is not None
         limit = len(self.text) if end is None else end

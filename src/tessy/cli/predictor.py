@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import click
 
+from tessy import aio
 from tessy.cli.options import apply, dataclass_options, overrides
 from tessy.cli.synthesize import run_options, run_synthesis
 from tessy.config import PredictorTrainConfig
@@ -70,7 +70,7 @@ def annotate_command(segments: str, output: str, annotator: str, model: str | No
     if annotator != "lexicon" and not annotator.startswith(("http://", "https://")):
         raise ConfigError(f"--annotator: use lexicon or an http(s) URL, not {annotator!r}")
     key = api_key or os.environ.get("OPENAI_API_KEY")
-    s = asyncio.run(annotate_file(segments, output, annotator, role, model, key, concurrency,
+    s = aio.run(annotate_file(segments, output, annotator, role, model, key, concurrency,
                                   progress=not quiet))
     share = s.style_words / s.words if s.words else 0.0
     click.echo(f"{s.labelled} labelled ({share:.0%} of words style), {s.malformed} malformed "

@@ -26,9 +26,9 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
                    reference: str | None, output: str, json_path: str | None, no_nll: bool,
                    batch_size: int, quiet: bool) -> None:
     """Is DATA on-policy for the student? NLL by span origin, shares, style, similarity, accuracy."""
-    import asyncio
     import os
 
+    from tessy import aio
     from tessy.report.run import open_scorer, write_report
     from tessy.report.terminal import table
 
@@ -45,7 +45,7 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
             return await write_report(list(data), scorer, reference, output, json_path,
                                       not quiet)
 
-    figs = asyncio.run(run())
+    figs = aio.run(run())
     click.echo(table(figs))
     click.echo(f"report -> {output}" + (f", figures -> {json_path}" if json_path else ""))
 

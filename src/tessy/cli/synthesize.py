@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from tessy import aio
 from tessy.cli.options import apply, overrides, run_config_options
 from tessy.config import RunConfig, load_config_file, run_config_from_dict
 from tessy.errors import ConfigError, ServerUnavailable
@@ -177,7 +178,7 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
                 loop.add_signal_handler(sig, on_signal, sig.name)
             return await synthesize(config, problems, roles, progress=not opts["quiet"], stop=stop)
 
-    summary = asyncio.run(run())
+    summary = aio.run(run())
     resumed = f", {summary.resumed} continued from checkpoints" if summary.resumed else ""
     click.echo(
         f"{summary.written} written, {summary.failed} failed, {summary.already_done} already done,"

@@ -177,10 +177,10 @@ class Cooperation:
             async with aclosing(self.pacing.deltas(rt, request)) as stream:
                 async for delta in stream:
                     stats.generated_tokens += delta.n_tokens
-                    finish = delta.finish_reason
+                    finish = delta.finish_reason or finish  # a usage-only chunk may follow
                     final = finish is not None and finish != "length"
                     decision = await watcher.feed(delta.text, delta.n_tokens, final,
-                                                  flush=finish == "length")
+                                                  finish == "length", delta.token_chars)
                     if decision is not None:
                         break
         finally:
@@ -192,6 +192,9 @@ class Cooperation:
                         exc: TransientBackendError) -> None:
         """Wait before retrying; give the problem up, or stop the run, when it is hopeless."""
         stats.retries += 1
+        if exc.failover:  # that replica is out of rotation; another one takes the turn now
+            retries.waited += 1
+            return
         self.health[role].failed(exc)  # raises ServerUnavailable after too long away
         if exc.server_down:
             retries.waited += 1

@@ -13,6 +13,8 @@ def is_looping(text: str, window: int, min_repeats: int = 4, min_words: int = 24
         span = max(period * min_repeats, min_words)
         if span > n:
             break
+        if words[-1] != words[-1 - period]:  # the cheap test first: most periods fail it
+            continue
         if all(words[n - 1 - i] == words[n - 1 - i - period] for i in range(span - period)):
             return True
     return False

@@ -1,0 +1,163 @@
+"""Client CPU per streamed token under load: can one tessy process keep a vLLM cluster busy?
+
+Many concurrent streams against simulated servers with zero model cost that pace tokens like
+decode steps: every `--step` seconds each running request gets one token, sent as one SSE event
+in vLLM's chunk layout, so a socket read carries about one event (a server that bursts lets
+events coalesce and flatters the client). The client is a real `tessy synthesize` process; after
+a warm-up, its CPU time (from /proc) over a window is divided by the events the servers streamed
+in that window. `--profile` records the window with py-spy and prints where the time goes.
+
+    python -m benchmarks.client_load --streams 256 --step 0.02 --seconds 30 [--profile]
+
+`--pythonpath DIR` runs another checkout's tessy (`DIR` = its `src/`) for before/after tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from benchmarks.serving import ROOT, server_metrics, write_problems
+
+MODES = [("teacher-only", ["--strategy", "teacher-only"]),
+         ("tessy stream (lexicon)", ["--mode", "stream"])]
+
+
+@contextmanager
+def sim_replicas(role: str, n: int, step: float, mean_words: int, log: Path):
+    """`n` replicas of a zero-cost simulated server in one process; yields their URLs."""
+    cmd = [sys.executable, "-m", "benchmarks.simserver", "--role", role, "--replicas", str(n),
+           "--mean-words", str(mean_words), "--decode", str(step), "--per-seq", "0",
+           "--prefill", "0", "--overhead", "0", "--tokenize", "0", "--max-batch", "100000"]
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=fh, cwd=ROOT, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"simulated {role} server did not start; see {log}")
+        yield line.split()[1:]
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def streamed(urls: list[str]) -> tuple[float, float]:
+    """(SSE events streamed, requests running) summed over the servers."""
+    metrics = [server_metrics(u) for u in urls]
+    return (sum(m.get("sim:streamed_events", 0) for m in metrics),
+            sum(m.get("vllm:num_requests_running", 0) for m in metrics))
+
+
+def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path) -> dict:
+    """One client run: CPU per event over the window after the warm-up."""
+    problems = write_problems(work / "problems.jsonl", args.streams * 4)
+    out = work / f"{label.split()[0]}.jsonl"
+    for stale in out.parent.glob(out.name + "*"):
+        stale.unlink()
+    with ExitStack() as stack:
+        urls = {r: stack.enter_context(sim_replicas(r, 1, args.step, args.mean_words,
+                                                    work / f"{r}.log"))
+                for r in ("teacher", "student")}
+        every = urls["teacher"] + urls["student"]
+        cmd = [sys.executable, "-m", "tessy", "synthesize", str(problems), "-o", str(out), "-q",
+               "--teacher", ",".join(urls["teacher"]), "--student", ",".join(urls["student"]),
+               "--teacher-template", "qwen3", "--student-template", "qwen3",
+               "--concurrency", str(args.streams), "--teacher-concurrency", str(args.streams),
+               "--student-concurrency", str(args.streams), "--max-thinking-tokens", "30000",
+               "--max-answer-tokens", "16", *extra]
+        env = dict(os.environ)
+        if args.pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join([str(Path(args.pythonpath).resolve()), str(ROOT)])
+        with open(work / f"{label.split()[0]}.log", "wb") as log:
+            client = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        try:
+            time.sleep(args.warmup)
+            if client.poll() is not None:
+                raise RuntimeError(f"{label}: the client exited early; see {log.name}")
+            profiler = None
+            if args.profile:
+                profiler = subprocess.Popen(
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format", "raw", "-r", "200",
+                     "-d", str(int(args.seconds)), "-p", str(client.pid),
+                     "-o", str(work / f"{label.split()[0]}.profile")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cpu0, (events0, _), t0 = cpu_seconds(client.pid), streamed(every), time.monotonic()
+            time.sleep(args.seconds)
+            cpu1, (events1, running), t1 = cpu_seconds(client.pid), streamed(every), time.monotonic()
+            if profiler:
+                profiler.wait()
+        finally:
+            client.send_signal(signal.SIGKILL)
+            client.wait()
+    events = events1 - events0
+    return {"label": label, "events": events, "events_per_s": events / (t1 - t0),
+            "running": running, "cpu": cpu1 - cpu0, "us_per_event": 1e6 * (cpu1 - cpu0) / max(1, events),
+            "profile": work / f"{label.split()[0]}.profile" if args.profile else None}
+
+
+def top_functions(profile: Path, n: int = 18) -> list[tuple[float, float, str]]:
+    """(self %, total %, function) of the busiest functions in a py-spy raw profile."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in profile.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        k = int(count)
+        samples += k
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  for f in stack.split(";")]
+        own[frames[-1]] += k
+        for frame in set(frames):
+            total[frame] += k
+    return [(100 * own[f] / samples, 100 * total[f] / samples, f) for f, _ in own.most_common(n)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--streams", type=int, default=256)
+    parser.add_argument("--step", type=float, default=0.02, help="Seconds per decode step.")
+    parser.add_argument("--mean-words", type=int, default=4000, help="Mean thinking length.")
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=30.0, help="The measured window.")
+    parser.add_argument("--profile", action="store_true", help="py-spy the measured window.")
+    parser.add_argument("--pythonpath", help="Measure the tessy in this source dir instead.")
+    parser.add_argument("--modes", default="all", help="Comma-separated labels' first words.")
+    parser.add_argument("--out", default="out/bench/client_load")
+    args = parser.parse_args()
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    modes = [m for m in MODES if args.modes == "all" or m[0].split()[0] in args.modes.split(",")]
+    rows = [measure(label, extra, args, work) for label, extra in modes]
+    print(f"### Client CPU per streamed token: {args.streams} streams, one SSE event per "
+          f"{args.step * 1000:.0f} ms step each\n")
+    print("| mode | streams running | events/s | client CPU | µs per event |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['label']} | {r['running']:.0f} | {r['events_per_s']:,.0f} | "
+              f"{100 * r['cpu'] / args.seconds:.0f}% of a core | {r['us_per_event']:.1f} |")
+    for r in rows:
+        if r["profile"] and Path(r["profile"]).exists():
+            print(f"\n#### Where the client's time goes: {r['label']} (py-spy, self % / total %)\n")
+            print("| self % | total % | function |\n|---|---|---|")
+            for own, total, name in top_functions(Path(r["profile"])):
+                print(f"| {own:.1f} | {total:.1f} | `{name}` |")
+
+
+if __name__ == "__main__":
+    main()

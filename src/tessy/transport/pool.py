@@ -1,0 +1,149 @@
+"""Keep-alive connections to a client's servers, and streamed POSTs over them.
+
+The pool holds at most `size` connections (sized from the configured concurrency, so it never
+caps tessy below it). Timeouts are explicit: `connect_timeout` to open a connection, `timeout`
+without a byte from the server once the request is sent. Closing the event iterator before the
+response ends drops the connection, which vLLM and SGLang treat as an abort; a finished response
+leaves its connection for the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncGenerator
+from urllib.parse import urlsplit
+
+from tessy.transport.protocol import SSEConnection
+
+
+class TransportError(Exception):
+    """The request did not get a whole answer. `server_down`: the server is not there at all."""
+
+    server_down = False
+
+
+class ConnectFailed(TransportError):
+    """Refused, unreachable or not answering the connect: the server is away."""
+
+    server_down = True
+
+
+class ReadTimeout(TransportError):
+    """No byte from the server for `timeout` seconds."""
+
+
+class ConnectionDropped(TransportError):
+    """The connection ended before the response did."""
+
+
+class HTTPStatusError(TransportError):
+    """A status >= 400 with its body."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.body = body
+
+
+Origin = tuple[str, str, int]  # scheme, host, port
+
+
+class SSEPool:
+    """Connections of one client; `stream()` POSTs and yields the response's events."""
+
+    def __init__(self, *, size: int, timeout: float, connect_timeout: float,
+                 headers: dict[str, str] | None = None) -> None:
+        self.size = size
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.extra_headers = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        self._idle: dict[Origin, list[SSEConnection]] = {}
+        self._slots: asyncio.Semaphore | None = None  # made in the loop that uses it
+        self._ssl: ssl.SSLContext | None = None
+
+    async def stream(self, url: str, body: bytes) -> AsyncGenerator[list[bytes], None]:
+        """POST `body` (JSON) to `url`; the payloads of its server-sent events, a list per socket
+        read. Raises HTTPStatusError for a status >= 400 and TransportError subclasses."""
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        request = (f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n{self.extra_headers}"
+                   "Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.size)
+        async with self._slots:
+            conn, reused = self._idle_connection(origin), True
+            if conn is None:
+                conn, reused = await self._connect(origin), False
+            conn.send(request)
+            watchdog = conn.loop.call_later(self.timeout, self._check, conn)
+            try:
+                while True:
+                    await conn.wait()
+                    if conn.error is not None:
+                        raise conn.error
+                    if conn.status >= 400:  # wait() returned: the body is whole or cut off
+                        raise HTTPStatusError(conn.status, b"".join(conn.body).decode("utf-8", "replace"))
+                    if conn.events:
+                        yield conn.take()
+                    if conn.complete:
+                        break
+                    if conn.closed and reused and not conn.status:
+                        # The server closed this kept-alive connection while it was idle; the
+                        # request never reached it. Send it once more on a new connection.
+                        watchdog.cancel()
+                        conn, reused = await self._connect(origin), False
+                        conn.send(request)
+                        watchdog = conn.loop.call_later(self.timeout, self._check, conn)
+                    elif conn.closed:
+                        raise ConnectionDropped("the connection closed mid-response")
+            finally:
+                watchdog.cancel()
+                if conn.complete and conn.keep_alive and not conn.closed:
+                    conn.begin()
+                    self._idle.setdefault(origin, []).append(conn)
+                else:
+                    conn.abort()
+
+    def _check(self, conn: SSEConnection) -> None:
+        """The read-timeout watchdog: fires about once per `timeout`, not per read."""
+        idle = conn.loop.time() - conn.last_read
+        if idle >= self.timeout:
+            conn.fail(ReadTimeout(f"no data for {idle:.0f}s"))
+        elif not conn.closed:
+            conn.loop.call_later(self.timeout - idle, self._check, conn)
+
+    def _idle_connection(self, origin: Origin) -> SSEConnection | None:
+        idle = self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                conn.last_read = conn.loop.time()
+                return conn
+        return None
+
+    async def _connect(self, origin: Origin) -> SSEConnection:
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        context = None
+        if scheme == "https":
+            self._ssl = self._ssl or ssl.create_default_context()
+            context = self._ssl
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: SSEConnection(loop), host, port, ssl=context),
+                self.connect_timeout)
+        except TimeoutError as exc:
+            raise ConnectFailed(f"connect timed out after {self.connect_timeout:.0f}s") from exc
+        except OSError as exc:
+            raise ConnectFailed(f"cannot connect ({exc.strerror or exc})") from exc
+        return conn
+
+    def close(self) -> None:
+        """Drop every idle connection."""
+        for conns in self._idle.values():
+            for conn in conns:
+                conn.abort()
+        self._idle.clear()
