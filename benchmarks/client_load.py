@@ -31,11 +31,14 @@ MODES = [("teacher-only", ["--strategy", "teacher-only"]),
 
 
 @contextmanager
-def sim_replicas(role: str, n: int, step: float, mean_words: int, log: Path):
-    """`n` replicas of a zero-cost simulated server in one process; yields their URLs."""
+def sim_replicas(role: str, n: int, step: float, mean_words: int, log: Path,
+                 cost: list[str] | None = None):
+    """`n` replicas of a simulated server in one process; yields their URLs. The model costs
+    nothing but the step (`step` s per token) unless `cost` gives its options."""
+    zero = ["--decode", str(step), "--per-seq", "0", "--prefill", "0", "--overhead", "0",
+            "--tokenize", "0"]
     cmd = [sys.executable, "-m", "benchmarks.simserver", "--role", role, "--replicas", str(n),
-           "--mean-words", str(mean_words), "--decode", str(step), "--per-seq", "0",
-           "--prefill", "0", "--overhead", "0", "--tokenize", "0", "--max-batch", "100000"]
+           "--mean-words", str(mean_words), "--max-batch", "100000", *(cost or zero)]
     with open(log, "ab") as fh:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=fh, cwd=ROOT, text=True)
     try:
@@ -55,11 +58,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def streamed(urls: list[str]) -> tuple[float, float]:
-    """(SSE events streamed, requests running) summed over the servers."""
+def streamed(urls: list[str]) -> tuple[float, float, float]:
+    """(SSE events streamed, requests received, requests running) summed over the servers."""
     metrics = [server_metrics(u) for u in urls]
-    return (sum(m.get("sim:streamed_events", 0) for m in metrics),
-            sum(m.get("vllm:num_requests_running", 0) for m in metrics))
+    return tuple(sum(m.get(k, 0) for m in metrics)  # type: ignore[return-value]
+                 for k in ("sim:streamed_events", "sim:requests", "vllm:num_requests_running"))
 
 
 def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path) -> dict:
@@ -90,14 +93,16 @@ def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path) 
                 raise RuntimeError(f"{label}: the client exited early; see {log.name}")
             profiler = None
             if args.profile:
+                spy = str(Path(sys.executable).with_name("py-spy"))
                 profiler = subprocess.Popen(
-                    [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format", "raw", "-r", "200",
+                    [spy, "record", "--nonblocking", "--format", "raw", "-r", "200",
                      "-d", str(int(args.seconds)), "-p", str(client.pid),
                      "-o", str(work / f"{label.split()[0]}.profile")],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            cpu0, (events0, _), t0 = cpu_seconds(client.pid), streamed(every), time.monotonic()
+            cpu0, (events0, requests0, _), t0 = cpu_seconds(client.pid), streamed(every), time.monotonic()
             time.sleep(args.seconds)
-            cpu1, (events1, running), t1 = cpu_seconds(client.pid), streamed(every), time.monotonic()
+            cpu1, (events1, requests1, running), t1 = (cpu_seconds(client.pid), streamed(every),
+                                                       time.monotonic())
             if profiler:
                 profiler.wait()
         finally:
@@ -105,6 +110,7 @@ def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path) 
             client.wait()
     events = events1 - events0
     return {"label": label, "events": events, "events_per_s": events / (t1 - t0),
+            "requests_per_s": (requests1 - requests0) / (t1 - t0),
             "running": running, "cpu": cpu1 - cpu0, "us_per_event": 1e6 * (cpu1 - cpu0) / max(1, events),
             "profile": work / f"{label.split()[0]}.profile" if args.profile else None}
 
@@ -146,10 +152,11 @@ def main() -> None:
     rows = [measure(label, extra, args, work) for label, extra in modes]
     print(f"### Client CPU per streamed token: {args.streams} streams, one SSE event per "
           f"{args.step * 1000:.0f} ms step each\n")
-    print("| mode | streams running | events/s | client CPU | µs per event |")
-    print("|---|---|---|---|---|")
+    print("| mode | streams running | events/s | requests/s | client CPU | µs per event |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['label']} | {r['running']:.0f} | {r['events_per_s']:,.0f} | "
+              f"{r['requests_per_s']:,.0f} | "
               f"{100 * r['cpu'] / args.seconds:.0f}% of a core | {r['us_per_event']:.1f} |")
     for r in rows:
         if r["profile"] and Path(r["profile"]).exists():

@@ -150,19 +150,30 @@ def server_metrics(url: str) -> dict[str, float]:
     return out
 
 
-def run_client(label: str, args: list[str], out: Path, urls: dict[str, str] | None) -> Run:
-    """Run `tessy synthesize` as a child process and gather its figures."""
+def role_metrics(urls: str | list[str]) -> dict[str, float]:
+    """`server_metrics` summed over a role's replicas."""
+    total: dict[str, float] = {}
+    for url in [urls] if isinstance(urls, str) else urls:
+        for k, v in server_metrics(url).items():
+            total[k] = total.get(k, 0.0) + v
+    return total
+
+
+def run_client(label: str, args: list[str], out: Path,
+               urls: dict[str, str] | dict[str, list[str]] | None) -> Run:
+    """Run `tessy synthesize` as a child process and gather its figures (servers' counters
+    summed over each role's replicas)."""
     for stale in out.parent.glob(out.name + "*"):
         stale.unlink()
     cmd = [sys.executable, "-m", "tessy", "synthesize", *args, "-o", str(out), "-q"]
-    before = {r: server_metrics(u) for r, u in (urls or {}).items()}
+    before = {r: role_metrics(u) for r, u in (urls or {}).items()}
     with open(out.with_suffix(".log"), "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)  # the rusage of this child alone
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeError(f"{label}: tessy exited {code}; see {out.with_suffix('.log')}")
-    after = {r: server_metrics(u) for r, u in (urls or {}).items()}
+    after = {r: role_metrics(u) for r, u in (urls or {}).items()}
     summary = json.loads(out.with_name(out.name + ".run.json").read_text())
     records = [json.loads(line)["tessy"] for line in out.read_text().splitlines()]
     kept = {r: sum(t["tokens"][r] for t in records) for r in ROLES}

@@ -215,7 +215,7 @@ class OpenAIClient:
                     continue
                 chunks = []
                 for data in events:
-                    if data == b"[DONE]" or data.strip() == b"[DONE]":
+                    if not data.startswith(b"{") and data.strip() == b"[DONE]":
                         done = True
                         break
                     chunk = orjson.loads(data)

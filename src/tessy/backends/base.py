@@ -21,7 +21,7 @@ class GenerationRequest:
     seed: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)  # one per socket read: cheap to make
 class Delta:
     """A piece of generated text. The last piece of a request carries `finish_reason`.
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
+CONTEXT_CHARS = 2000  # the most text before the labelled words any predictor reads
+
 
 class BoundaryPredictor(Protocol):
     """Labels words of reasoning text as style or capability for one role."""
@@ -21,6 +23,8 @@ class BoundaryPredictor(Protocol):
     lookahead_words: int
     # Tokens between calls when the config leaves it open (a model call costs a forward).
     default_every: int
+    # Characters of text before the words that it reads (the watcher hands over no more).
+    context_chars: int
 
     async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
         """One label per word span of `text` (char offsets): True where the word is style.

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tessy.boundary.base import CONTEXT_CHARS
 from tessy.boundary.batcher import MicroBatcher
 from tessy.errors import ConfigError, ModelLoadError
 
@@ -81,6 +82,7 @@ class TokenClassifierPredictor:
     # One call per 16 tokens: ~12 token-forwards per kept token instead of ~180 at every word,
     # for ~4% of tokens decoded past a cut (benchmarks/predictor_cost.py, BENCHMARKS.md).
     default_every = 16
+    context_chars = CONTEXT_CHARS
 
     def __init__(self, model: Any, tokenizer: Any, meta: PredictorMeta, name: str,
                  max_batch: int = 64) -> None:

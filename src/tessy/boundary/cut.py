@@ -14,16 +14,16 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from tessy.boundary.base import BoundaryPredictor, word_spans
-
-CONTEXT_CHARS = 2000  # predictors read at most this much text before the words they label
+from tessy.boundary.base import CONTEXT_CHARS, BoundaryPredictor, word_spans
 
 
 def first_wrong(labels: list[bool], role: str, start: int = 0) -> int | None:
     """Index of the first word at or after `start` that is not `role`'s kind (the student
     writes style, the teacher capability), or None."""
-    wants_style = role == "student"
-    return next((i for i in range(start, len(labels)) if labels[i] != wants_style), None)
+    try:
+        return labels.index(role != "student", start)  # the student wants style (True)
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -62,8 +62,11 @@ class TurnWatcher:
         more will come (EOS), `flush` at the end of a step-mode request (label now, before
         asking for more). Returns a decision or None."""
         if piece:
-            start = len(self.text)
-            self.text += piece
+            text = self.text
+            self.text = ""  # now `text` is the only reference, so `+=` grows it in place
+            start = len(text)
+            text += piece  # (instead of copying a trace of 100k+ chars for every token)
+            self.text = text
             if token_chars and sum(token_chars) == len(piece):
                 for size in token_chars:
                     start += size
@@ -73,6 +76,8 @@ class TurnWatcher:
             else:  # a non-streamed chunk: spread its tokens over its text
                 self.token_ends.extend(start + len(piece) * (i + 1) // n_tokens for i in range(n_tokens))
         end = self._find_marker()
+        if self.predictor is None:  # no cuts: only the end of the thinking matters
+            return None if end is None else Decision(end, True)
         done = final or end is not None
         limit = len(self.text) if end is None else end
         self._add_words(limit, done)
@@ -83,7 +88,7 @@ class TurnWatcher:
                 self._open, self._open_at = self._lookahead(), len(self.spans)
             settled = len(self.spans) - self._open
         due = done or flush or len(self.token_ends) - self._labelled_at >= self.every
-        if self.predictor is not None and settled > self.undecided and due:
+        if settled > self.undecided and due:
             self._labelled_at = len(self.token_ends)
             cut = await self._search(settled)
             if cut is not None:
@@ -113,9 +118,13 @@ class TurnWatcher:
 
     def _find_marker(self) -> int | None:
         start = max(0, self._scan - self._marker_len)
-        hits = [i for m in self.end_markers if (i := self.text.find(m, start)) >= 0]
         self._scan = len(self.text)
-        return min(hits) if hits else None
+        found = None
+        for marker in self.end_markers:
+            i = self.text.find(marker, start)
+            if i >= 0 and (found is None or i < found):
+                found = i
+        return found
 
     def _add_words(self, limit: int, done: bool) -> None:
         start = self.spans[-1][1] if self.spans else 0
@@ -129,9 +138,11 @@ class TurnWatcher:
         assert self.predictor is not None  # feed() searches only with a predictor
         lo = max(0, self.undecided - self.predictor.lookbehind_words)
         start, end = self.spans[lo][0], self.spans[-1][1]
-        before = self.text[max(0, start - CONTEXT_CHARS):start]
-        context = (self.context + before)[-CONTEXT_CHARS:]
-        spans = [(a - start, b - start) for a, b in self.spans[lo:]]
+        chars = self.predictor.context_chars
+        context = self.text[max(0, start - chars):start]
+        if len(context) < chars:  # reaches back into the thinking before this turn
+            context = (self.context + context)[-chars:]
+        spans = [(a - start, b - start) for a, b in self.spans[lo:]] if start else self.spans[lo:]
         labels = await self.predictor.label(context, self.text[start:end], spans)
         wrong = first_wrong(labels[:settled - lo], self.role, self.undecided - lo)
         if wrong is not None:

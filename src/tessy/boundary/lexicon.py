@@ -14,6 +14,8 @@ writes the connective tissue of the trace, as in the paper's traces.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 STRONG = (
     "okay", "ok", "alright", "all right", "hmm", "hm", "hmm wait", "um", "uh", "wait", "well",
     "oh", "oh wait", "ah", "aha", "yeah", "yes", "right", "no wait", "but wait", "hold on",
@@ -37,6 +39,7 @@ _CLAUSE_END = ".!?;:,"
 _STRIP = "\"'*`_()[]"
 
 
+@lru_cache(maxsize=1 << 16)  # a word is normalised again for each label call that sees it
 def _norm(word: str) -> str:
     return word.replace("’", "'").strip(_STRIP).rstrip(_CLAUSE_END).strip(_STRIP).lower()
 
@@ -57,12 +60,19 @@ class LexiconPredictor:
         self.name = f"lexicon-{role}"
         self.phrases = _compile(phrases)
         self.max_len = max(self.phrases)
+        self._longest_first = sorted(self.phrases, reverse=True)
         # Word tuples that a longer phrase starts with: words ending in one may still change.
         self.prefixes = {words[:k] for group in self.phrases.values() for words in group
                          for k in range(1, len(words))}
+        # Cheap first tests: most words start no phrase and end no phrase prefix.
+        self.first_words = {words[0] for group in self.phrases.values() for words in group}
+        self.prefix_ends = {words[-1] for words in self.prefixes}
+        # No re-reading: a word that a longer phrase may still continue is never settled
+        # (`open_words`), so a phrase never starts before the first undecided word.
         self.lookbehind_words = self.max_len - 1
         self.lookahead_words = self.max_len - 1  # the most; `open_words` says how many now
         self.default_every = 1  # labelling is cheap: decide at every word
+        self.context_chars = 64  # enough to see whether the first word opens a clause
 
     async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
         """Style labels per word span; see the module docstring for the rule."""
@@ -78,7 +88,7 @@ class LexiconPredictor:
         labels = [False] * len(spans)
         i = 0
         while i < len(spans):
-            if self._clause_start(context, text, spans, i):
+            if words[i] in self.first_words and self._clause_start(context, text, spans, i):
                 n = self._match(words, i)
                 if n:
                     labels[i:i + n] = [True] * n
@@ -91,6 +101,8 @@ class LexiconPredictor:
         """How many of the last words may still change label as more words arrive: those from
         a clause start whose words so far begin a longer phrase. Usually 0, so a cut is decided
         as soon as its word is complete instead of `lookahead_words` words later."""
+        if not spans or _norm(text[spans[-1][0]:spans[-1][1]]) not in self.prefix_ends:
+            return 0
         words = [_norm(text[a:b]) for a, b in spans]
         for i in range(len(words)):
             if tuple(words[i:]) in self.prefixes and self._clause_start(context, text, spans, i):
@@ -109,7 +121,7 @@ class LexiconPredictor:
 
     def _match(self, words: list[str], i: int) -> int:
         """Length of the longest phrase starting at word i, 0 if none."""
-        for n in sorted(self.phrases, reverse=True):
+        for n in self._longest_first:
             if i + n <= len(words) and tuple(words[i:i + n]) in self.phrases[n]:
                 return n
         return 0

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from tessy.errors import InputError
 
 
@@ -73,8 +75,8 @@ def repair_tail(path: Path) -> None:
 
 
 def encode_row(row: dict[str, Any]) -> bytes:
-    """One JSON line, UTF-8, as every tessy file stores it."""
-    return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+    """One JSON line, UTF-8 (not \\u-escaped), as every tessy file stores it."""
+    return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
 
 
 class AppendLog:

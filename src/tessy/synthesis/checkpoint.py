@@ -10,7 +10,6 @@ On open the file is compacted to the problems still unfinished; lines from anoth
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +81,7 @@ class CheckpointLog:
             if text:
                 add.append([s.role, text, n])
         row = {"id": pid, "turn": turns, "add": add, "next": next_role,
-               "finish": traj.finish_reason or "", "stats": {r: asdict(s) for r, s in traj.stats.items()},
+               "finish": traj.finish_reason or "", "stats": {r: vars(s) for r, s in traj.stats.items()},
                "config_hash": self.config_hash}
         self._log.append(row, fsync=False)
         self._logged[pid] = self._position(traj)

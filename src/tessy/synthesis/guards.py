@@ -7,14 +7,18 @@ def is_looping(text: str, window: int, min_repeats: int = 4, min_words: int = 24
     """True when the last words of `text` are one block of words repeated `min_repeats` times."""
     if window <= 0:
         return False
-    words = text[-window * 12:].split()[-window:]
-    n = len(words)
-    for period in range(1, n // min_repeats + 1):
+    rev = text[-window * 12:].split()[-window:][::-1]  # newest word first
+    n = len(rev)
+    if n < min_words:
+        return False
+    period = 0
+    while True:  # candidate periods: where the newest word occurred before (found in C)
+        try:
+            period = rev.index(rev[0], period + 1)
+        except ValueError:
+            return False
         span = max(period * min_repeats, min_words)
-        if span > n:
-            break
-        if words[-1] != words[-1 - period]:  # the cheap test first: most periods fail it
-            continue
-        if all(words[n - 1 - i] == words[n - 1 - i - period] for i in range(span - period)):
+        if period > n // min_repeats or span > n:
+            return False
+        if rev[:span - period] == rev[period:span]:
             return True
-    return False

@@ -132,9 +132,9 @@ class SSEPool:
             self._ssl = self._ssl or ssl.create_default_context()
             context = self._ssl
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: SSEConnection(loop), host, port, ssl=context),
-                self.connect_timeout)
+            async with asyncio.timeout(self.connect_timeout):  # no extra task, unlike wait_for
+                _, conn = await loop.create_connection(lambda: SSEConnection(loop), host, port,
+                                                       ssl=context)
         except TimeoutError as exc:
             raise ConnectFailed(f"connect timed out after {self.connect_timeout:.0f}s") from exc
         except OSError as exc:
