@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup demo test test-fast test-stress bench lint clean
+.PHONY: setup demo test test-fast test-stress bench bench-client bench-scale lint clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,16 @@ test-stress: setup
 bench: setup $(VENV)/.llama-server   ## every measurement of BENCHMARKS.md -> out/bench/ (~12 min)
 	$(PY) -m benchmarks.serving --setting all --out out/bench
 	$(PY) -m benchmarks.predictor_cost --problems 32 | tee out/bench/predictor_cost.md
+
+# Client CPU per streamed token at 256 paced streams, and the transports compared (~6 min).
+bench-client: setup
+	mkdir -p out/bench
+	$(PY) -m benchmarks.transports | tee out/bench/transports.md
+	$(PY) -m benchmarks.client_load --profile | tee out/bench/client_load.md
+
+# A paper-shaped run: 2000 problems, 512 in flight, 4 teacher + 2 student replicas (~14 min).
+bench-scale: setup
+	$(PY) -m benchmarks.scale
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

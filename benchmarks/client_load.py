@@ -115,6 +115,18 @@ def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path) 
             "profile": work / f"{label.split()[0]}.profile" if args.profile else None}
 
 
+def by_module(profile: Path) -> list[tuple[float, str]]:
+    """(self %, module) of a py-spy raw profile: where the CPU goes, by source file."""
+    own: collections.Counter[str] = collections.Counter()
+    for line in profile.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack:
+            leaf = stack.split(";")[-1].split(" (")[-1].split(":")[0]
+            own[leaf.rsplit("/", 1)[-1]] += int(count)
+    total = sum(own.values()) or 1
+    return [(100 * c / total, module) for module, c in own.most_common(12)]
+
+
 def top_functions(profile: Path, n: int = 18) -> list[tuple[float, float, str]]:
     """(self %, total %, function) of the busiest functions in a py-spy raw profile."""
     own: collections.Counter[str] = collections.Counter()
@@ -164,6 +176,11 @@ def main() -> None:
             print("| self % | total % | function |\n|---|---|---|")
             for own, total, name in top_functions(Path(r["profile"])):
                 print(f"| {own:.1f} | {total:.1f} | `{name}` |")
+            print("\nBy source file (self %; `runners.py` is the event loop's C code under "
+                  "`Runner.run`: socket reads, epoll, task wake-ups):\n")
+            print("| self % | file |\n|---|---|")
+            for own, module in by_module(Path(r["profile"])):
+                print(f"| {own:.1f} | `{module}` |")
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=512)
     parser.add_argument("--teachers", type=int, default=4)
     parser.add_argument("--students", type=int, default=2)
-    parser.add_argument("--mean-words", type=int, default=2500, help="Mean thinking length.")
+    parser.add_argument("--mean-words", type=int, default=2000, help="Mean thinking length.")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench" / "scale")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

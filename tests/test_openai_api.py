@@ -26,6 +26,28 @@ async def test_sse_events_multi_line_data_comments_and_a_cut_last_event():
     assert await events(raw) == ['{"a":\n1}', "[DONE]", "tail"]
 
 
+def test_streams_take_httpx_only_through_a_proxy(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    assert OpenAIClient(["http://gpu-node:8000/v1"]).sse is None  # proxied: httpx speaks to it
+    assert OpenAIClient(["http://localhost:8000/v1"]).sse is not None  # bypassed: fast path
+    monkeypatch.delenv("HTTP_PROXY")
+    assert OpenAIClient(["http://gpu-node:8000/v1"]).sse is not None
+
+
+@pytest.mark.parametrize("fast", [True, False])
+async def test_both_stream_paths_read_the_same_chunks(server, fast):
+    body = b'{"model": "m", "prompt": "<think>\\n", "max_tokens": 6, "stream": true}'
+    async with OpenAIClient([server.url]) as client:
+        if not fast:
+            client.sse = None  # the httpx path (as behind a proxy)
+        batches = [b async for b in client.stream_completion(server.url, body)]
+    chunks = [c for b in batches for c in b]
+    assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == \
+        server.lm.words[0] + "".join(" " + w for w in server.lm.words[1:6])
+    assert chunks[-1]["usage"]["completion_tokens"] == 6
+
+
 async def test_chat_retries_transient_failures_then_gives_up(server):
     server.chat_reply = lambda message: f"echo {message}"
     async with OpenAIClient([server.url], retry=RetryPolicy(retries=2, backoff=0.0)) as client:

@@ -72,7 +72,8 @@ async def test_a_replica_that_is_away_leaves_rotation_until_its_probe_answers():
     assert not err.value.failover  # one replica is the whole role: the run-wide wait applies
 
 
-async def test_killing_one_of_three_replicas_mid_run_loses_nothing(tmp_path):
+@pytest.mark.parametrize("route", ["affinity", "least-loaded"])
+async def test_killing_one_of_three_replicas_mid_run_loses_nothing(tmp_path, route):
     """3 real-socket teacher replicas; one is killed mid-run (its streams drop, connections are
     refused) and restarted later on its port. Nothing fails, no problem waits for it, and the
     restarted replica gets work again."""
@@ -84,7 +85,7 @@ async def test_killing_one_of_three_replicas_mid_run_loses_nothing(tmp_path):
     port = int(victim.url.rsplit(":", 1)[1].split("/")[0])
     out = tmp_path / "o.jsonl"
     problems = [Problem(f"p{i}", f"What is {i} + 1?") for i in range(24)]
-    model = {"backend": "openai_http", "template": "qwen3", "timeout": 5.0}
+    model = {"backend": "openai_http", "template": "qwen3", "timeout": 5.0, "route": route}
     config = run_config_from_dict({
         "output": str(out),
         "teacher": model | {"base_urls": [t.url for t in teachers]},

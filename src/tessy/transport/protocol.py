@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 
 MAX_HEAD = 64 * 1024  # a response head larger than this is not a server we know
+READ_BUFFER = 64 * 1024
 
 
 class ProtocolError(Exception):
     """The bytes on the wire are not HTTP/1.1 as expected."""
 
 
-class SSEConnection(asyncio.Protocol):
+class SSEConnection(asyncio.BufferedProtocol):
     """A keep-alive connection; `begin()` before each request, then read events with `wait()`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -31,6 +32,9 @@ class SSEConnection(asyncio.Protocol):
         self.closed = False  # the connection is gone (lost, or closed by us)
         self.error: BaseException | None = None  # what ended the response early
         self.last_read = loop.time()  # when bytes last arrived: the read-timeout watchdog
+        # Reads land in one reused buffer: stock asyncio would allocate 256 KiB per read.
+        self._read_buffer = bytearray(READ_BUFFER)
+        self._read_view = memoryview(self._read_buffer)
         self.begin()
 
     # ---------------------------------------------------------------- the consumer's side
@@ -95,6 +99,12 @@ class SSEConnection(asyncio.Protocol):
         if self._mode == "close" and not self.complete:  # the body ends with the connection
             self._finish()
         self._wake()
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._read_view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         self.last_read = self.loop.time()
