@@ -199,3 +199,22 @@ async def test_a_kept_alive_connection_the_server_closed_is_replaced():
         assert await collect(pool, url) == [b"1"]
         assert await collect(pool, url) == [b"2"]
     assert server.connections == 2
+
+
+async def test_a_slow_steady_stream_outlives_the_timeout_and_its_connection_stays_usable():
+    async def respond(n, writer):
+        writer.write(HEAD_CHUNKED)
+        for i in range(10):  # 10 x 50 ms: longer than the 0.2 s timeout, never silent that long
+            writer.write(chunked(b"data: %d\n\n" % i, [9], end=False))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        writer.write(b"0\r\n\r\n")
+        return True
+
+    server = Server(respond)
+    pool = SSEPool(size=4, timeout=0.2, connect_timeout=5)
+    async with server as url:
+        assert len(await collect(pool, url)) == 10
+        await asyncio.sleep(0.5)  # idle in the pool for longer than the timeout: not failed
+        assert len(await collect(pool, url)) == 10
+    assert server.connections == 1

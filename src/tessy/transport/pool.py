@@ -78,7 +78,7 @@ class SSEPool:
             if conn is None:
                 conn, reused = await self._connect(origin), False
             conn.send(request)
-            watchdog = conn.loop.call_later(self.timeout, self._check, conn)
+            self._watch(conn)
             try:
                 while True:
                     await conn.wait()
@@ -93,27 +93,32 @@ class SSEPool:
                     if conn.closed and reused and not conn.status:
                         # The server closed this kept-alive connection while it was idle; the
                         # request never reached it. Send it once more on a new connection.
-                        watchdog.cancel()
+                        conn.unwatch()
                         conn, reused = await self._connect(origin), False
                         conn.send(request)
-                        watchdog = conn.loop.call_later(self.timeout, self._check, conn)
+                        self._watch(conn)
                     elif conn.closed:
                         raise ConnectionDropped("the connection closed mid-response")
             finally:
-                watchdog.cancel()
+                conn.unwatch()
                 if conn.complete and conn.keep_alive and not conn.closed:
                     conn.begin()
                     self._idle.setdefault(origin, []).append(conn)
                 else:
                     conn.abort()
 
+    def _watch(self, conn: SSEConnection, delay: float | None = None) -> None:
+        """The read-timeout watchdog of the request on `conn`: wakes about once per `timeout`
+        (not per read) and fails the request when no byte came for that long."""
+        conn.watchdog = conn.loop.call_later(self.timeout if delay is None else delay,
+                                             self._check, conn)
+
     def _check(self, conn: SSEConnection) -> None:
-        """The read-timeout watchdog: fires about once per `timeout`, not per read."""
         idle = conn.loop.time() - conn.last_read
         if idle >= self.timeout:
             conn.fail(ReadTimeout(f"no data for {idle:.0f}s"))
         elif not conn.closed:
-            conn.loop.call_later(self.timeout - idle, self._check, conn)
+            self._watch(conn, self.timeout - idle)
 
     def _idle_connection(self, origin: Origin) -> SSEConnection | None:
         idle = self._idle.get(origin)

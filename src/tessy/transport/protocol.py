@@ -32,6 +32,7 @@ class SSEConnection(asyncio.BufferedProtocol):
         self.closed = False  # the connection is gone (lost, or closed by us)
         self.error: BaseException | None = None  # what ended the response early
         self.last_read = loop.time()  # when bytes last arrived: the read-timeout watchdog
+        self.watchdog: asyncio.TimerHandle | None = None  # the pool's, while a request runs
         # Reads land in one reused buffer: stock asyncio would allocate 256 KiB per read.
         self._read_buffer = bytearray(READ_BUFFER)
         self._read_view = memoryview(self._read_buffer)
@@ -76,6 +77,12 @@ class SSEConnection(asyncio.BufferedProtocol):
         """The events that arrived since the last call."""
         events, self.events = self.events, []
         return events
+
+    def unwatch(self) -> None:
+        """Stop the read-timeout watchdog (the request is over)."""
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
 
     def fail(self, error: BaseException) -> None:
         """End the response with `error` (a timeout) and drop the connection."""
