@@ -212,6 +212,12 @@ class RunConfig:
     prompt_template: str | None = setting(
         "Jinja template over a record's fields (or @file); rendered in a sandbox.", default=None)
     limit: int | None = setting("Use only the first N problems.", how=True, default=None)
+    shard: str | None = setting(
+        "Run only shard K of N (K/N): the problems whose id hashes to it, written to "
+        "OUTPUT.shards/K-of-N.jsonl. The same command without it (or `tessy merge`) merges.",
+        how=True, default=None)
+    workers: int = setting("Client processes on this machine, one shard each, merged at the end.",
+                           how=True, default=1)
     chat_key: str = setting("Name of the chat field in records.", choices=("dialogs", "messages"),
                             default="dialogs")
     teacher: RoleConfig = setting("The teacher.", default_factory=RoleConfig)
@@ -222,6 +228,12 @@ class RunConfig:
     def __post_init__(self) -> None:
         _check(self.chat_key in ("dialogs", "messages"), "chat_key", "must be dialogs or messages")
         _check(self.limit is None or self.limit >= 1, "limit", "must be >= 1")
+        _check(self.workers >= 1, "workers", "must be >= 1")
+        _check(not (self.shard and self.workers > 1), "workers", "cannot be combined with shard")
+        if self.shard:
+            from tessy.io.shards import Shard
+
+            Shard.parse(self.shard)
 
     def role(self, name: str) -> RoleConfig:
         """The config of role `name`."""

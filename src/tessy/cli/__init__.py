@@ -9,6 +9,7 @@ import click
 
 from tessy import __version__
 from tessy.cli.export import export_command
+from tessy.cli.merge import merge_command
 from tessy.cli.predictor import predictor_group
 from tessy.cli.report import report_command, show_command
 from tessy.cli.synthesize import synthesize_command
@@ -25,6 +26,7 @@ def cli(traceback: bool) -> None:
 
 cli.add_command(synthesize_command)
 cli.add_command(export_command)
+cli.add_command(merge_command)
 cli.add_command(report_command)
 cli.add_command(show_command)
 cli.add_command(predictor_group)

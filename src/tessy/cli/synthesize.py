@@ -8,8 +8,10 @@ K|STUDENT/TEACHER`, `--messages`, `--config`, `--dry-run` and `--quiet`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from typing import Any
 
@@ -19,6 +21,8 @@ from tessy import aio
 from tessy.cli.options import apply, overrides, run_config_options
 from tessy.config import RunConfig, load_config_file, run_config_from_dict
 from tessy.errors import ConfigError, ServerUnavailable
+from tessy.io import shards as shard_files
+from tessy.io.shards import Shard, finished_ids, locked, shard_dir
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's convention, 128 + signal number
 
@@ -73,8 +77,8 @@ def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConf
         given = merge(step_tokens(opts["step_tokens"]), given)
     if opts.get("messages"):
         given["chat_key"] = "messages"
-    api_key = os.environ.get("OPENAI_API_KEY")
-    for spec in roles.values():
+    for role, spec in roles.items():  # `--workers` hands a role's key over as TESSY_ROLE_API_KEY
+        api_key = os.environ.get(f"TESSY_{role.upper()}_API_KEY") or os.environ.get("OPENAI_API_KEY")
         if api_key and spec.get("backend") == "openai_http":
             spec["api_key"] = api_key  # --api-key, if given, still wins
     has_models = any(k in data for k in roles) or any(roles.values())
@@ -162,6 +166,11 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     if embedded:
         click.echo("embedded default: gemma-3-270m (teacher) + SmolLM2-135M-Instruct (student), "
                    "in-process on the CPU", err=True)
+    if config.workers > 1:
+        return run_with_workers(config, problems, reader.skipped, opts["quiet"])
+    config, done, lock = sharded(config)
+    if config.shard:
+        problems = [p for p in problems if Shard.parse(config.shard).owns(p.id)]
 
     stop = StopRequest()
 
@@ -176,9 +185,11 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, on_signal, sig.name)
-            return await synthesize(config, problems, roles, progress=not opts["quiet"], stop=stop)
+            return await synthesize(config, problems, roles, progress=not opts["quiet"], stop=stop,
+                                    done=done)
 
-    summary = aio.run(run())
+    with lock:
+        summary = aio.run(run())
     resumed = f", {summary.resumed} continued from checkpoints" if summary.resumed else ""
     click.echo(
         f"{summary.written} written, {summary.failed} failed, {summary.already_done} already done,"
@@ -193,4 +204,43 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
         raise click.exceptions.Exit(SIGNAL_EXIT[summary.stopped])
     if summary.stopped:
         raise ServerUnavailable(summary.stopped)
+    return config
+
+
+def sharded(config: RunConfig) -> tuple[RunConfig, set[str] | None, AbstractContextManager[None]]:
+    """With `shard`: the config writing to the shard's file, the ids every shard and the output
+    hold already, and the shard's lock. Without: shards left by earlier runs are merged first."""
+    if not config.shard:
+        moved = shard_files.merge(config.output)
+        if moved:
+            click.echo(f"merged {moved} records from {shard_dir(config.output)} into "
+                       f"{config.output}", err=True)
+        return config, None, nullcontext()
+    out = Shard.parse(config.shard).output(config.output)
+    return dataclasses.replace(config, output=str(out)), finished_ids(config.output), locked(out)
+
+
+def run_with_workers(config: RunConfig, problems: list[Any], skipped: list[str],
+                     quiet: bool) -> RunConfig:
+    """`--workers N`: the run as N shard processes, merged at the end."""
+    from tessy.synthesis.workers import run_workers
+
+    done = finished_ids(config.output)
+    todo = sum(p.id not in done for p in problems)
+    result = run_workers(config, todo, progress=not quiet)
+    s = result.summary
+    resumed = f", {s['resumed']} continued from checkpoints" if s["resumed"] else ""
+    thinking = sum(s["tokens"].values())
+    share = s["tokens"]["teacher"] / thinking if thinking else 0.0
+    click.echo(f"{s['written']} written, {s['failed']} failed, {len(done)} already done, "
+               f"{len(skipped)} bad rows{resumed} by {config.workers} workers -> {config.output}"
+               f" (teacher share {share:.0%}, {s['seconds']:.1f}s; {result.merged} merged)")
+    broken = [(k, c) for k, c in enumerate(result.codes, 1) if c != 0]
+    for k, code in broken:
+        log = Shard(k, config.workers).output(config.output)
+        click.secho(f"worker {k}/{config.workers} exited with {code}: see {log}.log; rerun the "
+                    "same command to continue", fg="red", err=True)
+    if broken:
+        signals = [SIGNAL_EXIT[s] for s in SIGNAL_EXIT if s == result.summary["stopped"]]
+        raise click.exceptions.Exit(signals[0] if signals else 1)
     return config

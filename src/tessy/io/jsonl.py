@@ -98,6 +98,10 @@ class AppendLog:
         if fsync:
             os.fsync(self._fd)
 
+    def sync(self) -> None:
+        """Make what was appended survive a power cut."""
+        os.fsync(self._fd)
+
     def close(self, *, fsync: bool = False) -> None:
         """Close the file (after one last fsync when asked)."""
         if fsync:

@@ -91,9 +91,10 @@ async def student_counts(traj: Trajectory, roles: dict[str, RoleRuntime]) -> dic
 
 async def synthesize(
     config: RunConfig, problems: Iterable[Problem], roles: dict[str, RoleRuntime],
-    progress: bool = True, stop: StopRequest | None = None,
+    progress: bool = True, stop: StopRequest | None = None, done: set[str] | None = None,
 ) -> RunSummary:
-    """Write a trajectory for every problem not already in the output."""
+    """Write a trajectory for every problem not already in the output (nor in `done`: ids
+    finished elsewhere, e.g. by other shards of the run)."""
     save_effective_config(config)
     stop = stop or StopRequest()
     summary = RunSummary()
@@ -102,6 +103,7 @@ async def synthesize(
     started = time.perf_counter()
     running: set[str] = set()  # ids started and not yet written (or failed)
     with RecordWriter(config.output) as writer:
+        writer.done |= done or set()
         checkpoints = CheckpointLog(config.output, config_hash, writer.done)
         engine = Cooperation(roles, config.synthesis, on_turn=checkpoints.save_turn,
                              pacing=make_pacing(config.synthesis.scheduler))
