@@ -123,6 +123,10 @@ SPEC_OPTIONS = [
     click.option("--config", type=click.Path(exists=True, dir_okay=False),
                  help="TOML/JSON config file (the RunConfig fields; options override it)."),
     click.option("--dry-run", is_flag=True, help="Scripted fake models: checks inputs and plumbing."),
+    click.option("--ray", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
+                 help="Run the shards (--workers N of them, default one per node) as Ray tasks "
+                 "on the cluster at ADDRESS (alone: this machine's cluster or a new local one); "
+                 "OUTPUT must be on a path every node sees. Needs `pip install 'tessy[ray]'`."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
 ]
 
@@ -166,8 +170,10 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     if embedded:
         click.echo("embedded default: gemma-3-270m (teacher) + SmolLM2-135M-Instruct (student), "
                    "in-process on the CPU", err=True)
-    if config.workers > 1:
-        return run_with_workers(config, problems, reader.skipped, opts["quiet"])
+    if config.workers > 1 or opts.get("ray"):
+        if config.shard:
+            raise ConfigError("--ray: runs every shard itself; leave out --shard")
+        return run_with_workers(config, problems, reader.skipped, opts["quiet"], opts.get("ray"))
     config, done, lock = sharded(config)
     if config.shard:
         problems = [p for p in problems if Shard.parse(config.shard).owns(p.id)]
@@ -221,25 +227,31 @@ def sharded(config: RunConfig) -> tuple[RunConfig, set[str] | None, AbstractCont
 
 
 def run_with_workers(config: RunConfig, problems: list[Any], skipped: list[str],
-                     quiet: bool) -> RunConfig:
-    """`--workers N`: the run as N shard processes, merged at the end."""
-    from tessy.synthesis.workers import run_workers
-
+                     quiet: bool, ray: str | None = None) -> RunConfig:
+    """`--workers N` / `--ray`: the run as shard processes or Ray tasks, merged at the end."""
     done = finished_ids(config.output)
     todo = sum(p.id not in done for p in problems)
-    result = run_workers(config, todo, progress=not quiet)
+    if ray:
+        from tessy.synthesis.ray_shards import run_on_ray
+
+        result = run_on_ray(config, ray, todo, progress=not quiet)
+    else:
+        from tessy.synthesis.workers import run_workers
+
+        result = run_workers(config, todo, progress=not quiet)
     s = result.summary
     resumed = f", {s['resumed']} continued from checkpoints" if s["resumed"] else ""
     thinking = sum(s["tokens"].values())
     share = s["tokens"]["teacher"] / thinking if thinking else 0.0
     click.echo(f"{s['written']} written, {s['failed']} failed, {len(done)} already done, "
-               f"{len(skipped)} bad rows{resumed} by {config.workers} workers -> {config.output}"
+               f"{len(skipped)} bad rows{resumed} by {len(result.codes)} "
+               f"{'Ray tasks' if ray else 'workers'} -> {config.output}"
                f" (teacher share {share:.0%}, {s['seconds']:.1f}s; {result.merged} merged)")
     broken = [(k, c) for k, c in enumerate(result.codes, 1) if c != 0]
     for k, code in broken:
-        log = Shard(k, config.workers).output(config.output)
-        click.secho(f"worker {k}/{config.workers} exited with {code}: see {log}.log; rerun the "
-                    "same command to continue", fg="red", err=True)
+        log = Shard(k, len(result.codes)).output(config.output)
+        click.secho(f"worker {k}/{len(result.codes)} exited with {code}: see {log}.log; rerun "
+                    "the same command to continue", fg="red", err=True)
     if broken:
         signals = [SIGNAL_EXIT[s] for s in SIGNAL_EXIT if s == result.summary["stopped"]]
         raise click.exceptions.Exit(signals[0] if signals else 1)

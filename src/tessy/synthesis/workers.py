@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ class LineCounter:
 def child_config(config: RunConfig) -> tuple[dict[str, Any], dict[str, str]]:
     """The workers' config (no secrets in it) and the environment that carries the API keys."""
     data = config.to_dict() | {"workers": 1, "shard": None}
+    # Absolute paths: a worker may run in another directory (a Ray worker does).
+    data["output"] = str(Path(config.output).resolve())
+    data["inputs"] = [str(Path(i).resolve()) if Path(i).exists() else i for i in config.inputs]
     env = dict(os.environ)
     for role in ROLES:
         key = data[role].pop("api_key", None)
@@ -76,23 +80,43 @@ def child_config(config: RunConfig) -> tuple[dict[str, Any], dict[str, str]]:
     return data, env
 
 
-def run_workers(config: RunConfig, todo: int, progress: bool = True) -> WorkersResult:
-    """Run `config` as `config.workers` shard processes; merge when all of them succeed."""
-    n = config.workers
+def shard_command(config_path: Path, shard: Shard) -> list[str]:
+    """The command that runs one shard of the run described by `config_path`."""
+    return [sys.executable, "-m", "tessy", "synthesize", "--config", str(config_path),
+            "--shard", f"{shard.index}/{shard.count}", "-q"]
+
+
+def run_shard(config_path: Path, shard: Shard, output: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start one shard process (it dies with this process), logging beside its records."""
+    out = shard.output(output)
+    with open(out.with_name(out.name + ".log"), "ab") as log:
+        return subprocess.Popen(shard_command(config_path, shard), stdout=log,
+                                stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+
+
+def prepare(config: RunConfig, n: int) -> tuple[Path, dict[str, str], list[Shard]]:
+    """The workers' config file beside the shards, their environment, and the shards."""
     folder = shard_dir(config.output)
     folder.mkdir(parents=True, exist_ok=True)
     data, env = child_config(config)
     config_path = folder / "workers.config.json"
     write_json(config_path, data)
-    shards = [Shard(k, n) for k in range(1, n + 1)]
-    procs = []
-    for shard in shards:
-        out = shard.output(config.output)
-        with open(out.with_name(out.name + ".log"), "ab") as log:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "tessy", "synthesize", "--config", str(config_path),
-                 "--shard", f"{shard.index}/{n}", "-q"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent))
+    return config_path, env, [Shard(k, n) for k in range(1, n + 1)]
+
+
+def finish(config: RunConfig, config_path: Path, shards: list[Shard], codes: list[int]) -> WorkersResult:
+    """Add up the shard summaries; merge when every shard succeeded."""
+    result = WorkersResult(codes, _summaries(shards, config.output))
+    if all(code == 0 for code in codes):
+        config_path.unlink(missing_ok=True)
+        result.merged = merge(config.output)
+    return result
+
+
+def run_workers(config: RunConfig, todo: int, progress: bool = True) -> WorkersResult:
+    """Run `config` as `config.workers` shard processes; merge when all of them succeed."""
+    config_path, env, shards = prepare(config, config.workers)
+    procs = [run_shard(config_path, shard, config.output, env) for shard in shards]
 
     def forward(signum: int, frame: object) -> None:
         for proc in procs:
@@ -101,20 +125,16 @@ def run_workers(config: RunConfig, todo: int, progress: bool = True) -> WorkersR
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        _watch(procs, shards, config.output, todo, progress)
+        watch(lambda: any(p.poll() is None for p in procs), shards, config.output, todo, progress)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    result = WorkersResult([p.returncode for p in procs], _summaries(shards, config.output))
-    if all(code == 0 for code in result.codes):
-        config_path.unlink(missing_ok=True)
-        result.merged = merge(config.output)
-    return result
+    return finish(config, config_path, shards, [p.wait() for p in procs])
 
 
-def _watch(procs: list[subprocess.Popen[bytes]], shards: list[Shard], output: str, todo: int,
-           progress: bool) -> None:
-    """One progress bar over every shard until all workers have exited."""
+def watch(alive: Callable[[], bool], shards: list[Shard], output: str, todo: int,
+          progress: bool) -> None:
+    """One progress bar over every shard's records while `alive()`."""
     from tqdm import tqdm
 
     written = [LineCounter(s.output(output)) for s in shards]
@@ -122,15 +142,15 @@ def _watch(procs: list[subprocess.Popen[bytes]], shards: list[Shard], output: st
               for s in shards]
     start = [c.poll() for c in written]  # records of earlier runs are not this run's progress
     bar = tqdm(total=todo, disable=not progress, unit="problem", dynamic_ncols=True,
-               desc=f"{len(procs)} workers")
+               desc=f"{len(shards)} shards")
     try:
         while True:
-            alive = any(p.poll() is None for p in procs)
+            running = alive()
             done = sum(c.poll() - s for c, s in zip(written, start, strict=True))
             bar.n = done
             bar.set_postfix(failed=sum(c.poll() for c in failed), refresh=False)
             bar.refresh()
-            if not alive:
+            if not running:
                 return
             time.sleep(POLL_SECONDS)
     finally:
