@@ -39,11 +39,13 @@ bench: setup $(VENV)/.llama-server   ## every measurement of BENCHMARKS.md -> ou
 	$(PY) -m benchmarks.serving --setting all --out out/bench
 	$(PY) -m benchmarks.predictor_cost --problems 32 | tee out/bench/predictor_cost.md
 
-# Client CPU per streamed token at 256 paced streams, and the transports compared (~6 min).
+# Client CPU per streamed token at 256 paced streams, the transports compared, and --workers
+# 1 vs 2 in a client-bound setting (~7 min).
 bench-client: setup
 	mkdir -p out/bench
 	$(PY) -m benchmarks.transports | tee out/bench/transports.md
 	$(PY) -m benchmarks.client_load --profile | tee out/bench/client_load.md
+	$(PY) -m benchmarks.workers | tee out/bench/workers.md
 
 # A paper-shaped run: 2000 problems, 512 in flight, 4 teacher + 2 student replicas (~14 min).
 bench-scale: setup

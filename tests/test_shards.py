@@ -52,6 +52,8 @@ def test_changing_n_between_runs_then_merging_keeps_every_id_once(tmp_path, monk
     assert main([*run, "--shard", "2/2"]) == 0  # another N: skips what shard 1/3 finished
     assert main([*run, "--shard", "3/2"]) == 1
     assert "shard: '3/2': K must be between 1 and N" in capsys.readouterr().err
+    assert main([*run, "--workers", "0"]) == 1
+    assert "workers: must be >= 1" in capsys.readouterr().err
     assert len(shard_outputs(out)) == 2 and not out.exists()
     # A merge killed half-way: some records already appended to the output.
     first = (out.parent / "o.jsonl.shards" / "1-of-3.jsonl").read_text().splitlines()[:2]
