@@ -135,3 +135,19 @@ async def test_killing_one_of_three_replicas_mid_run_loses_nothing(tmp_path, rou
     assert stats[victim.url]["outages"] >= 1
     assert restarted["server"].requests  # back in rotation after its probe answered
     assert all(stats[t.url]["outages"] == 0 for t in teachers if t is not victim)
+
+
+async def test_a_replica_down_at_start_starts_out_of_rotation(caplog):
+    from tessy.backends.openai_http import OpenAIHTTPBackend
+    from tessy.config import RoleConfig
+
+    with FakeOpenAIServer(script=SCRIPTS["teacher"]) as live:
+        dead = "http://127.0.0.1:1/v1"
+        backend = OpenAIHTTPBackend(RoleConfig(role="teacher", base_urls=[dead, live.url]))
+        with caplog.at_level("WARNING", logger="tessy"):
+            await backend.start()  # one answers: the run can start
+        assert "127.0.0.1:1/v1/models is not ready" in caplog.text
+        replicas = backend.client.replicas
+        assert [r.up for r in replicas.replicas] == [False, True]
+        assert all(replicas.pick(f"p{i}").url == live.url for i in range(20))
+        await backend.close()

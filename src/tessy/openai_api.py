@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
@@ -35,6 +36,7 @@ from tessy import transport
 from tessy.errors import BackendError, RequestRejected, ServerUnavailable, TransientBackendError
 from tessy.replicas import ReplicaSet
 
+log = logging.getLogger("tessy")
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 DOWN_STATUS = frozenset({429, 502, 503, 504})  # the server (or its proxy) is away or full
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -163,20 +165,29 @@ class OpenAIClient:
         await self.http.aclose()
 
     async def probe(self, model: str | None = None) -> str:
-        """Check that every replica answers `/models`; the model name (given, else the first
-        listed). Raises ServerUnavailable naming the URL and the flag to pass."""
-        for url in self.urls:
+        """Check that the replicas answer `/models`; the model name (given, else the first
+        listed). Replicas that do not answer start out of rotation (with a warning) while
+        another one does; with none, ServerUnavailable names the URL and the flag to pass."""
+        failures: list[str] = []
+        for replica in self.replicas.replicas:
+            url = replica.url
             try:
                 response = await self.http.get(f"{url}/models", timeout=30.0)
                 response.raise_for_status()
                 models = [m["id"] for m in response.json().get("data", [])]
             except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise ServerUnavailable(f"{self.role} server {url}/models is not ready: "
-                                        f"{exc or type(exc).__name__}") from exc
+                failures.append(f"{self.role} server {url}/models is not ready: "
+                                f"{exc or type(exc).__name__}")
+                self.replicas.take_out(replica)
+                continue
             if not model:
                 if not models:
                     raise ServerUnavailable(f"{url}/models lists no model; pass --{self.role}-model")
                 model = models[0]
+        if len(failures) == len(self.urls):
+            raise ServerUnavailable(failures[0])
+        for failure in failures:
+            log.warning("%s; it joins when it answers", failure)
         assert model is not None
         return model
 
