@@ -79,3 +79,27 @@ async def test_a_bad_segment_row_names_its_line(tmp_path):
     with pytest.raises(InputError, match=r"segs.jsonl:3: a segment row needs a `text` string"):
         await annotate_file(str(path), str(tmp_path / "out.jsonl"), "lexicon", "student",
                             progress=False)
+
+
+def test_a_users_own_instruction_reaches_the_model_and_needs_its_placeholder(server, tmp_path,
+                                                                            monkeypatch, capsys):
+    import sys
+
+    from tessy.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["tessy"])
+    asked = []
+    server.chat_reply = lambda msg: asked.append(msg) or '["Okay"]'
+    source = _segments(tmp_path, ["Okay, 2 + 2 = 4."])
+    mine = tmp_path / "authors.txt"
+    mine.write_text('Mark the style phrases, e.g. {"a": 1} is not one.\nTEXT: {text}\nEND')
+    run = ["predictor", "annotate", source, "-o", str(tmp_path / "labels.jsonl"), "-q",
+           "--annotator", server.url]
+    assert main([*run, "--instruction", f"@{mine}"]) == 0
+    assert asked == ['Mark the style phrases, e.g. {"a": 1} is not one.\nTEXT: Okay, 2 + 2 = 4.\nEND']
+    mine.write_text("Mark the style phrases.")  # nowhere to put the segment
+    assert main([*run, "--instruction", f"@{mine}"]) == 1
+    assert f"--instruction {mine}: no {{text}} placeholder where the segment goes" in \
+        capsys.readouterr().err
+    assert main([*run[:-2], "--instruction", "x {text}"]) == 1  # the lexicon reads none
+    assert "--instruction: only an LLM --annotator" in capsys.readouterr().err

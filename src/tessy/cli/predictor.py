@@ -60,18 +60,25 @@ def sample_command(inputs: tuple[str, ...], role: str, output: str, from_records
               show_default=True, help="Lexicon list to use (the LLM's instruction is the same).")
 @click.option("--concurrency", type=int, default=32, show_default=True, help="Requests in flight.")
 @click.option("--api-key", help="Bearer token (or env OPENAI_API_KEY).")
+@click.option("--instruction", help="The LLM's annotation instruction (text or @file), with "
+              "{text} where the segment goes (default: tessy's, after the paper's).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def annotate_command(segments: str, output: str, annotator: str, model: str | None, role: str,
-                     concurrency: int, api_key: str | None, quiet: bool) -> None:
+                     concurrency: int, api_key: str | None, instruction: str | None,
+                     quiet: bool) -> None:
     """Label the style spans of every segment in SEGMENTS."""
     from tessy.errors import ConfigError
+    from tessy.predictor.annotate import INSTRUCTION, instruction_text
     from tessy.predictor.annotator import annotate_file
 
     if annotator != "lexicon" and not annotator.startswith(("http://", "https://")):
         raise ConfigError(f"--annotator: use lexicon or an http(s) URL, not {annotator!r}")
+    if instruction and annotator == "lexicon":
+        raise ConfigError("--instruction: only an LLM --annotator (a URL) reads an instruction")
+    prompt = instruction_text(instruction) if instruction else INSTRUCTION
     key = api_key or os.environ.get("OPENAI_API_KEY")
     s = aio.run(annotate_file(segments, output, annotator, role, model, key, concurrency,
-                                  progress=not quiet))
+                              progress=not quiet, instruction=prompt))
     share = s.style_words / s.words if s.words else 0.0
     click.echo(f"{s.labelled} labelled ({share:.0%} of words style), {s.malformed} malformed "
                f"(dropped -> {output}.malformed.jsonl), {s.already_done} already done -> {output}")

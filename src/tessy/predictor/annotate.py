@@ -26,6 +26,27 @@ Segment:
 {text}
 >>>"""
 
+PLACEHOLDER = "{text}"  # where an instruction takes the segment
+
+
+def instruction_text(value: str) -> str:
+    """An annotation instruction given inline or as `@file`; it must hold `{text}` (only that
+    is replaced, so JSON examples with braces are fine)."""
+    from tessy.errors import ConfigError
+
+    where = "--instruction"
+    if value.startswith("@"):
+        where = f"--instruction {value[1:]}"
+        try:
+            with open(value[1:], encoding="utf-8") as fh:
+                value = fh.read()
+        except OSError as exc:
+            raise ConfigError(f"{where}: {exc.strerror}") from exc
+    if PLACEHOLDER not in value:
+        raise ConfigError(f"{where}: no {PLACEHOLDER} placeholder where the segment goes")
+    return value
+
+
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 Spans = list[tuple[int, int]]

@@ -16,7 +16,13 @@ from typing import Any
 from tessy.errors import InputError
 from tessy.io.jsonl import AppendLog, read_ids, read_jsonl
 from tessy.openai_api import OpenAIClient, RetryPolicy
-from tessy.predictor.annotate import INSTRUCTION, lexicon_spans, locate, parse_phrases
+from tessy.predictor.annotate import (
+    INSTRUCTION,
+    PLACEHOLDER,
+    lexicon_spans,
+    locate,
+    parse_phrases,
+)
 
 
 @dataclass
@@ -35,7 +41,9 @@ class LLMAnnotator:
     """Asks a chat model on an OpenAI-compatible server for each segment's style phrases."""
 
     def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None,
-                 concurrency: int = 32, retries: int = 3, timeout: float = 120.0) -> None:
+                 concurrency: int = 32, retries: int = 3, timeout: float = 120.0,
+                 instruction: str = INSTRUCTION) -> None:
+        self.instruction = instruction
         self.client = OpenAIClient([base_url], api_key=api_key, timeout=timeout,
                                    concurrency=concurrency, retry=RetryPolicy(retries),
                                    role="annotator")
@@ -50,7 +58,8 @@ class LLMAnnotator:
     async def ask(self, text: str) -> str:
         """The model's raw answer for one segment (greedy), retrying transient failures."""
         assert self.model is not None, "start() first"
-        messages = [{"role": "user", "content": INSTRUCTION.format(text=text)}]
+        prompt = self.instruction.replace(PLACEHOLDER, text)
+        messages = [{"role": "user", "content": prompt}]
         return await self.client.chat(messages, self.model, temperature=0, max_tokens=1024)
 
     async def close(self) -> None:
@@ -69,7 +78,8 @@ def _read_segments(path: str) -> list[dict[str, Any]]:
 
 async def annotate_file(source: str, output: str, annotator: str, role: str,
                         model: str | None = None, api_key: str | None = None,
-                        concurrency: int = 32, progress: bool = True) -> AnnotateSummary:
+                        concurrency: int = 32, progress: bool = True,
+                        instruction: str = INSTRUCTION) -> AnnotateSummary:
     """Label every segment of `source` not yet in `output` (or its malformed file)."""
     from tqdm.auto import tqdm
 
@@ -82,7 +92,7 @@ async def annotate_file(source: str, output: str, annotator: str, role: str,
         labelled, malformed = (stack.enter_context(AppendLog(p)) for p in (out, bad))
         llm = None
         if annotator != "lexicon":
-            llm = LLMAnnotator(annotator, model, api_key, concurrency)
+            llm = LLMAnnotator(annotator, model, api_key, concurrency, instruction=instruction)
             stack.push_async_callback(llm.close)
             await llm.start()
         gate = asyncio.Semaphore(concurrency)
