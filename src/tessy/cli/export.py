@@ -15,9 +15,31 @@ from tessy.io.export import export
 @click.option("--chat-key", type=click.Choice(["dialogs", "messages"]), default="dialogs",
               show_default=True, help="Name of the conversation column.")
 @click.option("--drop-tessy", is_flag=True, help="Leave out the `tessy` block (segments, stats).")
-def export_command(records: str, dest: str, fmt: str | None, chat_key: str,
-                   drop_tessy: bool) -> None:
-    """Turn RECORDS (tessy output JSONL) into an SFT dataset at DEST."""
+@click.option("--report", "report_path", type=click.Path(exists=True, dir_okay=False),
+              help="A `tessy report --json` file: its on-policy figures go into the card.")
+@click.option("--license", help="The data's license for the card (left out if not given).")
+@click.option("--language", multiple=True, help="Language code(s) for the card (e.g. en).")
+@click.option("--no-card", is_flag=True, help="Write no dataset card.")
+def export_command(records: str, dest: str, fmt: str | None, chat_key: str, drop_tessy: bool,
+                   report_path: str | None, license: str | None, language: tuple[str, ...],
+                   no_card: bool) -> None:
+    """Turn RECORDS (tessy output JSONL) into an SFT dataset at DEST, with a dataset card
+    (README.md with the hub's front matter: the models, settings and figures of the data)."""
+    import json
+
+    from tessy.errors import InputError
+    from tessy.io.export import card_path
+
     fmt = fmt or ("parquet" if dest.endswith(".parquet") else "dataset")
-    n = export(records, dest, fmt, chat_key, keep_tessy=not drop_tessy)
-    click.echo(f"wrote {n} records to {dest} ({fmt}, column {chat_key!r})")
+    card = None
+    if not no_card:
+        report = None
+        if report_path:
+            try:
+                report = json.loads(open(report_path, encoding="utf-8").read())
+            except ValueError as exc:
+                raise InputError(f"--report {report_path}: not a tessy report JSON ({exc})") from exc
+        card = {"report": report, "license": license, "language": list(language) or None}
+    n = export(records, dest, fmt, chat_key, keep_tessy=not drop_tessy, card=card)
+    where = "" if no_card else f", card -> {card_path(dest, fmt)}"
+    click.echo(f"wrote {n} records to {dest} ({fmt}, column {chat_key!r}){where}")

@@ -23,9 +23,20 @@ def rename_chat(record: dict[str, Any], chat_key: str) -> dict[str, Any]:
     return record
 
 
-def export(path: str, dest: str, fmt: str, chat_key: str, keep_tessy: bool = True) -> int:
-    """Write the records of `path` to `dest` as parquet or dataset; returns the row count."""
+def card_path(dest: str, fmt: str) -> Path:
+    """Where the dataset card goes: the dataset dir's README.md, or beside the Parquet file."""
+    return Path(dest) / "README.md" if fmt == "dataset" else Path(dest).with_suffix(".README.md")
+
+
+def export(path: str, dest: str, fmt: str, chat_key: str, keep_tessy: bool = True,
+           card: dict[str, Any] | None = None) -> int:
+    """Write the records of `path` to `dest` as parquet or dataset, and the dataset card
+    (`card`: the card's options: report, license, language; None: no card); the row count."""
+    from tessy.io.card import dataset_card
+
     records = [rename_chat(r, chat_key) for r in load_records(path)]
+    text = None if card is None else dataset_card(records, path, dest, fmt, chat_key,
+                                                  keep_tessy, **card)
     if not keep_tessy:
         for r in records:
             r.pop("tessy", None)
@@ -40,4 +51,6 @@ def export(path: str, dest: str, fmt: str, chat_key: str, keep_tessy: bool = Tru
         datasets.Dataset.from_list(records).save_to_disk(dest)
     else:
         raise InputError(f"unknown export format {fmt!r}: use parquet or dataset")
+    if text is not None:
+        card_path(dest, fmt).write_text(text, encoding="utf-8")
     return len(records)

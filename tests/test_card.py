@@ -1,0 +1,61 @@
+"""The dataset card `tessy export` writes: hub front matter, the data's figures, nothing invented."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import yaml
+
+from tessy.cli import main
+
+
+@pytest.fixture
+def records(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["tessy"])
+    problems = tmp_path / "p.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"What is {i} + 1?",
+                                            "answer": str(i + 1)}) + "\n" for i in range(5)))
+    out = tmp_path / "o.jsonl"
+    assert main(["synthesize", str(problems), "-o", str(out), "-q", "--dry-run"]) == 0
+    (tmp_path / "o.jsonl.errors.jsonl").write_text(json.dumps({"id": "q9", "error": "x"}) + "\n")
+    return out
+
+
+def front_matter(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_the_card_holds_the_datas_figures_and_leaves_out_what_tessy_cannot_know(records, tmp_path):
+    dest = tmp_path / "data.parquet"
+    assert main(["export", str(records), str(dest)]) == 0
+    card = (tmp_path / "data.README.md").read_text()
+    meta = front_matter(card)
+    assert meta["task_categories"] == ["text-generation"] and meta["size_categories"] == ["n<1K"]
+    assert "license" not in meta and "language" not in meta  # not given: not invented
+    rows = [json.loads(line)["tessy"] for line in records.read_text().splitlines()]
+    tokens = {r: sum(t["tokens"][r] for t in rows) for r in ("teacher", "student")}
+    share = tokens["teacher"] / sum(tokens.values())
+    assert "| records | 5 |" in card and "| failed problems (not in the data) | 1 |" in card
+    assert f"| teacher share of thinking tokens | {share:.1%} |" in card
+    assert "| model | `fake-teacher` | `fake-student` |" in card
+    assert 'load_dataset("parquet", data_files="data.parquet")' in card
+    assert "| `dialogs` |" in card and "| `answer` |" in card and "| `tessy` |" in card
+
+
+def test_report_license_and_language_go_in_when_given(records, tmp_path):
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"datasets": {"o": {"nll": {"teacher": 1.25, "student": 0.5},
+                                                     "accuracy": 0.8, "gold_answers": 5}}}))
+    dest = tmp_path / "ds"
+    assert main(["export", str(records), str(dest), "--report", str(report), "--license", "mit",
+                 "--language", "en", "--drop-tessy", "--chat-key", "messages"]) == 0
+    card = (dest / "README.md").read_text()
+    meta = front_matter(card)
+    assert meta["license"] == "mit" and meta["language"] == ["en"]
+    assert "| student NLL per token, teacher spans | 1.250 |" in card
+    assert "| answer accuracy (5 gold answers) | 80.0% |" in card
+    assert 'load_from_disk("ds")' in card and "| `messages` |" in card and "`tessy`" not in \
+        card.split("## Columns")[1]
