@@ -89,3 +89,20 @@ def test_sampling_refuses_cooperative_records(tmp_path):
     path.write_text(json.dumps(record) + "\n")
     with pytest.raises(InputError, match=r"coop.jsonl:1: a cooperative record"):
         list(sample_segments([str(path)], "student"))
+
+
+def test_the_authors_preset_sets_their_recipe_and_given_options_still_win():
+    from tessy.cli.predictor import train_command, train_config
+
+    ctx = train_command.make_context("train", ["x.jsonl", "--preset", "authors", "--lr", "2e-5"])
+    config = train_config({k: v for k, v in ctx.params.items()
+                           if k not in ("labelled", "preset", "quiet")}, ctx.params["preset"])
+    assert (config.backbone, config.batch_size, config.epochs, config.eval_fraction) == \
+        ("Qwen/Qwen3-0.6B-Base", 32, 3.0, 0.05)
+    assert (config.scheduler, config.warmup, config.seed, config.max_segments, config.window) == \
+        ("constant", 0.0, 42, 10_000, 512)
+    assert config.learning_rate == 2e-5  # given: wins over the preset's 1e-5
+    plain = train_command.make_context("train", ["x.jsonl"])
+    default = train_config({k: v for k, v in plain.params.items()
+                            if k not in ("labelled", "preset", "quiet")}, None)
+    assert (default.learning_rate, default.scheduler, default.batch_size) == (5e-5, "linear", 16)

@@ -290,6 +290,18 @@ def run_config_from_dict(data: dict[str, Any], where: str = "config") -> RunConf
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+# The authors' predictor recipe (CoopReason/TESSY, Boundary_Predictor/train_predictor.py):
+# Qwen3-0.6B-Base, AdamW at a constant 1e-5 (torch's defaults: weight decay 0.01, no warm-up),
+# batch 32, 3 epochs, 5% validation split, seed 42, at most 10,000 sampled segments, sequences
+# up to 512 tokens, labels shifted to the next token.
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "authors": {"backbone": "Qwen/Qwen3-0.6B-Base", "learning_rate": 1e-5, "scheduler": "constant",
+                "warmup": 0.0, "weight_decay": 0.01, "batch_size": 32, "epochs": 3.0,
+                "eval_fraction": 0.05, "seed": 42, "max_segments": 10_000, "window": 512,
+                "label_shift": "next"},
+}
+
+
 @dataclass
 class PredictorTrainConfig:
     """Settings of `tessy predictor train`."""
@@ -312,6 +324,13 @@ class PredictorTrainConfig:
                                    default=0.1)
     seed: int = setting("Seed of the split, the head's initialisation and the shuffling.",
                         default=0)
+    scheduler: str = setting("Learning-rate schedule after the warm-up.",
+                             choices=("linear", "constant"), default="linear")
+    warmup: float = setting("Share of the steps spent warming the learning rate up.",
+                            default=0.1)
+    weight_decay: float = setting("AdamW weight decay.", default=0.01)
+    max_segments: int | None = setting("Train on at most this many segments (a seeded sample).",
+                                       default=None)
     device: str = setting("auto, cpu, cuda, mps.", default="auto")
 
     def __post_init__(self) -> None:
@@ -322,3 +341,6 @@ class PredictorTrainConfig:
         _at_least(self, w, 1, "batch_size")
         _check(self.epochs > 0, f"{w}.epochs", "must be > 0")
         _check(self.learning_rate > 0, f"{w}.learning_rate", "must be > 0")
+        _check(0 <= self.warmup < 1, f"{w}.warmup", "must be in [0, 1)")
+        _check(self.max_segments is None or self.max_segments >= 2, f"{w}.max_segments",
+               "must be >= 2")

@@ -12,7 +12,7 @@ import click
 from tessy import aio
 from tessy.cli.options import apply, dataclass_options, overrides
 from tessy.cli.synthesize import run_options, run_synthesis
-from tessy.config import PredictorTrainConfig
+from tessy.config import TRAIN_PRESETS, PredictorTrainConfig
 
 
 @click.group("predictor")
@@ -89,17 +89,25 @@ def annotate_command(segments: str, output: str, annotator: str, model: str | No
 TRAIN_OPTIONS = list(dataclass_options(PredictorTrainConfig))
 
 
+def train_config(opts: dict[str, Any], preset: str | None) -> PredictorTrainConfig:
+    """The training config: the preset's settings, then the options given."""
+    return PredictorTrainConfig(**(TRAIN_PRESETS.get(preset or "", {}) | overrides(TRAIN_OPTIONS, opts)))
+
+
 @predictor_group.command("train")
 @click.argument("labelled", nargs=-1, required=True)
 @apply(TRAIN_OPTIONS)
+@click.option("--preset", type=click.Choice(sorted(TRAIN_PRESETS)),
+              help="Start from a published recipe (authors: the TESSY authors' settings); "
+              "options given still win.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def train_command(labelled: tuple[str, ...], quiet: bool, **opts: Any) -> None:
+def train_command(labelled: tuple[str, ...], preset: str | None, quiet: bool, **opts: Any) -> None:
     """Fine-tune a token classifier on LABELLED segment files."""
     from tessy.predictor.labels import read_labelled
     from tessy.predictor.train import train
 
     segments = [s for path in labelled for s in read_labelled(path)]
-    config = PredictorTrainConfig(**overrides(TRAIN_OPTIONS, opts))
+    config = train_config(opts, preset)
     figures = train(segments, config, progress=not quiet)
     held = figures.get("held_out") or {}
     extra = (f", held-out word accuracy {held['word_accuracy']:.1%}, span F1 {held['span_f1']:.2f}"

@@ -87,6 +87,8 @@ def train(segments: list[LabelledSegment], config: PredictorTrainConfig, progres
     from tessy.backends.loading import pick_device
 
     set_seed(config.seed)
+    if config.max_segments and len(segments) > config.max_segments:
+        segments = random.Random(config.seed).sample(segments, config.max_segments)
     train_rows, held_out = split(segments, config.eval_fraction, config.seed)
     if not train_rows:
         raise ConfigError("too few labelled segments to train on")
@@ -97,8 +99,9 @@ def train(segments: list[LabelledSegment], config: PredictorTrainConfig, progres
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
             output_dir=scratch, num_train_epochs=config.epochs, learning_rate=config.learning_rate,
-            per_device_train_batch_size=config.batch_size, warmup_steps=0.1, weight_decay=0.01,
-            lr_scheduler_type="linear", logging_steps=10, save_strategy="no", report_to="none",
+            per_device_train_batch_size=config.batch_size, warmup_steps=config.warmup,
+            weight_decay=config.weight_decay, lr_scheduler_type=config.scheduler,
+            logging_steps=10, save_strategy="no", report_to="none",
             logging_strategy="steps" if progress else "no",
             seed=config.seed, use_cpu=device == "cpu", disable_tqdm=not progress,
             remove_unused_columns=False, bf16=device == "cuda")
