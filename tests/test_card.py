@@ -59,3 +59,36 @@ def test_report_license_and_language_go_in_when_given(records, tmp_path):
     assert "| answer accuracy (5 gold answers) | 80.0% |" in card
     assert 'load_from_disk("ds")' in card and "| `messages` |" in card and "`tessy`" not in \
         card.split("## Columns")[1]
+
+
+def test_push_to_hub_sends_data_and_card_and_a_failure_keeps_the_export(records, tmp_path,
+                                                                         monkeypatch, capsys):
+    import io
+
+    import pyarrow.parquet as pq
+
+    from fake_hub import FakeHub
+
+    token = "hf_secret_token_123"
+    monkeypatch.setenv("HF_TOKEN", token)
+    with FakeHub() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        dest = tmp_path / "data.parquet"
+        assert main(["export", str(records), str(dest), "--push-to-hub", "me/tessy-demo",
+                     "--private"]) == 0
+        assert hub.repos == [{"name": "tessy-demo", "organization": "me", "visibility": "private",
+                              "type": "dataset"}]
+        assert all(a == f"Bearer {token}" for a in hub.auth)
+        card = hub.files["README.md"].decode()
+        assert 'load_dataset("me/tessy-demo", split="train")' in card
+        table = pq.read_table(io.BytesIO(hub.files["data/train-00000-of-00001.parquet"]))
+        assert sorted(table.column("id").to_pylist()) == [f"q{i}" for i in range(5)]
+        for path in tmp_path.rglob("*"):  # the token is written nowhere
+            assert not path.is_file() or token.encode() not in path.read_bytes()
+        hub.fail_commits = True
+        before = dest.read_bytes()
+        capsys.readouterr()
+        assert main(["export", str(records), str(dest), "--push-to-hub", "me/tessy-demo"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--push-to-hub me/tessy-demo: upload failed" in err[0]
+        assert "the local export is intact" in err[0] and dest.read_bytes() == before

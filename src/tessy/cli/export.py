@@ -20,9 +20,13 @@ from tessy.io.export import export
 @click.option("--license", help="The data's license for the card (left out if not given).")
 @click.option("--language", multiple=True, help="Language code(s) for the card (e.g. en).")
 @click.option("--no-card", is_flag=True, help="Write no dataset card.")
+@click.option("--push-to-hub", "repo_id", metavar="ORG/NAME",
+              help="Also upload the data (Parquet) and the card to this hub dataset repo "
+              "(token: HF_TOKEN or `huggingface-cli login`; HF_ENDPOINT for another hub).")
+@click.option("--private", is_flag=True, help="Create the hub repo private.")
 def export_command(records: str, dest: str, fmt: str | None, chat_key: str, drop_tessy: bool,
                    report_path: str | None, license: str | None, language: tuple[str, ...],
-                   no_card: bool) -> None:
+                   no_card: bool, repo_id: str | None, private: bool) -> None:
     """Turn RECORDS (tessy output JSONL) into an SFT dataset at DEST, with a dataset card
     (README.md with the hub's front matter: the models, settings and figures of the data)."""
     import json
@@ -39,7 +43,20 @@ def export_command(records: str, dest: str, fmt: str | None, chat_key: str, drop
                 report = json.loads(open(report_path, encoding="utf-8").read())
             except ValueError as exc:
                 raise InputError(f"--report {report_path}: not a tessy report JSON ({exc})") from exc
-        card = {"report": report, "license": license, "language": list(language) or None}
+        card = {"report": report, "license": license, "language": list(language) or None,
+                "repo_id": repo_id}
     n = export(records, dest, fmt, chat_key, keep_tessy=not drop_tessy, card=card)
     where = "" if no_card else f", card -> {card_path(dest, fmt)}"
     click.echo(f"wrote {n} records to {dest} ({fmt}, column {chat_key!r}){where}")
+    if repo_id:
+        from pathlib import Path
+
+        from tessy.io.export import load_records, rename_chat
+        from tessy.io.hub import push
+
+        rows = [rename_chat(r, chat_key) for r in load_records(records)]
+        if drop_tessy:
+            rows = [{k: v for k, v in r.items() if k != "tessy"} for r in rows]
+        text = None if no_card else card_path(dest, fmt).read_text(encoding="utf-8")
+        url = push(rows, text, repo_id, private, Path(dest) if fmt == "parquet" else None)
+        click.echo(f"pushed {n} records and the card to {repo_id}: {url}")

@@ -47,7 +47,8 @@ def figures(records: list[dict[str, Any]], source: Path) -> dict[str, Any]:
 
 def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, fmt: str,
                  chat_key: str, keep_tessy: bool, report: dict[str, Any] | None = None,
-                 license: str | None = None, language: list[str] | None = None) -> str:
+                 license: str | None = None, language: list[str] | None = None,
+                 repo_id: str | None = None) -> str:
     """The card's Markdown, front matter first."""
     source = Path(source)
     f, config = figures(records, source), _run_config(source)
@@ -85,11 +86,15 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
               f"| switches per 1000 thinking tokens | {f['switches_per_1000']:.1f} |"]
     if report:
         lines += _report_lines(report)
-    loader = (f'load_dataset("parquet", data_files="{Path(dest).name}")["train"]'
-              if fmt == "parquet" else f'load_from_disk("{Path(dest).name}")')
-    lines += ["", "## Loading", "", "```python",
-              f"from datasets import {'load_dataset' if fmt == 'parquet' else 'load_from_disk'}",
-              "", f"ds = {loader}", "```", "", "## Columns", "", "| column | holds |", "|---|---|",
+    if repo_id:
+        loader, function = f'load_dataset("{repo_id}", split="train")', "load_dataset"
+    elif fmt == "parquet":
+        loader = f'load_dataset("parquet", data_files="{Path(dest).name}")["train"]'
+        function = "load_dataset"
+    else:
+        loader, function = f'load_from_disk("{Path(dest).name}")', "load_from_disk"
+    lines += ["", "## Loading", "", "```python", f"from datasets import {function}", "",
+              f"ds = {loader}", "```", "", "## Columns", "", "| column | holds |", "|---|---|",
               "| `id` | the problem's id in the input |", "| `prompt` | the problem as asked |"]
     if any("answer" in r for r in records):
         lines.append("| `answer` | the gold answer, where the input had one |")
