@@ -104,9 +104,13 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
         lines.append("| `tessy` | how the trace was made: `segments` (role, text, tokens and "
                      "offsets of each span in the assistant turn), the answer's role, token "
                      "counts per role, switches, requests, models, config hash |")
-    lines += ["", "## Citation", "", "```bibtex", "@misc{tessy2026,",
-              "  title  = {Teacher-Student Cooperative Data Synthesis},",
-              "  eprint = {2604.14164},", "  archivePrefix = {arXiv},", "}", "```", ""]
+    lines += ["", "## Citation", "", "The method (as its authors publish it):", "",
+              "```bibtex", "@article{TESSY,",
+              "  title={How to Fine-Tune a Reasoning Model? A Teacher--Student Cooperation "
+              "Framework to Synthesize Student-Consistent SFT Data},",
+              "  author={Huang, Zixian and Yang, Kaichen and Huang, Xu and Hao, Feiyang and Ge, "
+              "Qiming and Li, Bowen and Du, He and Chen, Kai and Guo, Qipeng},",
+              "  journal={arXiv preprint arXiv:2604.14164},", "  year={2026}", "}", "```", ""]
     return "\n".join(lines)
 
 
