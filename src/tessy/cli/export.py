@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from tessy.io.export import export
-
 
 @click.command("export")
 @click.argument("records", type=click.Path(exists=True, dir_okay=False))
@@ -32,7 +30,7 @@ def export_command(records: str, dest: str, fmt: str | None, chat_key: str, drop
     import json
 
     from tessy.errors import InputError
-    from tessy.io.export import card_path
+    from tessy.io.export import card_path, prepared_records, write_export
 
     fmt = fmt or ("parquet" if dest.endswith(".parquet") else "dataset")
     card = None
@@ -45,18 +43,14 @@ def export_command(records: str, dest: str, fmt: str | None, chat_key: str, drop
                 raise InputError(f"--report {report_path}: not a tessy report JSON ({exc})") from exc
         card = {"report": report, "license": license, "language": list(language) or None,
                 "repo_id": repo_id}
-    n = export(records, dest, fmt, chat_key, keep_tessy=not drop_tessy, card=card)
+    rows, text = write_export(prepared_records(records, chat_key), records, dest, fmt, chat_key,
+                              keep_tessy=not drop_tessy, card=card)
     where = "" if no_card else f", card -> {card_path(dest, fmt)}"
-    click.echo(f"wrote {n} records to {dest} ({fmt}, column {chat_key!r}){where}")
+    click.echo(f"wrote {len(rows)} records to {dest} ({fmt}, column {chat_key!r}){where}")
     if repo_id:
         from pathlib import Path
 
-        from tessy.io.export import load_records, rename_chat
         from tessy.io.hub import push
 
-        rows = [rename_chat(r, chat_key) for r in load_records(records)]
-        if drop_tessy:
-            rows = [{k: v for k, v in r.items() if k != "tessy"} for r in rows]
-        text = None if no_card else card_path(dest, fmt).read_text(encoding="utf-8")
         url = push(rows, text, repo_id, private, Path(dest) if fmt == "parquet" else None)
-        click.echo(f"pushed {n} records and the card to {repo_id}: {url}")
+        click.echo(f"pushed {len(rows)} records and the card to {repo_id}: {url}")

@@ -28,29 +28,42 @@ def card_path(dest: str, fmt: str) -> Path:
     return Path(dest) / "README.md" if fmt == "dataset" else Path(dest).with_suffix(".README.md")
 
 
-def export(path: str, dest: str, fmt: str, chat_key: str, keep_tessy: bool = True,
-           card: dict[str, Any] | None = None) -> int:
-    """Write the records of `path` to `dest` as parquet or dataset, and the dataset card
-    (`card`: the card's options: report, license, language; None: no card); the row count."""
+def prepared_records(path: str | Path, chat_key: str) -> list[dict[str, Any]]:
+    """The records of `path` with the conversation under `chat_key`."""
+    return [rename_chat(r, chat_key) for r in load_records(path)]
+
+
+def write_export(records: list[dict[str, Any]], source: str | Path, dest: str, fmt: str,
+                 chat_key: str, keep_tessy: bool = True, card: dict[str, Any] | None = None
+                 ) -> tuple[list[dict[str, Any]], str | None]:
+    """Write `records` (from `source`) to `dest` as parquet or dataset, with or without their
+    `tessy` block, and the dataset card (`card`: its options: report, license, language,
+    repo_id; None: no card). The card reads the whole records, so its figures do not depend
+    on `keep_tessy`. Returns (the rows written, the card's text)."""
     from tessy.io.card import dataset_card
 
-    records = [rename_chat(r, chat_key) for r in load_records(path)]
-    text = None if card is None else dataset_card(records, path, dest, fmt, chat_key,
+    text = None if card is None else dataset_card(records, source, dest, fmt, chat_key,
                                                   keep_tessy, **card)
-    if not keep_tessy:
-        for r in records:
-            r.pop("tessy", None)
+    rows = records if keep_tessy else [{k: v for k, v in r.items() if k != "tessy"} for r in records]
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(records), dest)
+        pq.write_table(pa.Table.from_pylist(rows), dest)
     elif fmt == "dataset":
         import datasets
 
-        datasets.Dataset.from_list(records).save_to_disk(dest)
+        datasets.Dataset.from_list(rows).save_to_disk(dest)
     else:
         raise InputError(f"unknown export format {fmt!r}: use parquet or dataset")
     if text is not None:
         card_path(dest, fmt).write_text(text, encoding="utf-8")
-    return len(records)
+    return rows, text
+
+
+def export(path: str, dest: str, fmt: str, chat_key: str, keep_tessy: bool = True,
+           card: dict[str, Any] | None = None) -> int:
+    """Write the records of `path` to `dest` (and the card); returns the row count."""
+    rows, _ = write_export(prepared_records(path, chat_key), path, dest, fmt, chat_key,
+                           keep_tessy, card)
+    return len(rows)
