@@ -34,7 +34,7 @@ import orjson
 
 from tessy import transport
 from tessy.errors import BackendError, RequestRejected, ServerUnavailable, TransientBackendError
-from tessy.replicas import ReplicaSet
+from tessy.replicas import Replica, ReplicaSet
 
 log = logging.getLogger("tessy")
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -109,6 +109,17 @@ def proxied(url: str) -> bool:
             and not urllib.request.proxy_bypass(parsed.host))
 
 
+def stream_chunk(url: str, data: str | bytes) -> dict[str, Any] | None:
+    """One SSE event's chunk of a streamed completion; None for `[DONE]`. An error the server
+    reports inside the stream is transient."""
+    if data[:1] not in (b"{", "{") and data.strip() in (b"[DONE]", "[DONE]"):
+        return None
+    chunk: dict[str, Any] = orjson.loads(data)
+    if "error" in chunk:
+        raise TransientBackendError(f"{url}: server error in stream: {chunk['error']}")
+    return chunk
+
+
 async def sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[str, None]:
     """The `data` of each server-sent event (multi-line data joined, comments skipped); an event
     cut off by the end of the stream is still delivered."""
@@ -168,7 +179,7 @@ class OpenAIClient:
         """Check that the replicas answer `/models`; the model name (given, else the first
         listed). Replicas that do not answer start out of rotation (with a warning) while
         another one does; with none, ServerUnavailable names the URL and the flag to pass."""
-        failures: list[str] = []
+        failures: list[tuple[Replica, str]] = []  # (replica, why)
         for replica in self.replicas.replicas:
             url = replica.url
             try:
@@ -176,18 +187,18 @@ class OpenAIClient:
                 response.raise_for_status()
                 models = [m["id"] for m in response.json().get("data", [])]
             except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                failures.append(f"{self.role} server {url}/models is not ready: "
-                                f"{exc or type(exc).__name__}")
-                self.replicas.take_out(replica)
+                failures.append((replica, f"{self.role} server {url}/models is not ready: "
+                                          f"{exc or type(exc).__name__}"))
                 continue
             if not model:
                 if not models:
                     raise ServerUnavailable(f"{url}/models lists no model; pass --{self.role}-model")
                 model = models[0]
         if len(failures) == len(self.urls):
-            raise ServerUnavailable(failures[0])
-        for failure in failures:
-            log.warning("%s; it joins when it answers", failure)
+            raise ServerUnavailable(failures[0][1])
+        for replica, why in failures:
+            self.replicas.take_out(replica)
+            log.warning("%s; it joins when it answers", why)
         assert model is not None
         return model
 
@@ -226,12 +237,10 @@ class OpenAIClient:
                     continue
                 chunks = []
                 for data in events:
-                    if not data.startswith(b"{") and data.strip() == b"[DONE]":
+                    chunk = stream_chunk(url, data)
+                    if chunk is None:
                         done = True
                         break
-                    chunk = orjson.loads(data)
-                    if "error" in chunk:
-                        raise TransientBackendError(f"{url}: server error in stream: {chunk['error']}")
                     chunks.append(chunk)
                 if chunks:
                     yield chunks
@@ -243,11 +252,9 @@ class OpenAIClient:
                                         headers=JSON_HEADERS) as response:
                 await self._raise_for_status(response, url)
                 async for data in sse_events(response.aiter_lines()):
-                    if data.strip() == "[DONE]":
+                    chunk = stream_chunk(url, data)
+                    if chunk is None:
                         return
-                    chunk = json.loads(data)
-                    if "error" in chunk:
-                        raise TransientBackendError(f"{url}: server error in stream: {chunk['error']}")
                     yield chunk
 
     async def post(self, url: str, path: str, body: dict[str, Any] | bytes) -> dict[str, Any]:
