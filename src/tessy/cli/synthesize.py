@@ -174,9 +174,7 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
         if config.shard:
             raise ConfigError("--ray: runs every shard itself; leave out --shard")
         return run_with_workers(config, problems, reader.skipped, opts["quiet"], opts.get("ray"))
-    config, done, lock = sharded(config)
-    if config.shard:
-        problems = [p for p in problems if Shard.parse(config.shard).owns(p.id)]
+    config, problems, done, lock = sharded(config, problems)
 
     stop = StopRequest()
 
@@ -213,17 +211,21 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     return config
 
 
-def sharded(config: RunConfig) -> tuple[RunConfig, set[str] | None, AbstractContextManager[None]]:
-    """With `shard`: the config writing to the shard's file, the ids every shard and the output
-    hold already, and the shard's lock. Without: shards left by earlier runs are merged first."""
+def sharded(config: RunConfig, problems: list[Any]) -> tuple[
+        RunConfig, list[Any], set[str] | None, AbstractContextManager[None]]:
+    """With `shard`: the config writing to the shard's file, the shard's problems, the ids every
+    shard and the output hold already, and the shard's lock. Without: shards left by earlier
+    runs are merged first."""
     if not config.shard:
         moved = shard_files.merge(config.output)
         if moved:
             click.echo(f"merged {moved} records from {shard_dir(config.output)} into "
                        f"{config.output}", err=True)
-        return config, None, nullcontext()
-    out = Shard.parse(config.shard).output(config.output)
-    return dataclasses.replace(config, output=str(out)), finished_ids(config.output), locked(out)
+        return config, problems, None, nullcontext()
+    shard = Shard.parse(config.shard)
+    out = shard.output(config.output)
+    return (dataclasses.replace(config, output=str(out)), [p for p in problems if shard.owns(p.id)],
+            finished_ids(config.output), locked(out))
 
 
 def run_with_workers(config: RunConfig, problems: list[Any], skipped: list[str],
@@ -253,6 +255,5 @@ def run_with_workers(config: RunConfig, problems: list[Any], skipped: list[str],
         click.secho(f"worker {k}/{len(result.codes)} exited with {code}: see {log}.log; rerun "
                     "the same command to continue", fg="red", err=True)
     if broken:
-        signals = [SIGNAL_EXIT[s] for s in SIGNAL_EXIT if s == result.summary["stopped"]]
-        raise click.exceptions.Exit(signals[0] if signals else 1)
+        raise click.exceptions.Exit(SIGNAL_EXIT.get(result.summary["stopped"], 1))
     return config
