@@ -29,6 +29,23 @@ def echo_logprobs(prompt: str) -> dict:
             "usage": {"prompt_tokens": len(starts), "completion_tokens": 1}}
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """Quiet HTTP/1.1 request handling with JSON answers (the fake servers' base)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _json(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class FakeOpenAIServer:
     """Start with `with FakeOpenAIServer() as srv:`; `srv.url` is the …/v1 base URL."""
 
@@ -102,20 +119,7 @@ class FakeOpenAIServer:
     def _handler(self):
         srv = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _json(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JSONHandler):
             def do_GET(self) -> None:
                 if self.path == "/v1/models":
                     self._json(200, {"object": "list", "data": [{"id": srv.model}]})
