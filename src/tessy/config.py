@@ -24,6 +24,7 @@ from tessy.templates import NAMES as TEMPLATES
 
 MODES = ("stream", "step")
 SCHEDULERS = ("async", "lockstep")
+PREDICTOR_MODES = ("incremental", "window")
 STRATEGIES = ("cooperative", "teacher-only", "student-only")
 
 
@@ -133,6 +134,10 @@ class RoleConfig:
         "CoopReason/Boundary_Predictor_Teacher_Code).", default="lexicon")
     predictor_device: str = setting("Device of a model predictor: auto, cpu, cuda, mps.",
                                     cli="shared", how=True, default="auto")
+    predictor_mode: str = setting(
+        "How a model predictor reads the text: incremental (a KV cache per trajectory, each "
+        "token read about once) or window (the last 200 tokens again at every call: the "
+        "reference).", cli="shared", how=True, choices=PREDICTOR_MODES, default="incremental")
     step_tokens: int = setting("k tokens per request in step mode (paper: 20).", default=20)
     sampling: SamplingConfig = setting("Sampling settings.", cli=None,
                                        default_factory=SamplingConfig)

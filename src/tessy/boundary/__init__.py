@@ -8,10 +8,12 @@ from tessy.boundary.lexicon import LexiconPredictor
 __all__ = ["BoundaryPredictor", "LexiconPredictor", "load_predictor", "word_spans"]
 
 
-def load_predictor(spec: str, role: str, device: str = "auto") -> BoundaryPredictor:
-    """`lexicon` (no model), or a token-classifier directory or hub id (docs/DESIGN.md)."""
+def load_predictor(spec: str, role: str, device: str = "auto",
+                   mode: str = "incremental") -> BoundaryPredictor:
+    """`lexicon` (no model), or a token-classifier directory or hub id (docs/DESIGN.md), read
+    incrementally or by window (`mode`)."""
     if spec == "lexicon":
         return LexiconPredictor(role)
     from tessy.boundary.classifier import load_classifier
 
-    return load_classifier(spec, role, device)
+    return load_classifier(spec, role, device, mode)

@@ -6,13 +6,17 @@ i+1 is style (`label_shift="next"`), read over the last ~200 tokens, left-trunca
 left-padded. Directories written by `tessy predictor train` carry `tessy_predictor.json` with the
 same fields, so current-token models (`label_shift="current"`) load too.
 
-Cost: a call tokenizes only the bounded tail the watcher hands over (≤ CONTEXT_CHARS characters,
-never the whole trace) and forwards the last `window` tokens of it; calls of concurrent problems
-are batched into one forward by a MicroBatcher.
+Two ways to run it (`--predictor-mode`):
+* incremental (default): a KV-cache session per trajectory reads each token about once
+  (incremental.py); calls are cheap, so they come at every few tokens.
+* window: the reference. A call tokenizes the bounded tail the watcher hands over
+  (≤ CONTEXT_CHARS characters) and forwards the last `window` tokens of it, every 16 tokens.
+Either way calls of concurrent problems are batched into one forward by a MicroBatcher.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from bisect import bisect_right
 from dataclasses import asdict, dataclass
@@ -21,10 +25,12 @@ from typing import Any
 
 from tessy.boundary.base import CONTEXT_CHARS
 from tessy.boundary.batcher import MicroBatcher
+from tessy.boundary.incremental import ClassifierSession, label_sessions
 from tessy.errors import ConfigError, ModelLoadError
 
 META_FILE = "tessy_predictor.json"
 FORMAT = "tessy-boundary-predictor/1"
+MODES = ("incremental", "window")
 
 
 @dataclass
@@ -79,24 +85,38 @@ class TokenClassifierPredictor:
 
     lookbehind_words = 0
     lookahead_words = 0  # a causal classifier never needs text after the word
-    # One call per 16 tokens: ~12 token-forwards per kept token instead of ~180 at every word,
-    # for ~4% of tokens decoded past a cut (benchmarks/predictor_cost.py, BENCHMARKS.md).
-    default_every = 16
     context_chars = CONTEXT_CHARS
 
     def __init__(self, model: Any, tokenizer: Any, meta: PredictorMeta, name: str,
-                 max_batch: int = 64) -> None:
+                 max_batch: int = 64, mode: str = "incremental",
+                 reanchor: int | None = None) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"{name}: needs a fast tokenizer (character offsets)")
+        if mode not in MODES:
+            raise ConfigError(f"predictor_mode: {mode!r} is not one of {', '.join(MODES)}")
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
         self.name = name
+        self.mode = mode
+        # Window mode: one call per 16 tokens, ~12 token-forwards per kept token instead of ~180
+        # at every word. Incremental: a call costs only its new tokens, so one per 4 tokens.
+        # (benchmarks/predictor_cost.py, BENCHMARKS.md)
+        self.default_every = 4 if mode == "incremental" else 16
+        # Incremental: tokens read past the window before a session is rebuilt from it.
+        self.reanchor = 2 * meta.window if reanchor is None else reanchor
+        params = inspect.signature(model.forward).parameters  # transformers renamed it in v5
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.pad_id = next((t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id)
                             if t is not None), 0)
         self.batcher = MicroBatcher(self.label_batch, max_batch)
+        self.session_batcher = MicroBatcher(lambda items: label_sessions(self, items), max_batch)
         self.calls = 0
         self.token_forwards = 0  # tokens run through the model (padding excluded)
+
+    def open_session(self) -> ClassifierSession | None:
+        """A KV-cache session for one trajectory (incremental mode), else None."""
+        return ClassifierSession(self) if self.mode == "incremental" else None
 
     async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
         """Style labels per word span of `text`, batched with other problems' calls."""
@@ -156,7 +176,8 @@ class TokenClassifierPredictor:
         return ids[start:], [t - start for t in firsts]
 
 
-def load_classifier(spec: str, role: str, device: str = "auto") -> TokenClassifierPredictor:
+def load_classifier(spec: str, role: str, device: str = "auto",
+                    mode: str = "incremental") -> TokenClassifierPredictor:
     """A token-classifier predictor from a directory or hub id (2 labels)."""
     from tessy.backends.loading import load_pretrained
 
@@ -167,4 +188,4 @@ def load_classifier(spec: str, role: str, device: str = "auto") -> TokenClassifi
                              "a boundary predictor has 2 (capability, style)")
     meta = PredictorMeta.read(Path(directory))
     return TokenClassifierPredictor(model, tokenizer, meta,
-                                    f"classifier-{role}:{Path(spec).name}")
+                                    f"classifier-{role}:{Path(spec).name}", mode=mode)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from typing import Any
 
 from tessy.boundary.base import CONTEXT_CHARS, BoundaryPredictor, word_spans
 
@@ -43,6 +44,7 @@ class TurnWatcher:
     context: str  # shared thinking before this turn
     end_markers: tuple[str, ...]
     every: int = 1  # label settled words only once this many tokens arrived since the last call
+    session: Any = None  # the predictor's state over this trajectory (incremental classifiers)
     text: str = ""
     token_ends: list[int] = field(default_factory=list)  # char end of each arrived token
     spans: list[tuple[int, int]] = field(default_factory=list)  # complete words so far
@@ -53,6 +55,7 @@ class TurnWatcher:
     _open_at: int = -1  # ... as of this many words
 
     def __post_init__(self) -> None:
+        self.thinking = self.context  # all of it, for a session (it reads only what is new)
         self.context = self.context[-CONTEXT_CHARS:]
         self._marker_len = max((len(m) for m in self.end_markers), default=1)
 
@@ -138,15 +141,23 @@ class TurnWatcher:
         assert self.predictor is not None  # feed() searches only with a predictor
         lo = max(0, self.undecided - self.predictor.lookbehind_words)
         start, end = self.spans[lo][0], self.spans[-1][1]
-        chars = self.predictor.context_chars
-        context = self.text[max(0, start - chars):start]
-        if len(context) < chars:  # reaches back into the thinking before this turn
-            context = (self.context + context)[-chars:]
         spans = [(a - start, b - start) for a, b in self.spans[lo:]] if start else self.spans[lo:]
-        labels = await self.predictor.label(context, self.text[start:end], spans)
+        if self.session is not None:
+            labels = await self.session.label(self.thinking, self.text, start, end, spans)
+        else:
+            labels = await self.predictor.label(self._context(start), self.text[start:end], spans)
         wrong = first_wrong(labels[:settled - lo], self.role, self.undecided - lo)
         if wrong is not None:
             keep_words = max(wrong + lo, 1)  # every turn keeps at least one word
             return self.spans[keep_words - 1][1]
         self.undecided = settled
         return None
+
+    def _context(self, start: int) -> str:
+        """The predictor's share of the text before char `start` of the turn."""
+        assert self.predictor is not None
+        chars = self.predictor.context_chars
+        context = self.text[max(0, start - chars):start]
+        if len(context) < chars:  # reaches back into the thinking before this turn
+            context = (self.context + context)[-chars:]
+        return context

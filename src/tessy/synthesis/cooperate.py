@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
 from tessy.backends.base import GenerationRequest
 from tessy.boundary.base import BoundaryPredictor
@@ -86,9 +87,10 @@ class Cooperation:
             started = time.perf_counter()
             traj = resume.traj if resume else Trajectory(problem, self.config.strategy)
             start = resume or Resume(traj, 0, self.first)
+            sessions: dict[int, Any] = {}  # predictor state over this trajectory, per predictor
             for attempt in range(self.config.retries + 1):
                 if not traj.finish_reason:
-                    await self._think(traj, start.turns, start.role)
+                    await self._think(traj, start.turns, start.role, sessions)
                 ended = traj.finish_reason in (FinishReason.EOS, FinishReason.END_OF_THINKING)
                 if traj.thinking.strip() or not ended:
                     break
@@ -101,14 +103,15 @@ class Cooperation:
             traj.seconds += time.perf_counter() - started
             return traj
 
-    async def _think(self, traj: Trajectory, turns: int, role: Role) -> None:
+    async def _think(self, traj: Trajectory, turns: int, role: Role,
+                     sessions: dict[int, Any]) -> None:
         used = sum(s.n_tokens for s in traj.segments)
         while True:
             if turns >= self.config.max_turns:
                 traj.finish_reason = FinishReason.MAX_TURNS
                 return
             budget = self.config.max_thinking_tokens - used
-            turn = await self._turn(traj, role, budget)
+            turn = await self._turn(traj, role, budget, sessions)
             turns += 1
             traj.append(role, turn.text, turn.n_tokens)
             used += turn.n_tokens
@@ -123,12 +126,13 @@ class Cooperation:
             if traj.finish_reason:
                 return
 
-    async def _turn(self, traj: Trajectory, role: Role, budget: int) -> TurnResult:
+    async def _turn(self, traj: Trajectory, role: Role, budget: int,
+                    sessions: dict[int, Any]) -> TurnResult:
         """Let `role` write until its predictor cuts, the thinking ends or the budget is spent."""
         rt = self.roles[role]
         predictor = None if self.single else rt.predictor
         watcher = TurnWatcher(role, predictor, traj.thinking, self.end_markers,
-                              self._every(predictor))
+                              self._every(predictor), self._session(predictor, sessions))
         stats = traj.stats[role]
         decision: Decision | None = None
         retries = _Retries()
@@ -156,6 +160,17 @@ class Cooperation:
                 return self._finish(traj, role, watcher, decision, FinishReason.REPETITION)
         reason = FinishReason.END_OF_THINKING if decision.ends_thinking else None
         return self._finish(traj, role, watcher, decision, reason)
+
+    @staticmethod
+    def _session(predictor: BoundaryPredictor | None, sessions: dict[int, Any]) -> Any:
+        """The trajectory's session of `predictor` (one per predictor model: roles that share a
+        model share it), for predictors that keep state; else None."""
+        open_session = getattr(predictor, "open_session", None)
+        if open_session is None:
+            return None
+        if id(predictor) not in sessions:
+            sessions[id(predictor)] = open_session()
+        return sessions[id(predictor)]
 
     def _every(self, predictor: BoundaryPredictor | None) -> int:
         """Tokens between predictor calls within a request."""

@@ -34,12 +34,16 @@ async def open_roles(config: RunConfig) -> AsyncIterator[dict[str, RoleRuntime]]
     a role that fails to start closes the ones already started."""
     async with AsyncExitStack() as stack:
         roles: dict[str, RoleRuntime] = {}
+        models: dict[tuple[str, str, str], BoundaryPredictor] = {}
         for role in ROLES:
             rc = config.role(role)
             backend = await stack.enter_async_context(open_backend(rc))
             template = resolve_template(rc.template, tokenizer=backend.tokenizer,
                                         model_name=backend.name, where=f"--{role}-template")
-            predictor = load_predictor(rc.predictor, role, rc.predictor_device)
+            key = (rc.predictor, rc.predictor_device, rc.predictor_mode)
+            if rc.predictor == "lexicon" or key not in models:  # one copy of a model both use
+                models[key] = load_predictor(rc.predictor, role, *key[1:])
+            predictor = models[key]
             roles[role] = RoleRuntime(role, backend, template, predictor, rc.sampling,
                                       asyncio.Semaphore(rc.concurrency), rc.step_tokens)
         yield roles

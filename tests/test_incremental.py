@@ -1,0 +1,165 @@
+"""Incremental classifier sessions: same labels as the windowed reference, at a token per token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import pytest
+import torch
+
+from tessy.backends.fake import SCRIPTS, FakeBackend
+from tessy.boundary import load_predictor, word_spans
+from tessy.boundary.classifier import META_FILE
+from tessy.boundary.incremental import shared_prefix, text_slice
+from tessy.config import SamplingConfig, SynthesisConfig
+from tessy.records import Problem
+from tessy.synthesis.cooperate import Cooperation
+from tessy.synthesis.roles import RoleRuntime
+from tessy.templates import qwen3
+
+TRACE = " ".join((SCRIPTS["student"] + " " + SCRIPTS["teacher"] + " ").split()) * 8
+
+
+def _classifier(backbone, path, window):
+    """A 2-label classifier with a sharp random head (both labels occur, no near-ties)."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    torch.manual_seed(3)
+    model = AutoModelForTokenClassification.from_pretrained(backbone, num_labels=2)
+    with torch.no_grad():
+        model.score.weight.mul_(200.0)
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(backbone).save_pretrained(path)
+    (path / META_FILE).write_text(json.dumps({"window": window}))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def whole(tiny_backbone, tmp_path_factory):
+    """A window longer than any text here: both paths read the whole thinking."""
+    return _classifier(tiny_backbone, tmp_path_factory.mktemp("whole"), 100_000)
+
+
+@pytest.fixture(scope="module")
+def short(tiny_backbone, tmp_path_factory):
+    return _classifier(tiny_backbone, tmp_path_factory.mktemp("short"), 48)
+
+
+def _calls(text, rng, every=(1, 12)):
+    """Word-aligned growth of `text`: (end of the settled words, their spans) per call."""
+    spans = word_spans(text)
+    done = 0
+    while done < len(spans):
+        step = min(len(spans), done + rng.randint(*every))
+        yield spans[done:step]
+        done = step
+
+
+def test_text_helpers():
+    assert text_slice("abc", "def", 1, 5) == "bcde"
+    assert text_slice("abc", "def", 4, 6) == "ef"
+    assert text_slice("abc", "def", 0, 2) == "ab"
+    assert shared_prefix("abcdef", "abcxyz") == 3
+    assert shared_prefix("abc", "abcdef") == 3
+    assert shared_prefix("", "x") == 0
+
+
+def test_a_growing_trace_gets_the_windowed_labels_token_by_token(whole):
+    """Same context on both paths (the window holds everything): every label is identical,
+    and each token of the trace is run through the model once."""
+    inc = load_predictor(whole, "student", device="cpu")
+    ref = load_predictor(whole, "student", device="cpu", mode="window")
+    session = inc.open_session()
+    before, text = TRACE[:300], TRACE[300:1500]
+    got, want = [], []
+    for chunk in _calls(text, random.Random(0)):
+        start, end = chunk[0][0], chunk[-1][1]
+        spans = [(a - start, b - start) for a, b in chunk]
+        got += asyncio.run(session.label(before, text, start, end, spans))
+        want += ref.label_sync(before + text[:start], text[start:end], spans)
+    assert got == want
+    assert True in got and False in got
+    assert inc.token_forwards == len(inc.encode(before + text)[0])  # nothing read twice
+
+
+def test_text_discarded_after_a_cut_is_cropped_and_the_new_text_read(whole):
+    inc = load_predictor(whole, "teacher", device="cpu")
+    ref = load_predictor(whole, "teacher", device="cpu", mode="window")
+    session = inc.open_session()
+    thinking = TRACE[:800]
+    cut = thinking.rfind(" ", 0, 600)
+    for before, text in ((thinking[:400], thinking[400:]),  # the teacher's turn, read to the end
+                         (thinking[:cut], " Hmm, wait. Let me check again.")):  # then cut at 600
+        spans = word_spans(text)
+        labels = asyncio.run(session.label(before, text, 0, len(text), spans))
+        assert labels == ref.label_sync(before, text, spans)
+    assert session.covered.endswith("check again.")
+    assert session.reanchors == 1  # the crop kept the shared tokens
+
+
+def test_the_cache_is_rebuilt_from_the_window_once_it_grows_past_it(short):
+    inc = load_predictor(short, "student", device="cpu")
+    inc.reanchor = 32
+    ref = load_predictor(short, "student", device="cpu", mode="window")
+    session = inc.open_session()
+    text = TRACE[:3000]
+    disagree = total = 0
+    for chunk in _calls(text, random.Random(1), (2, 6)):
+        start, end = chunk[0][0], chunk[-1][1]
+        spans = [(a - start, b - start) for a, b in chunk]
+        anchors = session.reanchors
+        labels = asyncio.run(session.label("", text, start, end, spans))
+        assert 48 <= len(session.ids) <= 48 + 32 or len(inc.encode(text[:end])[0]) < 48
+        want = ref.label_sync(text[max(0, start - 2000):start], text[start:end], spans)
+        if session.reanchors > anchors:  # just rebuilt: exactly the windowed path's window
+            assert labels == want
+        disagree += sum(a != b for a, b in zip(labels, want, strict=True))
+        total += len(labels)
+    assert session.reanchors >= 10
+    tokens = len(inc.encode(text)[0])
+    assert inc.token_forwards <= tokens * (1 + 48 / 32) + 48  # 1 per token + a window per rebuild
+    assert disagree / total < 0.2  # a longer context moves some labels of a random model
+
+
+async def test_concurrent_sessions_share_one_forward_with_the_same_labels(short):
+    inc = load_predictor(short, "student", device="cpu")
+    sessions = [inc.open_session() for _ in range(6)]
+    texts = [TRACE[i * 97:i * 97 + 400 + 37 * i] for i in range(6)]
+    for s, t in zip(sessions, texts, strict=True):  # different cache lengths before the batch
+        await s.label("", t, 0, len(t), word_spans(t))
+    more = [t + " Hmm, wait. So the answer is 42, let me check." for t in texts]
+    starts = [len(t) + 1 for t in texts]
+    batches = inc.session_batcher.batches
+    labels = await asyncio.gather(*(
+        s.label("", m, a, len(m), word_spans(m[a:])) for s, m, a in zip(sessions, more, starts,
+                                                                        strict=True)))
+    assert inc.session_batcher.batches == batches + 1
+    alone = load_predictor(short, "student", device="cpu")
+    for m, a, got in zip(more, starts, labels, strict=True):
+        s = alone.open_session()
+        await s.label("", m, 0, a - 1, word_spans(m[:a - 1]))
+        assert await s.label("", m, a, len(m), word_spans(m[a:])) == got
+
+
+async def test_roles_sharing_a_predictor_share_one_session_per_trajectory(whole):
+    """Cooperative runs: the incremental engine writes the same trajectories as the window one,
+    and with one model for both roles each trajectory's tokens are read about once."""
+    results = {}
+    for mode in ("window", "incremental"):
+        predictor = load_predictor(whole, "student", device="cpu", mode=mode)
+        roles = {role: RoleRuntime(role, FakeBackend(name=f"fake-{role}", script=SCRIPTS[role] * 3), qwen3(),
+                                   predictor, SamplingConfig(temperature=0), asyncio.Semaphore(8))
+                 for role in ("student", "teacher")}
+        engine = Cooperation(roles, SynthesisConfig(max_thinking_tokens=300, max_answer_tokens=4,
+                                                    predict_every=1))
+        trajs = await asyncio.gather(*(engine.run(Problem(f"p{i}", f"Question {i}?"))
+                                       for i in range(3)))
+        tokens = sum(len(predictor.encode(t.thinking)[0]) for t in trajs)  # the classifier's
+        results[mode] = ([t.segments for t in trajs], predictor.token_forwards, tokens)
+    assert results["incremental"][0] == results["window"][0]
+    assert sum(len(s) > 1 for s in results["window"][0]) == 3  # every trajectory has cuts
+    forwards, tokens = results["incremental"][1:]
+    # About one forward per token (cuts every few words here: what was decoded past them too)
+    assert forwards < 1.6 * tokens and 5 * forwards < results["window"][1]
