@@ -1,12 +1,22 @@
-"""Predictor cost per kept token: the authors' windowed re-encoding per chunk vs tessy's calls.
+"""Predictor cost per kept token: the windowed reference vs incremental KV-cache sessions.
 
-Every variant runs the real engine (Cooperation, TurnWatcher, MicroBatcher) over the same problems
-with scripted models (deterministic text, so cut positions are comparable) and the same trained
-token-classifier predictors (a tiny Qwen3 with a BPE tokenizer, trained here on lexicon labels).
-Token-forwards are counted, not estimated; GFLOP assume a 0.6B predictor (the paper's Qwen3-0.6B):
-2 x 0.6e9 FLOP per token-forward.
+Every variant runs the real engine (Cooperation, TurnWatcher, MicroBatcher) over the same
+problems with scripted models (deterministic text, so cut positions are comparable) and the same
+trained token-classifier predictors. Token-forwards are counted, not estimated; GFLOP assume a
+0.6B predictor (the paper's Qwen3-0.6B): 2 x 0.6e9 FLOP per token-forward, attention left out.
+Cut agreement with the windowed reference (predict every 16 tokens) is measured on the same
+history: while the reference drives a run, each incremental variant labels the same calls in a
+shadow session, and every turn's cut (the first word of the other kind) is compared, with how
+many words apart the two land when they differ. The trajectory-level share (cuts of the
+reference also made by the variant's own run) is given too; it counts every later cut of a
+trajectory as missed once one cut moved its text.
 
-    python -m benchmarks.predictor_cost [--problems 32]
+    python -m benchmarks.predictor_cost                      # tiny Qwen3 predictors (~3 min)
+    python -m benchmarks.predictor_cost --smollm2 DIR        # + a SmolLM2-135M classifier
+
+DIR holds `traces.jsonl` (real SmolLM2 traces, e.g. from `tessy predictor sample`) and
+`predictor/` (a classifier trained on them with `tessy predictor train`); the scripted models
+replay those traces. `make bench-predictor` builds DIR first.
 """
 
 from __future__ import annotations
@@ -14,20 +24,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import statistics
 import tempfile
 import time
-import zlib
+from dataclasses import dataclass
 from pathlib import Path
-
-from tessy.synthesis.lockstep import ONLY_AT_CHUNK_ENDS
+from typing import Any
 
 from tessy.backends.fake import FakeBackend
 from tessy.boundary import load_predictor
+from tessy.boundary.cut import first_wrong
 from tessy.boundary.lexicon import CONNECTIVE, STRONG
 from tessy.config import PredictorTrainConfig, SamplingConfig, SynthesisConfig
+from tessy.io.jsonl import read_jsonl
 from tessy.predictor.annotate import lexicon_spans
 from tessy.predictor.labels import LabelledSegment
-from tessy.predictor.segments import cut_segments
 from tessy.predictor.train import train
 from tessy.records import Problem
 from tessy.synthesis.cooperate import Cooperation
@@ -48,129 +59,346 @@ TEACHER = """Let f(n) be the number of ways to reach stair n, with f(0) = 1 and 
 ending at n ends with a single step from n-1 or a double step from n-2, so f(n) = f(n-1) + f(n-2).
 With the rule that no two double steps are adjacent, split the state: a(n) counts climbs ending
 with a single step and b(n) those ending with a double step. Then a(n) = a(n-1) + b(n-1) and
-b(n) = a(n-2). Base cases: a(1) = 1, b(1) = 0, a(2) = 1, b(2) = 1. Table: n = 3 gives a = 2, b = 1,
-total 3; n = 4 gives a = 3, b = 1, total 4; n = 5 gives a = 4, b = 2, total 6. Well, the sequence
-4, 6 grows like a Narayana-type recurrence t(n) = t(n-1) + t(n-3). Check n = 6: t = 6 + 3 = 9,
-and directly a(6) = 6, b(6) = 3, total 9. The recurrence holds, so compute t(n) iteratively in
-O(n) time and O(1) memory, modulo 1e9 + 7 for large n."""
+b(n) = a(n-2). Wait, check the base cases: a(1) = 1, b(1) = 0, a(2) = 1, b(2) = 1. Table: n = 3
+gives a = 2, b = 1, total 3; n = 4 gives a = 3, b = 1, total 4; n = 5 gives a = 4, b = 2, total
+6. Well, the sequence 4, 6 grows like a Narayana-type recurrence t(n) = t(n-1) + t(n-3).
+Hmm, check n = 6: t = 6 + 3 = 9, and directly a(6) = 6, b(6) = 3, total 9. The recurrence
+holds, so compute t(n) iteratively in O(n) time and O(1) memory, modulo 1e9 + 7 for large n."""
 
-# (label, mode, k student, k teacher, predict_every): the first row is the authors' prototype:
-# k-token requests, the classifier run once per chunk (step mode labels at every request end).
+
+HIDDEN = 64  # width of the tiny predictors (2 layers)
+DEVICE = "cpu"  # --device
+
+
+@dataclass
+class Variant:
+    label: str
+    mode: str  # predictor mode
+    every: int  # predict_every
+    shared: bool = False  # one predictor model for both roles
+
+
+REFERENCE = Variant("window, every 16 tokens (reference; the default before)", "window", 16)
 VARIANTS = [
-    ("authors: step k=5/10, window per chunk", "step", 5, 10, ONLY_AT_CHUNK_ENDS),
-    ("tessy stream, every word", "stream", 20, 20, 1),
-    ("tessy stream, block of 8 tokens", "stream", 20, 20, 8),
-    ("tessy stream, block of 16 tokens", "stream", 20, 20, 16),
-    ("tessy stream, block of 32 tokens", "stream", 20, 20, 32),
+    REFERENCE,
+    Variant("incremental, every 1 token", "incremental", 1),
+    Variant("incremental, every 4 tokens (default)", "incremental", 4),
+    Variant("incremental, every 16 tokens", "incremental", 16),
 ]
 
 
-class ProblemScripted(FakeBackend):
-    """The fake model, starting its script at a problem-dependent word so traces differ."""
+class Replay(FakeBackend):
+    """The fake model with one script per problem (found by the question in the prompt)."""
+
+    def __init__(self, name: str, scripts: dict[str, list[str]]) -> None:
+        super().__init__(name=name)
+        self.scripts = scripts
 
     def next_token(self, prompt: str) -> str | None:
         question = prompt.rsplit("<think>", 1)[0]
-        shift = zlib.crc32(question.encode()) % len(self.words)
+        key = next((k for k in self.scripts if k in question), None)
         words = self.words
-        self.words = words[shift:] + words[:shift]
+        self.words = self.scripts[key] if key else words
         try:
             return super().next_token(prompt)
         finally:
             self.words = words
 
 
-def train_predictors(workdir: Path) -> dict[str, str]:
-    """One predictor per role, trained on lexicon labels of that role's script."""
-    backbone = build_tiny_backbone(workdir / "backbone", [STUDENT, TEACHER, " ".join(STRONG),
-                                                          " ".join(CONNECTIVE)])
+OPENERS = ["Hmm,", "Wait,", "Okay, so", "Alright,", "Let me check:", "Hmm, wait.", "So",
+           "Let me think.", "Actually,", "Now,"]
+
+
+def synthetic_trace(rng: random.Random, words: int) -> str:
+    """Reasoning-like text: the scripts' sentences in random order with fresh numbers, a style
+    opener before some of them (so a classifier must learn local cues, not positions)."""
+    sentences = [x.strip() + "." for x in (STUDENT + " " + TEACHER).replace("\n", " ").split(".")
+                 if len(x.split()) > 2]
+    out: list[str] = []
+    while len(out) < words:
+        sentence = rng.choice(sentences)
+        sentence = " ".join(str(rng.randint(0, 99)) if w.isdigit() else w for w in sentence.split())
+        if rng.random() < 0.35:
+            sentence = f"{rng.choice(OPENERS)} {sentence[0].lower()}{sentence[1:]}"
+        out += sentence.split()
+    return " ".join(out[:words])
+
+
+def scripts_for(problems: list[Problem], words: int) -> dict[str, dict[str, list[str]]]:
+    """A different synthetic trace per problem and role (seeded by the problem id)."""
+    return {role: {p.prompt: synthetic_trace(random.Random(f"{role}{p.id}"), words).split()
+                   for p in problems} for role in ("student", "teacher")}
+
+
+def train_tiny_predictors(workdir: Path) -> dict[str, str]:
+    """Two tiny Qwen3 predictors ("student", "teacher": different seeds and data order), each
+    trained on lexicon labels of both scripts in ~150-word segments (so the 200-600 tokens of
+    context they are read with are close to what they were trained on)."""
+    corpus = [synthetic_trace(random.Random(f"corpus{i}"), 300) for i in range(40)]
+    backbone = build_tiny_backbone(workdir / "backbone", [*corpus, " ".join(STRONG),
+                                                          " ".join(CONNECTIVE)], hidden=HIDDEN)
     out = {}
-    for role, script in (("student", STUDENT), ("teacher", TEACHER)):
-        text = " ".join(script.split())
+    for n, role in enumerate(("student", "teacher")):
         segments = []
-        for seed in range(40):
-            for a, b in cut_segments(text, 40, random.Random(seed)):
-                piece = text[a:b]
-                segments.append(LabelledSegment(f"{seed}@{a}", piece, lexicon_spans(piece, role)))
+        for i in range(300):
+            piece = synthetic_trace(random.Random(f"train{role}{i}"), 120)
+            segments.append(LabelledSegment(f"{role}{i}", piece, lexicon_spans(piece, "student")))
         config = PredictorTrainConfig(backbone=str(backbone), output=str(workdir / role), role=role,
-                             epochs=8, learning_rate=3e-3, batch_size=16, eval_fraction=0.0,
-                             device="cpu")
+                                      epochs=6, learning_rate=3e-3, batch_size=8, seed=n,
+                                      eval_fraction=0.0, device="cpu")
         train(segments, config, progress=False)
         out[role] = config.output
     return out
 
 
-async def run_variant(predictors: dict[str, str], problems: list[Problem], variant) -> dict:
-    label, mode, k_student, k_teacher, every = variant
-    roles, preds = {}, {}
-    for role, script in (("student", STUDENT), ("teacher", TEACHER)):
-        preds[role] = load_predictor(predictors[role], role, device="cpu")
-        backend = ProblemScripted(f"fake-{role}", " ".join(script.split()) * 3)
-        k = k_student if role == "student" else k_teacher
-        roles[role] = RoleRuntime(role, backend, qwen3(), preds[role], SamplingConfig(temperature=0),
-                                  asyncio.Semaphore(64), step_tokens=k)
-    config = SynthesisConfig(mode=mode, predict_every=every, max_thinking_tokens=400,
-                             max_answer_tokens=8, concurrency=len(problems))
+class Timed:
+    """Wall seconds spent in a predictor's forward function (the batcher's worker thread)."""
+
+    def __init__(self, batcher: Any) -> None:
+        self.seconds = 0.0
+        fn = batcher.fn
+
+        def timed(items: list[Any]) -> list[Any]:
+            started = time.perf_counter()
+            try:
+                return fn(items)
+            finally:
+                self.seconds += time.perf_counter() - started
+        batcher.fn = timed
+
+
+class Shadow:
+    """The reference predictor for one role, with incremental sessions labelling the same calls
+    alongside; records both cut decisions of every call."""
+
+    def __init__(self, reference: Any, incremental: Any, role: str, log: list) -> None:
+        self.reference, self.incremental, self.role, self.log = reference, incremental, role, log
+        for name in ("name", "lookbehind_words", "lookahead_words", "default_every",
+                     "context_chars", "open_words"):
+            setattr(self, name, getattr(reference, name))
+
+    def open_session(self) -> Any:
+        return ShadowSession(self, self.incremental.open_session())
+
+
+class ShadowSession:
+    def __init__(self, shadow: Shadow, session: Any) -> None:
+        self.shadow, self.session = shadow, session
+
+    async def label(self, before: str, text: str, start: int, end: int, spans) -> list[bool]:
+        shadow = self.shadow
+        chars = shadow.reference.context_chars
+        context = (before[-chars:] + text[:start])[-chars:]
+        want = await shadow.reference.label(context, text[start:end], spans)
+        if self.session is None:  # the other is a windowed predictor too (the noise floor)
+            got = await shadow.incremental.label(context, text[start:end], spans)
+        else:
+            got = await self.session.label(before, text, start, end, spans)
+        a, b = first_wrong(want, shadow.role), first_wrong(got, shadow.role)
+        if a is not None or b is not None:
+            words = text[start:end]
+            shadow.log.append((a, b, None if a is None or b is None else
+                               len(words[spans[min(a, b)][0]:spans[max(a, b)][0]].split())))
+        return want
+
+
+async def shadow_agreement(paths: dict[str, str], scripts, problems: list[Problem],
+                           thinking: int, shared: bool, every: int, shift: int = 0) -> dict:
+    """Run the reference with shadows labelling the same calls: incremental sessions, or with
+    `shift`, the windowed path reading `shift` tokens less (how much the reference's own cuts
+    move when its window does)."""
+    log: list = []
+    roles = {}
+    for role in ("student", "teacher"):
+        path = paths["student" if shared else role]
+        other = load_predictor(path, role, device=DEVICE, mode="window" if shift else "incremental")
+        other.meta.window -= shift
+        shadow = Shadow(load_predictor(path, role, device=DEVICE, mode="window"), other, role, log)
+        roles[role] = RoleRuntime(role, Replay(f"replay-{role}", scripts[role]), qwen3(), shadow,
+                                  SamplingConfig(temperature=0), asyncio.Semaphore(len(problems)))
+    config = SynthesisConfig(predict_every=every, max_thinking_tokens=thinking,
+                             max_answer_tokens=4, concurrency=len(problems))
+    await asyncio.gather(*(Cooperation(roles, config).run(p) for p in problems))
+    cuts = sum(a is not None for a, _, _ in log)
+    same = sum(a == b for a, b, _ in log if a is not None)
+    extra = sum(a is None for a, _, _ in log)
+    off = [d for a, b, d in log if a != b and d is not None]
+    return {"cuts": cuts, "same": same, "extra": extra,
+            "missed": sum(b is None for _, b, _ in log),
+            "words_off": statistics.mean(off) if off else 0.0}
+
+
+async def run_variant(paths: dict[str, str], scripts: dict[str, dict[str, list[str]]],
+                      problems: list[Problem], variant: Variant, thinking: int) -> dict:
+    preds: dict[str, Any] = {}
+    roles = {}
+    for role in ("student", "teacher"):
+        path = paths["student" if variant.shared else role]
+        if path not in preds:
+            preds[path] = load_predictor(path, role, device=DEVICE, mode=variant.mode)
+        roles[role] = RoleRuntime(role, Replay(f"replay-{role}", scripts[role]), qwen3(),
+                                  preds[path], SamplingConfig(temperature=0),
+                                  asyncio.Semaphore(len(problems)))
+    timers = [Timed(p.batcher if variant.mode == "window" else p.session_batcher)
+              for p in preds.values()]
+    config = SynthesisConfig(predict_every=variant.every, max_thinking_tokens=thinking,
+                             max_answer_tokens=4, concurrency=len(problems))
     engine = Cooperation(roles, config)
     started = time.perf_counter()
     trajs = await asyncio.gather(*(engine.run(p) for p in problems))
     seconds = time.perf_counter() - started
-    kept = sum(t.stats[r].kept_tokens for t in trajs for r in roles) - sum(
-        t.answer.n_tokens for t in trajs)
+    # Kept and generated tokens in the predictor's own tokens (the scripted models count words).
+    tokenizer = next(iter(preds.values()))
+    kept = sum(len(tokenizer.encode(t.thinking)[0]) for t in trajs)
     generated = sum(t.stats[r].generated_tokens for t in trajs for r in roles)
     discarded = sum(t.stats[r].discarded_tokens for t in trajs for r in roles)
     forwards = sum(p.token_forwards for p in preds.values())
     return {
-        "label": label, "trajs": trajs, "seconds": seconds, "kept": kept,
-        "requests": sum(t.stats[r].requests for t in trajs for r in roles),
+        "variant": variant, "trajs": trajs, "seconds": seconds, "kept": kept,
         "discarded_share": discarded / max(1, generated),
         "calls": sum(p.calls for p in preds.values()),
-        "batches": sum(p.batcher.batches for p in preds.values()),
         "forwards_per_kept": forwards / max(1, kept),
+        "predictor_us_per_kept": 1e6 * sum(t.seconds for t in timers) / max(1, kept),
     }
 
 
-def cut_offsets(traj) -> set[int]:
+def cut_offsets(traj) -> list[int]:
     """Char offsets in the thinking where the role changes."""
-    offsets, pos = set(), 0
+    offsets, pos = [], 0
     for a, b in zip(traj.segments, traj.segments[1:], strict=False):
         pos += len(a.text)
         if a.role != b.role:
-            offsets.add(pos)
+            offsets.append(pos)
     return offsets
 
 
-def agreement(base, other) -> tuple[float, float]:
-    """(share of identical trajectories, share of the base's cuts also cut in the other)."""
-    same = sum(a.segments == b.segments for a, b in zip(base, other, strict=True)) / len(base)
+def agreement(base, other) -> dict:
+    """Cuts of the reference also made by the other run, and how many words off the misses are
+    (to the nearest cut of the other run in the same trajectory)."""
     hits = total = 0
+    off: list[int] = []
     for a, b in zip(base, other, strict=True):
         ca, cb = cut_offsets(a), cut_offsets(b)
-        hits += len(ca & cb)
+        shared = set(ca) & set(cb)
+        hits += len(shared)
         total += len(ca)
-    return same, hits / max(1, total)
+        text = a.thinking
+        for c in ca:
+            if c in shared or not cb:
+                continue
+            near = min(cb, key=lambda x: abs(x - c))
+            lo, hi = sorted((c, near))
+            off.append(len(text[lo:hi].split()) or 1)
+    return {"cuts": total, "shared": hits / max(1, total),
+            "words_off": sum(off) / max(1, total), "words_off_missed": statistics.mean(off) if off else 0.0}
+
+
+def table(title: str, results: list[dict], shadow: dict, floor: dict | None = None) -> None:
+    base = results[0]["trajs"]
+    print(f"\n### {title}\n")
+    print(f"Cut agreement on the same history: **{shadow['same']} of {shadow['cuts']} reference "
+          f"cuts identical ({shadow['same'] / max(1, shadow['cuts']):.2%})**; "
+          f"{shadow['missed']} calls where only the reference cut, {shadow['extra']} where only "
+          f"the incremental session did; {shadow['words_off']:.1f} words apart where both cut "
+          f"at different words.{floor_text(floor)}\n")
+    print("| variant | forwards / kept token | GFLOP / kept token (0.6B) | predictor calls / kept "
+          "token | decoded then discarded | predictor wall µs / kept token | run wall s | "
+          "trajectory-level cuts shared |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        a = agreement(base, r["trajs"])
+        print(f"| {r['variant'].label} | {r['forwards_per_kept']:.2f} | "
+              f"{r['forwards_per_kept'] * 1.2:.2f} | {r['calls'] / r['kept']:.3f} | "
+              f"{r['discarded_share']:.1%} | {r['predictor_us_per_kept']:.0f} | "
+              f"{r['seconds']:.1f} | {a['shared']:.1%} of {a['cuts']} |")
+
+
+def measure(paths: dict[str, str], scripts, problems: list[Problem], args, shared: bool,
+            title: str, variants: list[Variant], costed: int, shifts: tuple[int, ...]) -> None:
+    """Cost of each variant over the first `costed` problems, in rounds of --problems in flight;
+    then the shadow agreement over all of them (and the reference's own, window `shifts`)."""
+    results = []
+    batches = [problems[i:i + args.problems] for i in range(0, len(problems), args.problems)]
+    cost_batches = [b[:costed] for b in batches[:max(1, costed // args.problems)]]
+    for v in variants:
+        v = Variant(v.label, v.mode, v.every, shared)
+        results.append(merge([asyncio.run(run_variant(paths, scripts, b, v, args.thinking))
+                              for b in cost_batches]))
+    found = []
+    for shift in shifts:
+        shadows = [asyncio.run(shadow_agreement(paths, scripts, b, args.thinking, shared,
+                                                REFERENCE.every, shift)) for b in batches]
+        found.append({k: sum(s[k] for s in shadows) for k in ("cuts", "same", "extra", "missed")})
+        offs = [s["words_off"] for s in shadows if s["words_off"]]
+        found[-1]["words_off"] = statistics.mean(offs) if offs else 0.0
+    table(title, results, *found)
+
+
+def floor_text(floor: dict | None) -> str:
+    if floor is None:
+        return ""
+    return (f" The reference against itself with a window 8 tokens shorter: "
+            f"{floor['same'] / max(1, floor['cuts']):.2%} of {floor['cuts']} cuts identical.")
+
+
+def smollm2_scripts(directory: Path, problems: int) -> tuple[list[Problem], dict]:
+    """Scripts from real SmolLM2 traces: each problem's student replays its own trace and a few
+    more, the teacher another problem's (so long traces from short real ones)."""
+    traces = [" ".join(r["tessy"]["segments"][0]["text"].split())
+              for _, r in read_jsonl(directory / "traces.jsonl") if r["tessy"]["segments"]]
+    chosen = [Problem(f"s{i}", f"Replayed problem {i}: what is the answer?") for i in range(problems)]
+    scripts: dict[str, dict[str, list[str]]] = {"student": {}, "teacher": {}}
+    for i, p in enumerate(chosen):
+        for role, first in (("student", i), ("teacher", i + len(traces) // 2)):
+            text = " ".join(traces[(first + j) % len(traces)] for j in range(6))
+            scripts[role][p.prompt] = text.split()
+    return chosen, scripts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--problems", type=int, default=32)
+    parser.add_argument("--problems", type=int, default=32, help="trajectories in flight")
+    parser.add_argument("--rounds", type=int, default=3, help="batches of --problems each")
+    parser.add_argument("--thinking", type=int, default=600, help="thinking words per trajectory")
+    parser.add_argument("--smollm2", type=Path, help="dir with traces.jsonl and predictor/")
+    parser.add_argument("--smollm2-problems", type=int, default=64,
+                        help="for the agreement (the costs: the first --problems)")
+    parser.add_argument("--skip-tiny", action="store_true")
+    parser.add_argument("--device", default="cpu", help="of the predictors (cuda: bf16)")
     args = parser.parse_args()
-    problems = [Problem(f"p{i}", f"Stairs problem number {i}: count the climbs.")
-                for i in range(args.problems)]
-    with tempfile.TemporaryDirectory() as tmp:
-        predictors = train_predictors(Path(tmp))
-        results = [asyncio.run(run_variant(predictors, problems, v)) for v in VARIANTS]
-    base = results[0]["trajs"]
-    print(f"{args.problems} problems, all in flight; tiny Qwen3 predictors (window 200) on CPU\n")
-    print("| variant | predictor calls / kept token | forwards / kept token | GFLOP / kept token "
-          "(0.6B) | batched forwards | requests / 1k kept | decoded then discarded | identical "
-          "trajectories | cuts shared | wall s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        same, shared = agreement(base, r["trajs"])
-        print(f"| {r['label']} | {r['calls'] / r['kept']:.3f} | {r['forwards_per_kept']:.1f} | "
-              f"{r['forwards_per_kept'] * 1.2:.1f} | {r['batches']} | "
-              f"{1000 * r['requests'] / r['kept']:.0f} | {r['discarded_share']:.1%} | {same:.0%} | "
-              f"{shared:.1%} | {r['seconds']:.1f} |")
+    global DEVICE
+    DEVICE = args.device
+    print(f"{args.problems} trajectories in flight; classifiers on {DEVICE}; window 200 tokens")
+    if not args.skip_tiny:
+        with tempfile.TemporaryDirectory() as tmp:
+            tiny = train_tiny_predictors(Path(tmp))
+            problems = [Problem(f"p{i}", f"Stairs problem number {i}: count the climbs.")
+                        for i in range(args.problems * args.rounds)]
+            scripts = scripts_for(problems, args.thinking + 50)
+            for shared in (False, True):
+                measure(tiny, scripts, problems, args, shared,
+                        "Tiny Qwen3 classifiers, " + ("one model for both roles" if shared else
+                                                      "one per role (two models)"),
+                        VARIANTS, len(problems), (0, 8))
+    if args.smollm2:
+        problems, scripts = smollm2_scripts(args.smollm2, args.smollm2_problems)
+        path = str(args.smollm2 / "predictor")
+        measure({"student": path, "teacher": path}, scripts, problems, args, True,
+                "SmolLM2-135M classifier trained on real SmolLM2 traces, both roles",
+                [VARIANTS[0], VARIANTS[2]], args.problems, (0,))
+
+
+def merge(rounds: list[dict]) -> dict:
+    """One row from several rounds: trajectories joined, rates weighted by kept tokens."""
+    kept = sum(r["kept"] for r in rounds)
+    out = dict(rounds[0])
+    out["trajs"] = [t for r in rounds for t in r["trajs"]]
+    out["kept"] = kept
+    out["seconds"] = sum(r["seconds"] for r in rounds)
+    for key in ("forwards_per_kept", "predictor_us_per_kept", "discarded_share"):
+        out[key] = sum(r[key] * r["kept"] for r in rounds) / kept
+    out["calls"] = sum(r["calls"] for r in rounds)
+    return out
 
 
 if __name__ == "__main__":

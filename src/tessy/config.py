@@ -135,9 +135,10 @@ class RoleConfig:
     predictor_device: str = setting("Device of a model predictor: auto, cpu, cuda, mps.",
                                     cli="shared", how=True, default="auto")
     predictor_mode: str = setting(
-        "How a model predictor reads the text: incremental (a KV cache per trajectory, each "
-        "token read about once) or window (the last 200 tokens again at every call: the "
-        "reference).", cli="shared", how=True, choices=PREDICTOR_MODES, default="incremental")
+        "How a model predictor reads the text: window (the last 200 tokens again at every "
+        "call, as the published checkpoints were trained) or incremental (a KV cache per "
+        "trajectory: ~1 forward per token instead of ~12, cuts approximate: BENCHMARKS.md).",
+        cli="shared", how=True, choices=PREDICTOR_MODES, default="window")
     step_tokens: int = setting("k tokens per request in step mode (paper: 20).", default=20)
     sampling: SamplingConfig = setting("Sampling settings.", cli=None,
                                        default_factory=SamplingConfig)

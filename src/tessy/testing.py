@@ -10,8 +10,8 @@ from pathlib import Path
 
 
 def build_tiny_backbone(path: str | Path, corpus: list[str], vocab_size: int = 400,
-                        seed: int = 0) -> Path:
-    """Save a tiny Qwen3 causal LM and its tokenizer to `path`; return it."""
+                        seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+    """Save a tiny Qwen3 causal LM (`hidden` wide, `layers` deep) and its tokenizer to `path`."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
@@ -25,9 +25,10 @@ def build_tiny_backbone(path: str | Path, corpus: list[str], vocab_size: int = 4
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
                                         pad_token="<|endoftext|>")
     torch.manual_seed(seed)
-    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         head_dim=8, max_position_embeddings=1024)
+    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=hidden,
+                         intermediate_size=2 * hidden, num_hidden_layers=layers,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4,
+                         max_position_embeddings=1024)
     path = Path(path)
     Qwen3ForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)

@@ -7,10 +7,11 @@ left-padded. Directories written by `tessy predictor train` carry `tessy_predict
 same fields, so current-token models (`label_shift="current"`) load too.
 
 Two ways to run it (`--predictor-mode`):
-* incremental (default): a KV-cache session per trajectory reads each token about once
-  (incremental.py); calls are cheap, so they come at every few tokens.
-* window: the reference. A call tokenizes the bounded tail the watcher hands over
+* window (default, the reference): a call tokenizes the bounded tail the watcher hands over
   (≤ CONTEXT_CHARS characters) and forwards the last `window` tokens of it, every 16 tokens.
+* incremental: a KV-cache session per trajectory reads each token about once (incremental.py);
+  calls are cheap, so they come every 4 tokens. Its cuts match the window's only as far as the
+  model is indifferent to how its window is cut (BENCHMARKS.md).
 Either way calls of concurrent problems are batched into one forward by a MicroBatcher.
 """
 
@@ -88,7 +89,7 @@ class TokenClassifierPredictor:
     context_chars = CONTEXT_CHARS
 
     def __init__(self, model: Any, tokenizer: Any, meta: PredictorMeta, name: str,
-                 max_batch: int = 64, mode: str = "incremental",
+                 max_batch: int = 64, mode: str = "window",
                  reanchor: int | None = None) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"{name}: needs a fast tokenizer (character offsets)")
@@ -103,8 +104,9 @@ class TokenClassifierPredictor:
         # at every word. Incremental: a call costs only its new tokens, so one per 4 tokens.
         # (benchmarks/predictor_cost.py, BENCHMARKS.md)
         self.default_every = 4 if mode == "incremental" else 16
-        # Incremental: tokens read past the window before a session is rebuilt from it.
-        self.reanchor = 2 * meta.window if reanchor is None else reanchor
+        # Incremental: rebuild a session from the window every this many tokens (0: only when it
+        # must). Its sliding-window mask already keeps every token's context at `window`.
+        self.reanchor = 0 if reanchor is None else reanchor
         params = inspect.signature(model.forward).parameters  # transformers renamed it in v5
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.pad_id = next((t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id)
@@ -177,7 +179,7 @@ class TokenClassifierPredictor:
 
 
 def load_classifier(spec: str, role: str, device: str = "auto",
-                    mode: str = "incremental") -> TokenClassifierPredictor:
+                    mode: str = "window") -> TokenClassifierPredictor:
     """A token-classifier predictor from a directory or hub id (2 labels)."""
     from tessy.backends.loading import load_pretrained
 

@@ -1,21 +1,27 @@
-"""Incremental classifier inference: one KV cache per trajectory and role, not a window per call.
+"""Incremental classifier inference: one KV cache per trajectory, not a window per call.
 
 The windowed path (classifier.py) re-reads the last `window` tokens at every call, about
 window / every forwards per kept token. A session keeps the classifier's KV cache over the
 trajectory's thinking and runs only the tokens that arrived since its last call:
 
-* extend: new tokens go through the model with the cache as past (one forward per token);
+* extend: new tokens go through the model with the cache as past, attending to what the
+  windowed path's window ending at the call would hold: the anchor's first SINKS tokens (fresh
+  states, their keys rotated to the window's start: the attention sink a window's first token
+  is) and the cached tokens after them. So every token is read over `window` tokens at
+  positions the predictor was trained on, however long the session runs. What still differs
+  from the windowed path: cached tokens were read over their own earlier windows, not cut off
+  at this one's start; deep models trained on short windows notice (BENCHMARKS.md);
 * crop: text the cache covers that the trajectory no longer has (decoded past a cut, then
   discarded) is dropped back to the last word end both still share, and read again from there;
-* re-anchor: when the cache would hold more than `window + reanchor` tokens (or has nothing left
-  in common with the text), it is rebuilt from the last `window` tokens, exactly as the windowed
-  path reads them. Every label is read with between `window` and `window + reanchor` tokens of
-  context (fewer only near the start of the thinking, as in the windowed path).
+* trim: keys older than the window (and SLACK) are never attended again and are dropped;
+* re-anchor: a session with nothing usable in its cache, or more than `window` tokens to catch up
+  on (the other role wrote a long turn), is rebuilt from the last `window` tokens exactly as the
+  windowed path reads them; optionally also every `reanchor` tokens.
 
-Cost per kept token: 1 forward for the role's own tokens, plus what the session catches up on
-when its role's turn starts: the other role's last turn, or `window` tokens if that turn was
-longer. Calls of concurrent sessions run as one forward: their caches are left-padded into one
-past, their new tokens right-padded after it.
+Cost per kept token: one forward for each token of the thinking the session reads, plus the
+tokens decoded past cuts; a role whose predictor is another model's pays for catching up on the
+other role's turns (at most a window each). Calls of concurrent sessions run as one forward:
+their caches are left-padded into one past, their new tokens right-padded after it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ if TYPE_CHECKING:
     from tessy.boundary.classifier import TokenClassifierPredictor
 
 Spans = list[tuple[int, int]]
+SLACK = 64  # cached tokens kept beyond the window, so a crop at a cut leaves a full window
+SINKS = 4  # first tokens after an anchor that every later token still attends to
 
 
 def text_slice(before: str, text: str, a: int, b: int) -> str:
@@ -62,6 +70,7 @@ class Step:
 
     session: ClassifierSession
     past: int
+    pos: int  # position id of the session's first token
     ids: list[int]
     ends: list[int]  # absolute char end of each new token
     origin: int  # where the session's tokens start after this step (changes on re-anchor)
@@ -79,6 +88,9 @@ class ClassifierSession:
     ends: list[int] = field(default_factory=list)  # absolute char end of each cached token
     flags: list[bool] = field(default_factory=list)  # raw prediction at each cached token
     kv: list[tuple[Any, Any]] = field(default_factory=list)  # per layer (keys, values), batch 1
+    pos: int = 0  # position id of the first cached token (positions run on across trims)
+    sink: list[tuple[Any, Any]] = field(default_factory=list)  # per layer: the anchor's first
+    since_anchor: int = 0  # tokens read since the last re-anchor
     reanchors: int = 0
 
     async def label(self, before: str, text: str, start: int, end: int, spans: Spans) -> list[bool]:
@@ -94,26 +106,45 @@ class ClassifierSession:
         n = len(before)
         abs_end, abs_first = n + end, n + start + first_word
         keep = self._still_valid(before, text, abs_end)
-        limit = self.owner.meta.window + self.owner.reanchor
-        if keep and self.origin <= abs_first - 1 and abs_end - self.ends[keep - 1] < CONTEXT_CHARS:
+        window, every = self.owner.meta.window, self.owner.reanchor
+        full = keep >= window or self.pos == 0  # a crop may not leave a trimmed cache short
+        if (keep and full and self.origin <= abs_first - 1
+                and abs_end - self.ends[keep - 1] < CONTEXT_CHARS):
             b = self.ends[keep - 1]
             ids, ends = self._encode(text_slice(before, text, b, abs_end), b)
-            if keep + len(ids) <= limit:
+            due = every and self.since_anchor + len(ids) - (len(self.ids) - keep) > every
+            if len(ids) <= window and not due:
                 covered = self.covered[:b - self.origin] + text_slice(before, text, b, abs_end)
-                return Step(self, keep, ids, ends, self.origin, covered)
+                return Step(self, keep, self.pos, ids, ends, self.origin, covered)
         return self._reanchor(before, text, abs_first, abs_end)
 
     def commit(self, step: Step, flags: list[bool], kv: list[tuple[Any, Any]]) -> None:
         """Take the step's new tokens, their predictions and the grown cache."""
-        if step.past == 0:
-            self.ids, self.ends, self.flags = [], [], []
+        if step.past == 0:  # re-anchored: the window read anew
+            self.ids, self.ends, self.flags, self.sink = [], [], [], []
             self.reanchors += 1
+            self.since_anchor = 0
         else:
+            self.since_anchor += len(step.ids) - (len(self.ids) - step.past)
             del self.ids[step.past:], self.ends[step.past:], self.flags[step.past:]
         self.ids += step.ids
         self.ends += step.ends
         self.flags += flags
-        self.origin, self.covered, self.kv = step.origin, step.covered, kv
+        self.origin, self.covered, self.kv, self.pos = step.origin, step.covered, kv, step.pos
+        if step.past == 0:  # the anchor's first tokens: fresh states, like a window's start
+            self.sink = [(k[:, :, :SINKS].clone(), v[:, :, :SINKS].clone()) for k, v in kv]
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop cached tokens no query attends to any more (older than window + SLACK)."""
+        d = len(self.ids) - self.owner.meta.window - SLACK
+        if d <= 0:
+            return
+        origin = self.ends[d - 1]
+        self.covered = self.covered[origin - self.origin:]
+        self.origin, self.pos = origin, self.pos + d
+        del self.ids[:d], self.ends[:d], self.flags[:d]
+        self.kv = [(k[:, :, d:], v[:, :, d:]) for k, v in self.kv]
 
     def word_labels(self, before: str, start: int, spans: Spans) -> list[bool]:
         """Per word, the style label of its first token (the shift of next-token labels undone)."""
@@ -156,7 +187,7 @@ class ClassifierSession:
         first = min(bisect_right(ends, abs_first), len(ids) - 1)
         s = max(0, min(len(ids) - self.owner.meta.window, first - 1))
         origin = a + offsets[s][0]
-        return Step(self, 0, ids[s:], ends[s:], origin, piece[origin - a:])
+        return Step(self, 0, 0, ids[s:], ends[s:], origin, piece[origin - a:])
 
     def _encode(self, piece: str, offset: int) -> tuple[list[int], list[int]]:
         ids, ends = self.owner.encode(piece)
@@ -176,18 +207,26 @@ def run_steps(predictor: TokenClassifierPredictor, steps: list[Step]) -> None:
     if not steps:
         return
     model, device = predictor.model, predictor.model.device
-    past, width, rows = max(s.past for s in steps), max(len(s.ids) for s in steps), len(steps)
+    pasts = [_past(predictor, s) for s in steps]
+    past = max(len(positions) for _, positions in pasts)
+    width, rows = max(len(s.ids) for s in steps), len(steps)
     ids = torch.full((rows, width), predictor.pad_id, dtype=torch.long)
-    mask = torch.zeros((rows, past + width), dtype=torch.long)
-    positions = torch.zeros((rows, width), dtype=torch.long)
-    for r, s in enumerate(steps):
+    keys = torch.full((rows, past + width), -1, dtype=torch.long)  # position of each key column
+    for r, (s, (_, positions)) in enumerate(zip(steps, pasts, strict=True)):
         ids[r, :len(s.ids)] = torch.tensor(s.ids)
-        mask[r, past - s.past:past + len(s.ids)] = 1
-        positions[r] = torch.arange(s.past, s.past + width)
-    cache = DynamicCache(ddp_cache_data=_padded_past(steps, past) if past else None)
+        keys[r, past - len(positions):past] = torch.tensor(positions, dtype=torch.long)
+        keys[r, past:past + len(s.ids)] = torch.arange(len(s.ids)) + s.pos + s.past
+    queries = torch.tensor([s.pos + s.past for s in steps])[:, None] + torch.arange(width)
+    mask = attention_mask(keys, queries, past, model.dtype)
+    data = None
+    if past:
+        layers = len(next(kv for kv, _ in pasts if kv))
+        data = [_left_padded([kv[layer] if kv else None for kv, _ in pasts], past)
+                for layer in range(layers)]
+    cache = DynamicCache(ddp_cache_data=data)
     with torch.inference_mode():
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                       position_ids=positions.to(device), **{predictor.cache_arg: cache},
+                       position_ids=queries.to(device), **{predictor.cache_arg: cache},
                        use_cache=True).logits
         flags = (logits.argmax(-1) == predictor.meta.style_label).cpu().tolist()
         layers = [(k, v) for k, v, *_ in cache]
@@ -206,20 +245,74 @@ def run_steps(predictor: TokenClassifierPredictor, steps: list[Step]) -> None:
     predictor.token_forwards += sum(len(s.ids) for s in steps)
 
 
-def _padded_past(steps: list[Step], past: int) -> list[tuple[Any, Any]]:
-    """Per layer (keys, values) of all steps, each row's cache right-aligned at `past`."""
-    template = next(s for s in steps if s.past).session.kv
-    layers = []
-    for layer, (ref_k, ref_v) in enumerate(template):
-        k = ref_k.new_zeros((len(steps), ref_k.shape[1], past, ref_k.shape[3]))
-        v = ref_v.new_zeros((len(steps), ref_v.shape[1], past, ref_v.shape[3]))
-        for r, s in enumerate(steps):
-            if s.past:
-                sk, sv = s.session.kv[layer]
-                k[r, :, past - s.past:] = sk[0, :, :s.past]
-                v[r, :, past - s.past:] = sv[0, :, :s.past]
-        layers.append((k, v))
-    return layers
+def _past(predictor: TokenClassifierPredictor, step: Step) -> tuple[list[tuple[Any, Any]], list[int]]:
+    """What the step's new tokens attend to besides themselves, as the windowed path's window
+    ending at the step's last token would hold it: the anchor's first SINKS tokens moved to the
+    window's start (their keys rotated there), then the cached tokens after them. Per layer
+    (keys, values), and each column's position (-1: cached but outside the window)."""
+    import torch
+
+    session = step.session
+    if not step.past:
+        return [], []
+    kv = [(k[:, :, :step.past], v[:, :, :step.past]) for k, v in session.kv]
+    start = step.pos + step.past + len(step.ids) - predictor.meta.window  # the window's start
+    positions = list(range(step.pos, step.pos + step.past))
+    if start <= 0 or not session.sink:  # the window still holds the anchor itself
+        return kv, positions
+    sinks = session.sink[0][0].shape[2]
+    positions = [p if p >= start + sinks else -1 for p in positions]
+    rotate = _rotation(predictor.model, start, session.sink[0][0])
+    moved = [(rotate(k), v) for k, v in session.sink]
+    kv = [(torch.cat([sk, k], dim=2), torch.cat([sv, v], dim=2))
+          for (sk, sv), (k, v) in zip(moved, kv, strict=True)]
+    return kv, list(range(start, start + sinks)) + positions
+
+
+def _rotation(model: Any, delta: int, like: Any) -> Any:
+    """A function that moves rotary-embedded keys `delta` positions on (RoPE composes by adding
+    angles); the identity for models without rotary embeddings."""
+    import torch
+
+    rotary = getattr(model.base_model, "rotary_emb", None)
+    if rotary is None:
+        return lambda k: k
+    cos, sin = rotary(like, position_ids=torch.tensor([[delta]], device=like.device))
+    scale = getattr(rotary, "attention_scaling", 1.0) or 1.0
+    cos, sin = (cos / scale)[:, None], (sin / scale)[:, None]  # (1, 1, 1, head_dim)
+
+    def rotate(k: Any) -> Any:
+        half = k.shape[-1] // 2
+        return k * cos + torch.cat([-k[..., half:], k[..., :half]], dim=-1) * sin
+    return rotate
+
+
+def attention_mask(keys: Any, queries: Any, past: int, dtype: Any) -> Any:
+    """Additive (rows, 1, queries, keys) mask: a query attends to the real keys (position >= 0)
+    at or before it. A padding query sees itself, so no row is all masked (no NaN)."""
+    import torch
+
+    k, q = keys[:, None, :], queries[:, :, None]
+    ok = (k >= 0) & (q - k >= 0)
+    width = queries.shape[1]
+    itself = torch.zeros((width, past + width), dtype=torch.bool)
+    itself[:, past:] = torch.eye(width, dtype=torch.bool)
+    ok |= itself[None]
+    mask = torch.zeros(ok.shape, dtype=dtype).masked_fill(~ok, torch.finfo(dtype).min)
+    return mask[:, None]
+
+
+def _left_padded(rows: list[tuple[Any, Any] | None], past: int) -> tuple[Any, Any]:
+    """One layer's (keys, values) of all rows, each right-aligned at `past` (zeros before)."""
+    ref_k, ref_v = next(row for row in rows if row)
+    k = ref_k.new_zeros((len(rows), ref_k.shape[1], past, ref_k.shape[3]))
+    v = ref_v.new_zeros((len(rows), ref_v.shape[1], past, ref_v.shape[3]))
+    for r, row in enumerate(rows):
+        if row:
+            n = row[0].shape[2]
+            k[r, :, past - n:] = row[0][0]
+            v[r, :, past - n:] = row[1][0]
+    return k, v
 
 
 def label_sessions(predictor: TokenClassifierPredictor,
