@@ -220,9 +220,9 @@ def run_steps(predictor: TokenClassifierPredictor, steps: list[Step]) -> None:
     mask = attention_mask(keys, queries, past, model.dtype)
     data = None
     if past:
-        layers = len(next(kv for kv, _ in pasts if kv))
+        depth = len(next(kv for kv, _ in pasts if kv))
         data = [_left_padded([kv[layer] if kv else None for kv, _ in pasts], past)
-                for layer in range(layers)]
+                for layer in range(depth)]
     cache = DynamicCache(ddp_cache_data=data)
     with torch.inference_mode():
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
