@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup demo test test-fast test-stress bench bench-client bench-scale lint clean
+.PHONY: setup demo test test-fast test-stress bench bench-client bench-scale bench-predictor lint clean
 
 setup: $(VENV)/.installed
 
@@ -37,7 +37,15 @@ test-stress: setup
 
 bench: setup $(VENV)/.llama-server   ## every measurement of BENCHMARKS.md -> out/bench/ (~12 min)
 	$(PY) -m benchmarks.serving --setting all --out out/bench
-	$(PY) -m benchmarks.predictor_cost --problems 32 | tee out/bench/predictor_cost.md
+	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 | tee out/bench/predictor_cost.md
+
+# Predictor cost and cut agreement with tiny classifiers and with a SmolLM2-135M classifier
+# trained on real SmolLM2 traces (~1 h: the traces and the classifier ~35 min, made once).
+bench-predictor: setup $(VENV)/.llama-server
+	mkdir -p out/bench
+	$(PY) -m benchmarks.predictor_data out/bench/smollm2-predictor
+	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 \
+		--smollm2 out/bench/smollm2-predictor | tee out/bench/predictor_cost.md
 
 # Client CPU per streamed token at 256 paced streams, the transports compared, and --workers
 # 1 vs 2 in a client-bound setting (~7 min).
