@@ -91,6 +91,19 @@ def test_tfidf_similarity_is_one_for_identical_and_zero_for_disjoint_text():
     assert metrics.tfidf_similarity(other, dataset([], "empty")) is None
 
 
+@pytest.mark.parametrize(("answer", "gold", "got"), [
+    ("Adding 12 and 30 gives \\boxed{42}. (Checked with 7 more.)", "42", "42"),
+    ("So $\\boxed{\\frac{1}{2}}$ is it", "1/2", "\\frac{1}{2}"),
+    ("Options A and C fail. Answer: (B)", "B", "B"),
+    ("A is wrong since 3 > 2. The answer is D.", "D", "D"),
+    ("first 10, then 20. Final answer: 30\nIn 5 steps.", "30", "30"),
+    ("The answer is: Paris.", "Paris", "paris"),
+    ("no marker, so the last number 7 counts", "7", "7"),
+])
+def test_the_final_answer_is_read_from_boxed_or_answer_is_forms(answer, gold, got):
+    assert metrics.extract(answer, gold) == got
+
+
 def test_accuracy_with_letters_numbers_and_text():
     assert metrics.accuracy(dataset(COOP, "c")) == (1.0, 2)
     assert metrics.accuracy(dataset(SOLO, "s")) == (0.0, 2)
