@@ -35,7 +35,7 @@ test-fast: setup
 test-stress: setup
 	$(PY) -m tests.stress --runs 3 -- -q -m "not slow" -p no:cacheprovider
 
-bench: setup $(VENV)/.llama-server   ## every measurement of BENCHMARKS.md -> out/bench/ (~12 min)
+bench: setup $(VENV)/.llama-server   ## serving + tiny-predictor figures of BENCHMARKS.md -> out/bench/ (~16 min)
 	$(PY) -m benchmarks.serving --setting all --out out/bench
 	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 | tee out/bench/predictor_cost.md
 

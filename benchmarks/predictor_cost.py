@@ -82,7 +82,7 @@ REFERENCE = Variant("window, every 16 tokens (reference; the default before)", "
 VARIANTS = [
     REFERENCE,
     Variant("incremental, every 1 token", "incremental", 1),
-    Variant("incremental, every 4 tokens (default)", "incremental", 4),
+    Variant("incremental, every 4 tokens (its default)", "incremental", 4),
     Variant("incremental, every 16 tokens", "incremental", 16),
 ]
 
