@@ -79,7 +79,7 @@ class Step:
 
 @dataclass
 class ClassifierSession:
-    """The classifier's view of one trajectory's thinking, for one role."""
+    """The classifier's view of one trajectory's thinking (shared by roles that share it)."""
 
     owner: TokenClassifierPredictor
     origin: int = 0  # absolute char offset of the first cached token
@@ -89,7 +89,7 @@ class ClassifierSession:
     flags: list[bool] = field(default_factory=list)  # raw prediction at each cached token
     kv: list[tuple[Any, Any]] = field(default_factory=list)  # per layer (keys, values), batch 1
     pos: int = 0  # position id of the first cached token (positions run on across trims)
-    sink: list[tuple[Any, Any]] = field(default_factory=list)  # per layer: the anchor's first
+    sink: list[tuple[Any, Any]] = field(default_factory=list)  # the anchor's first SINKS, per layer
     since_anchor: int = 0  # tokens read since the last re-anchor
     reanchors: int = 0
 
