@@ -179,7 +179,8 @@ class SynthesisConfig:
     predict_every: int | None = setting(
         "Call the predictor once this many tokens have arrived since its last call (1: at every "
         "word); higher means fewer predictor forwards and up to that many tokens decoded past a "
-        "cut. Default: the predictor's own (lexicon 1, model 16).", default=None)
+        "cut. Default: the predictor's own (lexicon 1, model 16, incremental model 4).",
+        default=None)
     concurrency: int = setting("Problems in flight at once.", how=True, default=32)
     scheduler: str = setting(
         "Pacing. async: every problem goes at its own pace; lockstep: the authors' prototype "
