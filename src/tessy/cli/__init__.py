@@ -11,6 +11,7 @@ from tessy import __version__
 from tessy.cli.export import export_command
 from tessy.cli.merge import merge_command
 from tessy.cli.predictor import predictor_group
+from tessy.cli.problems import problems_command
 from tessy.cli.report import report_command, show_command
 from tessy.cli.synthesize import synthesize_command
 from tessy.errors import TessyError
@@ -30,6 +31,7 @@ cli.add_command(merge_command)
 cli.add_command(report_command)
 cli.add_command(show_command)
 cli.add_command(predictor_group)
+cli.add_command(problems_command)
 
 
 def main(argv: list[str] | None = None) -> int:
