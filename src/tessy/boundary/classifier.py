@@ -174,8 +174,13 @@ class TokenClassifierPredictor:
         ids, ends = self.encode(context + text)
         firsts = [bisect_right(ends, len(context) + a) for a, _ in spans]
         firsts = [min(t, len(ids) - 1) for t in firsts]
-        start = max(0, min(len(ids) - self.meta.window, (firsts[0] if firsts else 0) - 1))
+        start = self.window_start(len(ids), firsts[0] if firsts else 0)
         return ids[start:], [t - start for t in firsts]
+
+    def window_start(self, n_tokens: int, first: int) -> int:
+        """Index of a window's first token: the last `window` of `n_tokens`, or one before the
+        first labelled token where that is further back (its label is read there)."""
+        return max(0, min(n_tokens - self.meta.window, first - 1))
 
 
 def load_classifier(spec: str, role: str, device: str = "auto",

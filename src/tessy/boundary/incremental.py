@@ -69,12 +69,16 @@ class Step:
     """One session's share of a batched forward: keep `past` cached tokens, run `ids` after them."""
 
     session: ClassifierSession
-    past: int
-    pos: int  # position id of the session's first token
+    past: int  # 0: re-anchored, the session starts over at position 0
     ids: list[int]
     ends: list[int]  # absolute char end of each new token
     origin: int  # where the session's tokens start after this step (changes on re-anchor)
     covered: str  # the text from `origin` to the last token's end after this step
+
+    @property
+    def pos(self) -> int:
+        """Position id of the session's first token during this step."""
+        return self.session.pos if self.past else 0
 
 
 @dataclass
@@ -115,11 +119,12 @@ class ClassifierSession:
             due = every and self.since_anchor + len(ids) - (len(self.ids) - keep) > every
             if len(ids) <= window and not due:
                 covered = self.covered[:b - self.origin] + text_slice(before, text, b, abs_end)
-                return Step(self, keep, self.pos, ids, ends, self.origin, covered)
+                return Step(self, keep, ids, ends, self.origin, covered)
         return self._reanchor(before, text, abs_first, abs_end)
 
     def commit(self, step: Step, flags: list[bool], kv: list[tuple[Any, Any]]) -> None:
         """Take the step's new tokens, their predictions and the grown cache."""
+        pos = step.pos  # (read before the session changes)
         if step.past == 0:  # re-anchored: the window read anew
             self.ids, self.ends, self.flags, self.sink = [], [], [], []
             self.reanchors += 1
@@ -130,7 +135,7 @@ class ClassifierSession:
         self.ids += step.ids
         self.ends += step.ends
         self.flags += flags
-        self.origin, self.covered, self.kv, self.pos = step.origin, step.covered, kv, step.pos
+        self.origin, self.covered, self.kv, self.pos = step.origin, step.covered, kv, pos
         if step.past == 0:  # the anchor's first tokens: fresh states, like a window's start
             self.sink = [(k[:, :, :SINKS].clone(), v[:, :, :SINKS].clone()) for k, v in kv]
         self._trim()
@@ -185,9 +190,9 @@ class ClassifierSession:
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
         ends = [a + e for _, e in offsets]
         first = min(bisect_right(ends, abs_first), len(ids) - 1)
-        s = max(0, min(len(ids) - self.owner.meta.window, first - 1))
+        s = self.owner.window_start(len(ids), first)
         origin = a + offsets[s][0]
-        return Step(self, 0, 0, ids[s:], ends[s:], origin, piece[origin - a:])
+        return Step(self, 0, ids[s:], ends[s:], origin, piece[origin - a:])
 
     def _encode(self, piece: str, offset: int) -> tuple[list[int], list[int]]:
         ids, ends = self.owner.encode(piece)
