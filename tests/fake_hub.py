@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from http.server import ThreadingHTTPServer
 
-from fake_server import JSONHandler
+from fake_server import JSONHandler, LocalHTTPServer
 
 
-class FakeHub:
+class FakeHub(LocalHTTPServer):
     """`with FakeHub() as hub:`; `hub.url` is the endpoint, `hub.files` what was committed."""
 
     def __init__(self) -> None:
@@ -20,17 +18,7 @@ class FakeHub:
         self.files: dict[str, bytes] = {}
         self.auth: list[str] = []
         self.fail_commits = False
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-
-    def __enter__(self) -> FakeHub:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.url = f"http://127.0.0.1:{self._listen()}"
 
     def _handler(self):
         hub = self

@@ -46,7 +46,29 @@ class JSONHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class FakeOpenAIServer:
+class LocalHTTPServer:
+    """A ThreadingHTTPServer on 127.0.0.1 serving in a daemon thread for a `with` block; the
+    fake servers' base (subclasses give `_handler()`)."""
+
+    def _listen(self, port: int = 0) -> int:
+        """Bind the server; returns its port."""
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server.daemon_threads = True
+        return self._server.server_port
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def __enter__(self):
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class FakeOpenAIServer(LocalHTTPServer):
     """Start with `with FakeOpenAIServer() as srv:`; `srv.url` is the …/v1 base URL."""
 
     FAULTS = ("500", "503", "429", "drop", "hang", "garbage", "truncate")
@@ -73,17 +95,7 @@ class FakeOpenAIServer:
         self.on_request = None  # called with each completion/chat body, in the server's thread
         self.props: dict | None = None  # what GET /props answers (llama.cpp); None: 404
         self.killed = False  # kill(): open streams are dropped
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}/v1"
-
-    def __enter__(self) -> FakeOpenAIServer:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.url = f"http://127.0.0.1:{self._listen(port)}/v1"
 
     def kill(self) -> None:
         """Die like a killed process: refuse new connections and drop the open streams."""
