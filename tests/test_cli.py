@@ -30,6 +30,17 @@ def test_baseline_step_mode_and_messages(tmp_path):
     assert {s["role"] for s in rows[0]["tessy"]["segments"]} == {"teacher"}
 
 
+def test_a_single_role_run_needs_only_that_role(tmp_path, capsys):
+    out = tmp_path / "o.jsonl"
+    assert main(["synthesize", "-q", "-o", str(out), "--strategy", "student-only",
+                 "--student", "fake", "--limit", "2"]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 2 and rows[0]["tessy"]["models"] == {"student": "fake-student"}
+    assert {s["role"] for s in rows[0]["tessy"]["segments"]} == {"student"}
+    assert main(["synthesize", "-q", "-o", str(tmp_path / "c.jsonl"), "--student", "fake"]) == 1
+    assert "or only --student with --strategy student-only" in capsys.readouterr().err
+
+
 def test_bad_option_value_is_one_line_error(tmp_path, capsys):
     code = main(["synthesize", "--dry-run", "-q", "-o", str(tmp_path / "o.jsonl"),
                  "--temperature", "-1"])

@@ -351,3 +351,64 @@ class PredictorTrainConfig:
         _check(0 <= self.warmup < 1, f"{w}.warmup", "must be in [0, 1)")
         _check(self.max_segments is None or self.max_segments >= 2, f"{w}.max_segments",
                "must be >= 2")
+
+
+# The paper's SFT recipe (arXiv 2604.14164, Sec. 4): XTuner on Qwen3-8B, global batch 128,
+# learning rate 5e-5, 9 epochs. bf16 and the sequence length are tessy's choices for such a run
+# (traces of ~15k tokens); the schedule and warm-up are tessy's defaults, not the paper's.
+SFT_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"batch_size": 128, "micro_batch": 1, "learning_rate": 5e-5, "epochs": 9.0,
+              "max_length": 32768, "dtype": "bf16"},
+}
+
+
+@dataclass
+class SFTTrainConfig:
+    """Settings of `tessy sft` (small runs by default; `--preset paper` for the paper's)."""
+
+    output: str = setting("Directory of the fine-tuned model (must not exist).",
+                          flags=("-o", "--output"), default="sft-model")
+    model: str = setting("Student to fine-tune: HF dir, hub id or GGUF; smollm2 = the embedded "
+                         "student.", default="smollm2")
+    template: str = setting("How the prompt is framed, as in `synthesize --student-template`: "
+                            "chat (the model's template, thinking on), chat-think (plus the "
+                            "think-in-<think> system instruction), auto (chat-think when the "
+                            "template knows no <think>).", choices=("auto", "chat", "chat-think"),
+                            default="auto")
+    chat_template: str | None = setting("A Jinja chat template file to use instead of the "
+                                        "model's own (saved with the model).", default=None)
+    epochs: float = setting("Passes over the data.", default=2.0)
+    learning_rate: float = setting("Peak learning rate.", flags=("--lr",), default=5e-5)
+    batch_size: int = setting("Examples per optimizer step (gradient accumulation fills it).",
+                              default=8)
+    micro_batch: int = setting("Examples per forward pass on one device.", default=4)
+    max_length: int = setting("Tokens per example; longer examples are left out and counted "
+                              "(truncating would cut off the answer).", default=1024)
+    scheduler: str = setting("Learning-rate schedule after the warm-up.",
+                             choices=("cosine", "linear", "constant"), default="cosine")
+    warmup: float = setting("Share of the steps spent warming the learning rate up.",
+                            default=0.03)
+    weight_decay: float = setting("AdamW weight decay.", default=0.0)
+    lora: bool = setting("Train a LoRA adapter (peft) instead of every weight; it is merged "
+                         "into the saved model.", default=False)
+    lora_rank: int = setting("LoRA rank.", default=16)
+    lora_alpha: int = setting("LoRA alpha (scale = alpha / rank).", default=32)
+    dtype: str = setting("Training precision: bf16 (mixed, GPU), fp32, or auto (bf16 on a "
+                         "GPU that has it, else fp32).", choices=("auto", "bf16", "fp32"),
+                         default="auto")
+    device: str = setting("auto, cpu, cuda, mps.", default="auto")
+    save_steps: int = setting("Checkpoint every N optimizer steps (0: every epoch); a killed "
+                              "run resumes from the last one.", default=0)
+    seed: int = setting("Seed of the shuffling and of LoRA's initialisation.", default=0)
+
+    def __post_init__(self) -> None:
+        w = "sft"
+        _check_fields(self, w)
+        _at_least(self, w, 1, "batch_size", "micro_batch", "lora_rank", "lora_alpha")
+        _at_least(self, w, 16, "max_length")
+        _at_least(self, w, 0, "save_steps")
+        _check(self.epochs > 0, f"{w}.epochs", "must be > 0")
+        _check(self.learning_rate > 0, f"{w}.learning_rate", "must be > 0")
+        _check(0 <= self.warmup < 1, f"{w}.warmup", "must be in [0, 1)")
+        _check(self.batch_size % self.micro_batch == 0 or self.batch_size < self.micro_batch,
+               f"{w}.batch_size", f"must be a multiple of micro_batch ({self.micro_batch})")

@@ -90,7 +90,13 @@ def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConf
         data = merge({"teacher": asdict(teacher), "student": asdict(student),
                       "synthesis": DEMO_SYNTHESIS}, data)
     elif not opts.get("dry_run") and bool(roles["teacher"]) != bool(roles["student"]) and not data:
-        raise ConfigError("give both --teacher and --student (or neither, for the embedded default)")
+        strategy = (given.get("synthesis") or {}).get("strategy", "cooperative")
+        alone = "teacher" if roles["teacher"] else "student"
+        if strategy != f"{alone}-only":
+            raise ConfigError("give both --teacher and --student (or neither, for the embedded "
+                              f"default; or only --{alone} with --strategy {alone}-only)")
+        idle = "student" if alone == "teacher" else "teacher"
+        roles[idle] = {"backend": "fake", "template": "qwen3"}  # opened, never asked to write
     data = merge(merge(data, roles), given)
     if inputs:
         data["inputs"] = list(inputs)

@@ -85,7 +85,7 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
               f"| mean thinking length (tokens) | {f['mean_thinking_tokens']:.0f} |",
               f"| switches per 1000 thinking tokens | {f['switches_per_1000']:.1f} |"]
     if report:
-        lines += _report_lines(report)
+        lines += report_lines(report)
     if repo_id:
         loader, function = f'load_dataset("{repo_id}", split="train")', "load_dataset"
     elif fmt == "parquet":
@@ -114,7 +114,7 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
     return "\n".join(lines)
 
 
-def _report_lines(report: dict[str, Any]) -> list[str]:
+def report_lines(report: dict[str, Any]) -> list[str]:
     """The on-policy figures of a `tessy report --json` file (its first dataset)."""
     datasets = report.get("datasets") or {}
     if not datasets:

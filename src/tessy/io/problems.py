@@ -36,7 +36,7 @@ class ProblemReader:
     def __iter__(self) -> Iterator[Problem]:
         seen: set[str] = set()
         for source in self.sources:
-            for where, row in _rows(source):
+            for where, row in read_rows(source):
                 try:
                     problem = self._problem(where, row)
                 except InputError as exc:
@@ -102,7 +102,9 @@ def _compile_template(source: str) -> Callable[[dict[str, Any], str], str]:
     return render
 
 
-def _rows(source: str) -> Iterator[Row]:
+def read_rows(source: str) -> Iterator[Row]:
+    """(where, row) of every row of a file, `datasets` dir or hub id; a row that cannot be
+    parsed comes as an InputError naming its file:line."""
     path = Path(source)
     if not path.exists() and (path.suffix in _FILE_SUFFIXES or source.startswith((".", "/"))):
         raise InputError(f"{source}: no such file")

@@ -99,7 +99,8 @@ async def synthesize(
     stop = stop or StopRequest()
     summary = RunSummary()
     config_hash = config.config_hash()
-    models: dict[str, str] = {r: roles[r].backend.name for r in ROLES}
+    writers = {"teacher-only": ("teacher",), "student-only": ("student",)}
+    models = {r: roles[r].backend.name for r in writers.get(config.synthesis.strategy, ROLES)}
     started = time.perf_counter()
     running: set[str] = set()  # ids started and not yet written (or failed)
     with RecordWriter(config.output) as writer:

@@ -1,0 +1,105 @@
+"""The fine-tuned model's card: README.md with what it was trained on (`tessy report`'s figures
+of each input file), how, and the training curve (`loss.png`, with the numbers in a table)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tessy.config import SFTTrainConfig
+from tessy.io.card import report_lines
+from tessy.sft.examples import ExampleSet
+
+if TYPE_CHECKING:
+    from tessy.sft.train import SFTResult
+
+
+def data_figures(data: ExampleSet) -> dict[str, dict[str, Any]]:
+    """`tessy report`'s headline figures (no NLL) of each input file's records."""
+    from tessy.report.dataset import Dataset
+    from tessy.report.figures import compute, headline
+
+    datasets = [Dataset(Path(path).name, path, samples) for path, samples in data.samples.items()]
+    figs = compute(datasets, None, None)["datasets"]
+    return {ds.path: headline(figs[ds.label]) for ds in datasets}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if value >= 1 else f"{value:.3f}"
+    return str(value)
+
+
+def plot_loss(loss: list[tuple[float, float]], path: Path) -> bool:
+    """Save the training curve; False when there is nothing to plot or no matplotlib."""
+    if len(loss) < 2:
+        return False
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+    ax.plot([e for e, _ in loss], [v for _, v in loss], color="#2b6cb0", lw=1.5)
+    ax.set(xlabel="epoch", ylabel="training loss (per trained token)", title="SFT training curve")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def curve_rows(loss: list[tuple[float, float]], points: int = 10) -> list[str]:
+    """About `points` evenly spaced rows of the curve, the last step always included."""
+    if not loss:
+        return []
+    step = max(1, len(loss) // points)
+    picked = sorted({*range(0, len(loss), step), len(loss) - 1})
+    return [f"| {i + 1} | {loss[i][0]:.2f} | {loss[i][1]:.4f} |" for i in picked]
+
+
+def write_card(out: Path, config: SFTTrainConfig, framing: str, data: ExampleSet,
+               result: SFTResult, report: dict[str, Any] | None = None) -> None:
+    """Write README.md (and loss.png) into `out`."""
+    figures = data_figures(data)
+    masks = result.masks
+    lines = ["---", "library_name: transformers", "pipeline_tag: text-generation",
+             f"base_model: {config.model}", "tags: [tessy, sft, reasoning]", "---", "",
+             f"# {out.name if out.name != 'model' else Path(config.output).name}", "",
+             f"`{config.model}` fine-tuned with `tessy sft` (TRL SFTTrainer"
+             f"{', LoRA merged into the weights' if config.lora else ''}) on reasoning traces in "
+             "the student's convention `<think>` thinking `</think>` answer. The loss covers the "
+             "assistant turn only (thinking and answer), rendered by the model's chat template; "
+             "every example was checked token by token before training.", "",
+             f"Prompts are framed as `tessy synthesize --student-template {framing}` frames them"
+             + (", after the system instruction to think inside <think> tags" if
+                framing == "chat-think" else "") + ". To evaluate it: `tessy synthesize "
+             f"PROBLEMS --strategy student-only --student {Path(config.output).name} "
+             f"--student-template {framing}`, then `tessy report`.", "",
+             "## Data", "", "| file | records | teacher share | switches/1k tok | accuracy |",
+             "|---|---|---|---|---|"]
+    for path, f in figures.items():
+        lines.append(f"| `{path}` | {f['n']} | {_cell(f['teacher share'])} | "
+                     f"{_cell(f['switches/1k tok'])} | {_cell(f['accuracy'])} |")
+    lines += ["", f"Trained on {masks.rows} examples ({masks.trained_tokens} trained tokens, "
+              f"{masks.prompt_tokens} prompt tokens without loss); left out: {masks.too_long} "
+              f"longer than {config.max_length} tokens, {result.skipped} bad records."]
+    if report:
+        lines += report_lines(report)
+    lines += ["", "## Training", "", "| setting | value |", "|---|---|",
+              *[f"| {k} | {v} |" for k, v in asdict(config).items() if k != "output"],
+              f"| optimizer steps | {result.steps} |", f"| seconds | {result.seconds} |"]
+    if result.resumed_from:
+        lines.append(f"| resumed from | `{Path(result.resumed_from).name}` |")
+    if result.loss:
+        lines += ["", "## Training curve", ""]
+        if plot_loss(result.loss, out / "loss.png"):
+            lines += ["![training loss](loss.png)", ""]
+        lines += ["| step | epoch | loss |", "|---|---|---|", *curve_rows(result.loss),
+                  "", "Every logged step is in `training_log.json`."]
+    (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,188 @@
+"""`tessy sft`: fine-tune the student on SFT examples with TRL's SFTTrainer.
+
+The data goes to TRL as conversational prompt/completion rows, so the student's own chat template
+frames it and TRL limits the loss to the completion; `masks.check_dataset` then verifies, token
+by token, that this is what will be trained. Work happens in `OUT.partial/` (checkpoints every
+epoch or `save_steps`, so a killed run resumes) and moves to OUT only when the model is saved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tessy.config import SFTTrainConfig
+from tessy.errors import ConfigError, ModelLoadError
+from tessy.sft.examples import ExampleSet
+from tessy.sft.masks import MaskReport, check_dataset
+from tessy.sft.template import check_template, instructs_thinking, use_chat_template
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class SFTResult:
+    """What a run did: the figures of the model card."""
+
+    output: str
+    examples: int
+    masks: MaskReport
+    skipped: int
+    steps: int
+    seconds: float
+    loss: list[tuple[float, float]]  # (epoch, training loss) per logged step
+    resumed_from: str | None
+
+
+def model_dir(spec: str) -> str:
+    """A loadable directory or hub id (`smollm2` = the embedded student's weights)."""
+    from tessy.predictor.train import backbone_dir
+
+    return backbone_dir(spec)
+
+
+def fresh_output(out: Path) -> None:
+    """Refuse an output directory that exists, before anything is loaded."""
+    if out.exists():
+        raise ConfigError(f"-o {out}: exists; choose a new directory (nothing was written)")
+
+
+def run_key(config: SFTTrainConfig, data: ExampleSet) -> str:
+    """Identifies the settings and the data, so a checkpoint is resumed only by the same run."""
+    settings = {k: v for k, v in asdict(config).items() if k != "output"}
+    blob = json.dumps([settings, [(e.prompt, e.assistant) for e in data.examples]])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _precision(config: SFTTrainConfig, device: str) -> bool:
+    """Whether to train in bf16 (mixed precision)."""
+    import torch
+
+    if config.dtype == "auto":
+        return device == "cuda" and torch.cuda.is_bf16_supported()
+    if config.dtype == "bf16" and device == "cpu":
+        raise ConfigError("--dtype bf16 needs a GPU; use fp32 on a CPU")
+    return config.dtype == "bf16"
+
+
+def _load(config: SFTTrainConfig) -> tuple[Any, Any, str]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    directory = model_dir(config.model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"--model: cannot load {config.model!r}: {exc}") from exc
+    use_chat_template(tokenizer, config.chat_template, config.model)
+    instruct = instructs_thinking(tokenizer, config.template)
+    check_template(tokenizer, instruct, config.model)  # before the weights: fail fast
+    try:
+        model = AutoModelForCausalLM.from_pretrained(directory)  # fp32 master weights
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"--model: cannot load {config.model!r}: {exc}") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer, "chat-think" if instruct else "chat"
+
+
+def _arguments(config: SFTTrainConfig, work: Path, bf16: bool, device: str, progress: bool):
+    from trl import SFTConfig
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    micro = min(config.micro_batch, config.batch_size)
+    return SFTConfig(
+        output_dir=str(work / "checkpoints"), num_train_epochs=config.epochs,
+        learning_rate=config.learning_rate, per_device_train_batch_size=micro,
+        gradient_accumulation_steps=max(1, math.ceil(config.batch_size / (micro * world))),
+        lr_scheduler_type=config.scheduler, warmup_steps=config.warmup,
+        weight_decay=config.weight_decay, seed=config.seed, bf16=bf16, fp16=False,
+        use_cpu=device == "cpu", activation_checkpointing=False, packing=False,
+        max_length=None,  # check_dataset leaves long rows out: TRL would cut off the answer
+        completion_only_loss=True, assistant_only_loss=False, logging_steps=1,
+        save_strategy="steps" if config.save_steps else "epoch", save_steps=config.save_steps or 500,
+        save_total_limit=1, report_to="none", disable_tqdm=not progress,
+        dataloader_pin_memory=device == "cuda")
+
+
+def _lora(config: SFTTrainConfig) -> Any:
+    if not config.lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0,
+                      task_type="CAUSAL_LM", target_modules=LORA_TARGETS)
+
+
+def _resume_point(work: Path, key: str) -> str | None:
+    """The last checkpoint of an interrupted run with the same key, or None (a fresh start)."""
+    stamp = work / "run.json"
+    if not work.exists():
+        return None
+    if not stamp.exists() or json.loads(stamp.read_text()).get("key") != key:
+        raise ConfigError(f"{work}: holds an interrupted run with other settings or data; remove "
+                          "it to start again, or rerun that command to resume it")
+    # The trainer state is written last: a checkpoint without it was cut off by the kill.
+    checkpoints = sorted((p.parent for p in (work / "checkpoints").glob("checkpoint-*/trainer_state.json")),
+                         key=lambda p: int(p.name.split("-")[-1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
+              report: dict[str, Any] | None = None) -> SFTResult:
+    """Fine-tune `config.model` on `data`; save model, tokenizer, curve and card to OUT
+    (`report`: a `tessy report --json` of the data, for the card's on-policy figures)."""
+    from datasets import Dataset
+    from transformers import PrinterCallback, set_seed
+    from trl import SFTTrainer
+
+    from tessy.backends.loading import pick_device
+    from tessy.sft.card import write_card
+
+    if not progress:
+        import datasets
+        from transformers.utils import logging
+
+        datasets.disable_progress_bars()
+        logging.disable_progress_bar()
+    out = Path(config.output)
+    fresh_output(out)
+    work = out.with_name(out.name + ".partial")
+    key = run_key(config, data)
+    resume = _resume_point(work, key)
+    device = pick_device(config.device)
+    bf16 = _precision(config, device)
+    set_seed(config.seed)
+    model, tokenizer, framing = _load(config)
+    instruct = framing == "chat-think"
+    rows = [e.conversation(instruct, i) for i, e in enumerate(data.examples)]
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "run.json").write_text(json.dumps({"key": key}))
+    trainer = SFTTrainer(model=model, args=_arguments(config, work, bf16, device, progress),
+                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         peft_config=_lora(config))
+    trainer.train_dataset, masks = check_dataset(trainer.train_dataset, data.examples, tokenizer,
+                                                 config.max_length)
+    if not progress:
+        trainer.remove_callback(PrinterCallback)
+    result = trainer.train(resume_from_checkpoint=resume)
+    final = work / "model"
+    shutil.rmtree(final, ignore_errors=True)
+    trained = trainer.model.merge_and_unload() if config.lora else trainer.model
+    trained.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    history = trainer.state.log_history
+    (final / "training_log.json").write_text(json.dumps(history, indent=1) + "\n")
+    summary = SFTResult(
+        str(out), len(data.examples), masks, len(data.skipped), result.global_step,
+        round(result.metrics.get("train_runtime", 0.0), 1),
+        [(r["epoch"], r["loss"]) for r in history if "loss" in r], resume)
+    write_card(final, config, framing, data, summary, report)
+    os.replace(final, out)  # the finished model appears whole, or not at all
+    shutil.rmtree(work, ignore_errors=True)
+    return summary
