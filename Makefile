@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup demo test test-fast test-stress bench bench-client bench-scale bench-predictor lint clean
+.PHONY: setup demo test test-fast test-stress bench bench-client bench-scale bench-predictor loop lint clean
 
 setup: $(VENV)/.installed
 
@@ -46,6 +46,12 @@ bench-predictor: setup $(VENV)/.llama-server
 	$(PY) -m benchmarks.predictor_data out/bench/smollm2-predictor
 	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 \
 		--smollm2 out/bench/smollm2-predictor | tee out/bench/predictor_cost.md
+
+# The loop: synthesize the train split 3 ways on the embedded models, fine-tune the student on
+# each (`tessy sft`), evaluate all four students on the held-out split (~25 min on 2 cores).
+loop: setup
+	mkdir -p out/loop
+	$(PY) -m benchmarks.loop --out out/loop | tee out/loop/table.md
 
 # Client CPU per streamed token at 256 paced streams, the transports compared, and --workers
 # 1 vs 2 in a client-bound setting (~7 min).

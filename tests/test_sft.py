@@ -145,6 +145,20 @@ def test_sft_writes_model_tokenizer_curve_and_card(smol_like, tmp_path):
     assert AutoTokenizer.from_pretrained(out).chat_template == SMOLLM2_TEMPLATE
 
 
+@pytest.mark.gpu
+def test_bf16_on_a_gpu(smol_like, tmp_path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(4)])
+    out = tmp_path / "gpu"
+    assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--device", "cuda",
+               "--dtype", "bf16", "--lora") == 0
+    summary = json.loads((out / "tessy_sft.json").read_text())
+    assert summary["steps"] == 2 and all(loss == loss for _, loss in summary["loss"])  # no NaN
+    assert "| dtype | bf16 |" in (out / "README.md").read_text()
+
+
 def test_lora_is_merged_into_a_plain_model(smol_like, tmp_path):
     data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(2)])
     out = tmp_path / "lora"

@@ -50,3 +50,11 @@ def demo_models() -> tuple[RoleConfig, RoleConfig]:
     student = RoleConfig(role="student", backend="local", model=str(smollm2_gguf()),
                           template="chat-think", sampling=sampling, concurrency=4)
     return teacher, student
+
+
+def embedded_model_dir(spec: str) -> str:
+    """A loadable directory or hub id for `spec`; `smollm2` names the embedded student's
+    weights (the training commands' default backbone and student)."""
+    from tessy.backends.loading import resolve_model_dir
+
+    return resolve_model_dir(str(smollm2_gguf()) if spec == "smollm2" else spec)

@@ -16,21 +16,11 @@ from typing import Any
 
 from tessy.boundary.classifier import PredictorMeta, left_pad, position_ids
 from tessy.config import PredictorTrainConfig
+from tessy.embedded import embedded_model_dir
 from tessy.errors import ConfigError, ModelLoadError
 from tessy.predictor.labels import IGNORE, LabelledSegment, encode_segment
 
 LABELS = {0: "capability", 1: "style"}
-
-
-def backbone_dir(spec: str) -> str:
-    """A loadable directory or hub id for `spec` (`smollm2` = the embedded student's weights)."""
-    from tessy.backends.loading import resolve_model_dir
-
-    if spec == "smollm2":
-        from tessy.embedded import smollm2_gguf
-
-        spec = str(smollm2_gguf())
-    return resolve_model_dir(spec)
 
 
 def split(segments: list[LabelledSegment], fraction: float, seed: int):
@@ -61,7 +51,7 @@ def load_backbone(config: PredictorTrainConfig) -> tuple[Any, Any]:
     from transformers import AutoModelForTokenClassification, AutoTokenizer
     from transformers.utils import logging
 
-    directory = backbone_dir(config.backbone)
+    directory = embedded_model_dir(config.backbone)
     logging.set_verbosity_error()  # the new head's "MISSING score.weight" report is expected
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tessy.config import SFTTrainConfig
+from tessy.embedded import embedded_model_dir
 from tessy.errors import ConfigError, ModelLoadError
 from tessy.sft.examples import ExampleSet
 from tessy.sft.masks import MaskReport, check_dataset
@@ -38,13 +39,6 @@ class SFTResult:
     seconds: float
     loss: list[tuple[float, float]]  # (epoch, training loss) per logged step
     resumed_from: str | None
-
-
-def model_dir(spec: str) -> str:
-    """A loadable directory or hub id (`smollm2` = the embedded student's weights)."""
-    from tessy.predictor.train import backbone_dir
-
-    return backbone_dir(spec)
 
 
 def fresh_output(out: Path) -> None:
@@ -74,7 +68,7 @@ def _precision(config: SFTTrainConfig, device: str) -> bool:
 def _load(config: SFTTrainConfig) -> tuple[Any, Any, str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    directory = model_dir(config.model)
+    directory = embedded_model_dir(config.model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
     except (OSError, ValueError) as exc:
@@ -102,7 +96,8 @@ def _arguments(config: SFTTrainConfig, work: Path, bf16: bool, device: str, prog
         gradient_accumulation_steps=max(1, math.ceil(config.batch_size / (micro * world))),
         lr_scheduler_type=config.scheduler, warmup_steps=config.warmup,
         weight_decay=config.weight_decay, seed=config.seed, bf16=bf16, fp16=False,
-        use_cpu=device == "cpu", activation_checkpointing=False, packing=False,
+        use_cpu=device == "cpu", packing=False,
+        activation_checkpointing=device == "cuda",  # long traces on a GPU; small runs on a CPU
         max_length=None,  # check_dataset leaves long rows out: TRL would cut off the answer
         completion_only_loss=True, assistant_only_loss=False, logging_steps=1,
         save_strategy="steps" if config.save_steps else "epoch", save_steps=config.save_steps or 500,
@@ -182,6 +177,8 @@ def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
         str(out), len(data.examples), masks, len(data.skipped), result.global_step,
         round(result.metrics.get("train_runtime", 0.0), 1),
         [(r["epoch"], r["loss"]) for r in history if "loss" in r], resume)
+    (final / "tessy_sft.json").write_text(json.dumps(asdict(summary) | {"framing": framing},
+                                                     indent=1) + "\n")
     write_card(final, config, framing, data, summary, report)
     os.replace(final, out)  # the finished model appears whole, or not at all
     shutil.rmtree(work, ignore_errors=True)
