@@ -106,3 +106,33 @@ def test_the_authors_preset_sets_their_recipe_and_given_options_still_win():
     default = train_config({k: v for k, v in plain.params.items()
                             if k not in ("labelled", "preset", "quiet")}, None)
     assert (default.learning_rate, default.scheduler, default.batch_size) == (5e-5, "linear", 16)
+
+
+def test_min_window_trains_on_stretches_that_start_anywhere(tiny_backbone, tmp_path):
+    from tessy.config import PredictorTrainConfig
+    from tessy.errors import ConfigError
+    from tessy.predictor.train import Stretches
+
+    rows = [{"input_ids": list(range(n)), "attention_mask": [1] * n, "labels": list(range(n))}
+            for n in (5, 40)]
+    stretches = Stretches(rows, 8, 16, seed=0)
+    drawn = [stretches[i % 2] for i in range(200)]
+    for row in drawn:
+        ids = row["input_ids"]
+        assert ids == row["labels"] == list(range(ids[0], ids[0] + len(ids)))  # aligned, contiguous
+    assert {len(r["input_ids"]) for r in drawn[::2]} == {5}  # a short segment: whole
+    long = drawn[1::2]
+    assert {len(r["input_ids"]) for r in long} == set(range(8, 17))
+    assert len({r["input_ids"][0] for r in long}) > 10 and max(r["input_ids"][-1] for r in long) == 39
+    with pytest.raises(ConfigError, match=r"train.min_window: must be in \[2, window\]"):
+        PredictorTrainConfig(window=16, min_window=17)
+
+    labels, pred = tmp_path / "labels.jsonl", tmp_path / "pred"
+    text = "Okay, so the sum is 42. Hmm, wait, 25 + 17 = 42. " * 4
+    labels.write_text("".join(json.dumps({"id": i, "text": text, "style": [[0, 12], [24, 34]]})
+                              + "\n" for i in range(8)))
+    assert main(["predictor", "train", str(labels), "-o", str(pred), "--backbone", str(tiny_backbone),
+                 "--window", "24", "--min-window", "4", "--epochs", "1", "--eval-fraction", "0",
+                 "-q"]) == 0
+    assert json.loads((pred / "tessy_predictor.json").read_text())["window"] == 24
+    assert "| min_window | 4 |" in (pred / "README.md").read_text()

@@ -323,6 +323,11 @@ class PredictorTrainConfig:
                                "current: about token i.", choices=("next", "current"),
                                default="next")
     window: int = setting("Tokens per training example (left-truncated).", default=200)
+    min_window: int | None = setting(
+        "Train on contexts of any start: each example is a stretch of its segment, min_window "
+        "to window tokens long, ending anywhere, drawn anew each epoch (for predictors read "
+        "incrementally or over windows cut mid-text; sample long segments). Default: the last "
+        "window tokens of each segment.", default=None)
     epochs: float = setting("Passes over the training segments.", default=3.0)
     learning_rate: float = setting("Peak learning rate (linear decay).", flags=("--lr",),
                                    default=5e-5)
@@ -345,6 +350,8 @@ class PredictorTrainConfig:
         _check_fields(self, w)
         _check(0 <= self.eval_fraction < 1, f"{w}.eval_fraction", "must be in [0, 1)")
         _at_least(self, w, 2, "window")
+        _check(self.min_window is None or 2 <= self.min_window <= self.window,
+               f"{w}.min_window", "must be in [2, window]")
         _at_least(self, w, 1, "batch_size")
         _check(self.epochs > 0, f"{w}.epochs", "must be > 0")
         _check(self.learning_rate > 0, f"{w}.learning_rate", "must be > 0")

@@ -31,6 +31,27 @@ def split(segments: list[LabelledSegment], fraction: float, seed: int):
     return order[n_eval:], order[:n_eval]
 
 
+class Stretches:
+    """Training examples that are random stretches of whole encoded segments: at each access
+    (once per epoch) a length in [low, high] tokens and an end anywhere in the segment, so the
+    predictor sees contexts starting anywhere, as a window cut mid-text or a KV-cache session
+    reads them, not only at a segment's start."""
+
+    def __init__(self, rows: list[dict[str, list[int]]], low: int, high: int, seed: int) -> None:
+        self.rows, self.low, self.high = rows, low, high
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        row = self.rows[i]
+        n = len(row["input_ids"])
+        size = self.rng.randint(min(self.low, n), min(self.high, n))
+        end = self.rng.randint(size, n)
+        return {k: v[end - size:end] for k, v in row.items()}
+
+
 class _Collator:
     """Left-pads a batch and adds position ids that ignore the padding (as inference does)."""
 
@@ -83,7 +104,11 @@ def train(segments: list[LabelledSegment], config: PredictorTrainConfig, progres
     if not train_rows:
         raise ConfigError("too few labelled segments to train on")
     model, tokenizer = load_backbone(config)
-    encode = [encode_segment(tokenizer, s, config.label_shift, config.window) for s in train_rows]
+    stretches = config.min_window is not None
+    encode: Any = [encode_segment(tokenizer, s, config.label_shift,
+                                  None if stretches else config.window) for s in train_rows]
+    if stretches:
+        encode = Stretches(encode, config.min_window, config.window, config.seed)
     takes_positions = "position_ids" in inspect.signature(model.forward).parameters
     device = pick_device(config.device)
     with tempfile.TemporaryDirectory() as scratch:
