@@ -48,7 +48,7 @@ bench-predictor: setup $(VENV)/.llama-server
 		--smollm2 out/bench/smollm2-predictor | tee out/bench/predictor_cost.md
 
 # The loop: synthesize the train split 3 ways on the embedded models, fine-tune the student on
-# each (`tessy sft`), evaluate all four students on the held-out split (~25 min on 2 cores).
+# each (`tessy sft`), evaluate all four students on the held-out split (~18 min on 2 cores).
 loop: setup
 	mkdir -p out/loop
 	$(PY) -m benchmarks.loop --out out/loop | tee out/loop/table.md

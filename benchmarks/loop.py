@@ -1,6 +1,6 @@
 """Does the data help the student? The whole loop at laptop scale, on the embedded models.
 
-    python -m benchmarks.loop --out out/loop        # make loop; ~25 min on 2 cores
+    python -m benchmarks.loop --out out/loop        # make loop; ~18 min on 2 cores
 
 1. `tessy problems`: arithmetic word problems and lettered multiple-choice items with gold
    answers, split train / held-out;
@@ -12,7 +12,8 @@
 5. each student's NLL per token of the untrained student's own held-out traces (`tessy report
    --student MODEL`): how far the SFT moved it from its own distribution.
 
-Every step is skipped when its output exists, so a rerun continues. Prints a Markdown table.
+A rerun continues: synthesis resumes its outputs, finished SFT runs and reports are
+kept. Prints a Markdown table.
 """
 
 from __future__ import annotations

@@ -159,6 +159,22 @@ def test_bf16_on_a_gpu(smol_like, tmp_path):
     assert "| dtype | bf16 |" in (out / "README.md").read_text()
 
 
+def test_weights_train_in_fp32_whatever_the_config_says(smol_like, tmp_path):
+    import shutil
+
+    from safetensors import safe_open
+
+    bf16 = tmp_path / "bf16-model"
+    shutil.copytree(smol_like, bf16)
+    config = json.loads((bf16 / "config.json").read_text())
+    (bf16 / "config.json").write_text(json.dumps(config | {"dtype": "bfloat16"}))
+    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(2)])
+    assert sft(str(data), "-o", str(tmp_path / "m"), "--model", str(bf16)) == 0
+    with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as weights:
+        assert {str(weights.get_tensor(k).dtype) for k in weights.keys()} == {"torch.float32"}
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["use_cache"] is True
+
+
 def test_lora_is_merged_into_a_plain_model(smol_like, tmp_path):
     data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(2)])
     out = tmp_path / "lora"
@@ -185,6 +201,7 @@ def test_too_long_examples_are_left_out_and_counted(smol_like, tmp_path, capsys)
     ({"id": "b", "messages": [{"role": "user", "content": "q"},
                               {"role": "assistant", "content": "just 42"}]}, "no <think>"),
     (record(0, answer=""), "empty answer"),
+    ({"id": "c", "dialogs": ["q", "a"]}, "must be an object"),
 ])
 def test_bad_records_stop_with_their_file_and_line(smol_like, tmp_path, capsys, row, message):
     data = write_records(tmp_path / "d.jsonl", [record(1), row])
@@ -193,6 +210,13 @@ def test_bad_records_stop_with_their_file_and_line(smol_like, tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"{data}:2: " in err and message in err
     assert not out.exists() and not (tmp_path / "m.partial").exists()
+
+
+def test_whitespace_before_the_think_opener_is_not_trained_as_thinking(tmp_path):
+    row = record(1)
+    row["dialogs"][1]["content"] = "\n " + row["dialogs"][1]["content"]
+    (example,) = read_examples([str(write_records(tmp_path / "d.jsonl", [row]))]).examples
+    assert example.thinking == "Okay, let's see. Six sevens are 42."
 
 
 def test_skip_bad_leaves_them_out_and_says_so(smol_like, tmp_path, capsys):

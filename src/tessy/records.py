@@ -248,6 +248,8 @@ def chat_turns(record: dict[str, Any], where: str) -> tuple[str, str]:
     turns = record.get("dialogs") or record.get("messages")
     if not isinstance(turns, list):
         raise InputError(f"{where}: no `dialogs` or `messages` list")
+    if not all(isinstance(t, dict) for t in turns):
+        raise InputError(f"{where}: every turn of the conversation must be an object")
     user = next((t.get("content", "") for t in turns if t.get("role") == "user"), None)
     assistant = next((t.get("content", "") for t in reversed(turns)
                       if t.get("role") == "assistant"), None)

@@ -39,6 +39,8 @@ def sft_command(records: tuple[str, ...], preset: str | None, skip_bad: bool,
         click.echo(f"skipped: {line}", err=True)
     report = json.loads(Path(report_path).read_text(encoding="utf-8")) if report_path else None
     result = train_sft(data, config, progress=not quiet, report=report)
+    if result is None:  # not the main process of a multi-GPU run
+        return
     losses = [v for _, v in result.loss]
     curve = f", loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else ""
     click.echo(f"trained on {result.masks.rows} examples ({result.masks.trained_tokens} tokens; "

@@ -20,7 +20,7 @@ def data_figures(data: ExampleSet) -> dict[str, dict[str, Any]]:
     from tessy.report.dataset import Dataset
     from tessy.report.figures import compute, headline
 
-    datasets = [Dataset(Path(path).name, path, samples) for path, samples in data.samples.items()]
+    datasets = [Dataset(path, path, samples) for path, samples in data.samples.items()]
     figs = compute(datasets, None, None)["datasets"]
     return {ds.path: headline(figs[ds.label]) for ds in datasets}
 
@@ -79,7 +79,7 @@ def write_card(out: Path, config: SFTTrainConfig, framing: str, data: ExampleSet
              f"Prompts are framed as `tessy synthesize --student-template {framing}` frames them"
              + (", after the system instruction to think inside <think> tags" if
                 framing == "chat-think" else "") + ". To evaluate it: `tessy synthesize "
-             f"PROBLEMS --strategy student-only --student {Path(config.output).name} "
+             f"PROBLEMS --strategy student-only --student {config.output} "
              f"--student-template {framing}`, then `tessy report`.", "",
              "## Data", "", "| file | records | teacher share | switches/1k tok | accuracy |",
              "|---|---|---|---|---|"]

@@ -62,6 +62,9 @@ def example_of(row: Any, where: str) -> tuple[Example, Sample]:
     if not isinstance(row, dict):
         raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
     prompt, assistant = chat_turns(row, where)
+    if not isinstance(prompt, str) or not isinstance(assistant, str):
+        raise InputError(f"{where}: a turn's `content` is not a string")
+    assistant = assistant.lstrip()  # "<think>" must open the turn to be read as its opener
     if not prompt.strip():
         raise InputError(f"{where}: empty user turn")
     if THINK_CLOSE not in assistant:

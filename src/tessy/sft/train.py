@@ -50,6 +50,8 @@ def fresh_output(out: Path) -> None:
 def run_key(config: SFTTrainConfig, data: ExampleSet) -> str:
     """Identifies the settings and the data, so a checkpoint is resumed only by the same run."""
     settings = {k: v for k, v in asdict(config).items() if k != "output"}
+    if config.chat_template:  # its text, not its path: an edited template is another run
+        settings["chat_template"] = Path(config.chat_template).read_text(encoding="utf-8")
     blob = json.dumps([settings, [(e.prompt, e.assistant) for e in data.examples]])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -59,13 +61,14 @@ def _precision(config: SFTTrainConfig, device: str) -> bool:
     import torch
 
     if config.dtype == "auto":
-        return device == "cuda" and torch.cuda.is_bf16_supported()
-    if config.dtype == "bf16" and device == "cpu":
-        raise ConfigError("--dtype bf16 needs a GPU; use fp32 on a CPU")
+        return device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    if config.dtype == "bf16" and not (device.startswith("cuda") and torch.cuda.is_bf16_supported()):
+        raise ConfigError(f"--dtype bf16: {device} has no bf16; use --dtype fp32")
     return config.dtype == "bf16"
 
 
 def _load(config: SFTTrainConfig) -> tuple[Any, Any, str]:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     directory = embedded_model_dir(config.model)
@@ -77,7 +80,8 @@ def _load(config: SFTTrainConfig) -> tuple[Any, Any, str]:
     instruct = instructs_thinking(tokenizer, config.template)
     check_template(tokenizer, instruct, config.model)  # before the weights: fail fast
     try:
-        model = AutoModelForCausalLM.from_pretrained(directory)  # fp32 master weights
+        # fp32 master weights: transformers 5 would otherwise load a config's bf16 as is.
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"--model: cannot load {config.model!r}: {exc}") from exc
     if tokenizer.pad_token is None:
@@ -97,12 +101,12 @@ def _arguments(config: SFTTrainConfig, work: Path, bf16: bool, device: str, prog
         lr_scheduler_type=config.scheduler, warmup_steps=config.warmup,
         weight_decay=config.weight_decay, seed=config.seed, bf16=bf16, fp16=False,
         use_cpu=device == "cpu", packing=False,
-        activation_checkpointing=device == "cuda",  # long traces on a GPU; small runs on a CPU
+        activation_checkpointing=device.startswith("cuda"),  # long traces on a GPU; small runs on a CPU
         max_length=None,  # check_dataset leaves long rows out: TRL would cut off the answer
         completion_only_loss=True, assistant_only_loss=False, logging_steps=1,
         save_strategy="steps" if config.save_steps else "epoch", save_steps=config.save_steps or 500,
         save_total_limit=1, report_to="none", disable_tqdm=not progress,
-        dataloader_pin_memory=device == "cuda")
+        dataloader_pin_memory=device.startswith("cuda"))
 
 
 def _lora(config: SFTTrainConfig) -> Any:
@@ -129,9 +133,10 @@ def _resume_point(work: Path, key: str) -> str | None:
 
 
 def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
-              report: dict[str, Any] | None = None) -> SFTResult:
+              report: dict[str, Any] | None = None) -> SFTResult | None:
     """Fine-tune `config.model` on `data`; save model, tokenizer, curve and card to OUT
-    (`report`: a `tessy report --json` of the data, for the card's on-policy figures)."""
+    (`report`: a `tessy report --json` of the data, for the card's on-policy figures).
+    Under `accelerate launch` (DDP) only the main process saves and returns the result."""
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
     from trl import SFTTrainer
@@ -167,8 +172,12 @@ def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
         trainer.remove_callback(PrinterCallback)
     result = trainer.train(resume_from_checkpoint=resume)
     final = work / "model"
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():  # under `accelerate launch` one process saves
+        return None
     shutil.rmtree(final, ignore_errors=True)
     trained = trainer.model.merge_and_unload() if config.lora else trainer.model
+    trained.config.use_cache = True  # training turned it off; generation wants it
     trained.save_pretrained(final)
     tokenizer.save_pretrained(final)
     history = trainer.state.log_history
