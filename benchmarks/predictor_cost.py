@@ -14,9 +14,10 @@ trajectory as missed once one cut moved its text.
     python -m benchmarks.predictor_cost                      # tiny Qwen3 predictors (~3 min)
     python -m benchmarks.predictor_cost --smollm2 DIR        # + a SmolLM2-135M classifier
 
-DIR holds `traces.jsonl` (real SmolLM2 traces, e.g. from `tessy predictor sample`) and
-`predictor/` (a classifier trained on them with `tessy predictor train`); the scripted models
-replay those traces. `make bench-predictor` builds DIR first.
+DIR holds `traces.jsonl` (real SmolLM2 traces, e.g. from `tessy predictor sample`),
+`predictor/` (a classifier trained on them with `tessy predictor train`) and optionally `next/`
+(one with next-token labels), each measured; the scripted models replay those traces.
+`make bench-predictor` builds DIR first.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Variant:
     mode: str  # predictor mode
     every: int  # predict_every
     shared: bool = False  # one predictor model for both roles
+    verify: float = 0.0  # incremental: re-read a call whose cut rests on a word this unsure
 
 
 REFERENCE = Variant("window, every 16 tokens (reference; the default before)", "window", 16)
@@ -132,8 +134,9 @@ def scripts_for(problems: list[Problem], words: int) -> dict[str, dict[str, list
 
 def train_tiny_predictors(workdir: Path) -> dict[str, str]:
     """Two tiny Qwen3 predictors ("student", "teacher": different seeds and data order), each
-    trained on lexicon labels of both scripts in ~150-word segments (so the 200-600 tokens of
-    context they are read with are close to what they were trained on)."""
+    trained on lexicon labels of both scripts in 400-word segments, as predictors for both modes
+    are trained: stretches starting anywhere (--min-window 32), 80% of them read as an
+    incremental session reads (--session-share 0.8)."""
     corpus = [synthetic_trace(random.Random(f"corpus{i}"), 300) for i in range(40)]
     backbone = build_tiny_backbone(workdir / "backbone", [*corpus, " ".join(STRONG),
                                                           " ".join(CONNECTIVE)], hidden=HIDDEN)
@@ -141,11 +144,12 @@ def train_tiny_predictors(workdir: Path) -> dict[str, str]:
     for n, role in enumerate(("student", "teacher")):
         segments = []
         for i in range(300):
-            piece = synthetic_trace(random.Random(f"train{role}{i}"), 120)
+            piece = synthetic_trace(random.Random(f"train{role}{i}"), 400)
             segments.append(LabelledSegment(f"{role}{i}", piece, lexicon_spans(piece, "student")))
         config = PredictorTrainConfig(backbone=str(backbone), output=str(workdir / role), role=role,
-                                      epochs=6, learning_rate=3e-3, batch_size=8, seed=n,
-                                      eval_fraction=0.0, device="cpu")
+                                      epochs=12, learning_rate=3e-3, batch_size=8, seed=n,
+                                      eval_fraction=0.0, device="cpu", min_window=32,
+                                      session_share=0.8)
         train(segments, config, progress=False)
         out[role] = config.output
     return out
@@ -185,7 +189,8 @@ class ShadowSession:
     def __init__(self, shadow: Shadow, session: Any) -> None:
         self.shadow, self.session = shadow, session
 
-    async def label(self, before: str, text: str, start: int, end: int, spans) -> list[bool]:
+    async def label(self, before: str, text: str, start: int, end: int, spans,
+                    role: str = "") -> list[bool]:
         shadow = self.shadow
         chars = shadow.reference.context_chars
         context = (before[-chars:] + text[:start])[-chars:]
@@ -193,7 +198,7 @@ class ShadowSession:
         if self.session is None:  # the other is a windowed predictor too (the noise floor)
             got = await shadow.incremental.label(context, text[start:end], spans)
         else:
-            got = await self.session.label(before, text, start, end, spans)
+            got = await self.session.label(before, text, start, end, spans, role)
         a, b = first_wrong(want, shadow.role), first_wrong(got, shadow.role)
         if a is not None or b is not None:
             words = text[start:end]
@@ -203,7 +208,8 @@ class ShadowSession:
 
 
 async def shadow_agreement(paths: dict[str, str], scripts, problems: list[Problem],
-                           thinking: int, shared: bool, every: int, shift: int = 0) -> dict:
+                           thinking: int, shared: bool, every: int, shift: int = 0,
+                           verify: float = 0.0) -> dict:
     """Run the reference with shadows labelling the same calls: incremental sessions, or with
     `shift`, the windowed path reading `shift` tokens less (how much the reference's own cuts
     move when its window does)."""
@@ -211,7 +217,8 @@ async def shadow_agreement(paths: dict[str, str], scripts, problems: list[Proble
     roles = {}
     for role in ("student", "teacher"):
         path = paths["student" if shared else role]
-        other = load_predictor(path, role, device=DEVICE, mode="window" if shift else "incremental")
+        other = load_predictor(path, role, device=DEVICE, mode="window" if shift else "incremental",
+                               verify=verify)
         other.meta.window -= shift
         shadow = Shadow(load_predictor(path, role, device=DEVICE, mode="window"), other, role, log)
         roles[role] = RoleRuntime(role, Replay(f"replay-{role}", scripts[role]), qwen3(), shadow,
@@ -235,7 +242,8 @@ async def run_variant(paths: dict[str, str], scripts: dict[str, dict[str, list[s
     for role in ("student", "teacher"):
         path = paths["student" if variant.shared else role]
         if path not in preds:
-            preds[path] = load_predictor(path, role, device=DEVICE, mode=variant.mode)
+            preds[path] = load_predictor(path, role, device=DEVICE, mode=variant.mode,
+                                         verify=variant.verify)
         roles[role] = RoleRuntime(role, Replay(f"replay-{role}", scripts[role]), qwen3(),
                                   preds[path], SamplingConfig(temperature=0),
                                   asyncio.Semaphore(len(problems)))
@@ -259,6 +267,7 @@ async def run_variant(paths: dict[str, str], scripts: dict[str, dict[str, list[s
         "calls": sum(p.calls for p in preds.values()),
         "forwards_per_kept": forwards / max(1, kept),
         "predictor_us_per_kept": 1e6 * sum(t.seconds for t in timers) / max(1, kept),
+        "verified": sum(getattr(p, "verified", 0) for p in preds.values()),
     }
 
 
@@ -293,52 +302,55 @@ def agreement(base, other) -> dict:
             "words_off": sum(off) / max(1, total), "words_off_missed": statistics.mean(off) if off else 0.0}
 
 
-def table(title: str, results: list[dict], shadow: dict, floor: dict | None = None) -> None:
+def table(title: str, results: list[dict], shadows: list[tuple[str, dict]]) -> None:
     base = results[0]["trajs"]
     print(f"\n### {title}\n")
-    print(f"Cut agreement on the same history: **{shadow['same']} of {shadow['cuts']} reference "
-          f"cuts identical ({shadow['same'] / max(1, shadow['cuts']):.2%})**; "
-          f"{shadow['missed']} calls where only the reference cut, {shadow['extra']} where only "
-          f"the incremental session did; {shadow['words_off']:.1f} words apart where both cut "
-          f"at different words.{floor_text(floor)}\n")
+    for label, found in shadows:
+        print(f"Cut agreement on the same history, {label}: **{found['same']} of {found['cuts']} "
+              f"reference cuts identical ({found['same'] / max(1, found['cuts']):.2%})**; "
+              f"{found['missed']} calls where only the reference cut, {found['extra']} where only "
+              f"the other did; {found['words_off']:.1f} words apart where both cut at different "
+              "words.\n")
     print("| variant | forwards / kept token | GFLOP / kept token (0.6B) | predictor calls / kept "
-          "token | decoded then discarded | predictor wall µs / kept token | run wall s | "
-          "trajectory-level cuts shared |")
-    print("|---|---|---|---|---|---|---|---|")
+          "token | calls re-read from the window | decoded then discarded | predictor wall µs / "
+          "kept token | run wall s | trajectory-level cuts shared |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         a = agreement(base, r["trajs"])
         print(f"| {r['variant'].label} | {r['forwards_per_kept']:.2f} | "
               f"{r['forwards_per_kept'] * 1.2:.2f} | {r['calls'] / r['kept']:.3f} | "
+              f"{r['verified'] / max(1, r['calls']):.1%} | "
               f"{r['discarded_share']:.1%} | {r['predictor_us_per_kept']:.0f} | "
               f"{r['seconds']:.1f} | {a['shared']:.1%} of {a['cuts']} |")
 
 
 def measure(paths: dict[str, str], scripts, problems: list[Problem], args, shared: bool,
-            title: str, variants: list[Variant], costed: int, shifts: tuple[int, ...]) -> None:
+            title: str, variants: list[Variant], costed: int, floor: bool) -> None:
     """Cost of each variant over the first `costed` problems, in rounds of --problems in flight;
-    then the shadow agreement over all of them (and the reference's own, window `shifts`)."""
+    then the shadow agreement over all of them: incremental sessions (also re-reading unsure
+    calls with --verify) and, with `floor`, the reference's own with a window 8 tokens shorter."""
     results = []
     batches = [problems[i:i + args.problems] for i in range(0, len(problems), args.problems)]
     cost_batches = [b[:costed] for b in batches[:max(1, costed // args.problems)]]
     for v in variants:
-        v = Variant(v.label, v.mode, v.every, shared)
+        v = Variant(v.label, v.mode, v.every, shared, v.verify)
         results.append(merge([asyncio.run(run_variant(paths, scripts, b, v, args.thinking))
                               for b in cost_batches]))
+    kinds = [("incremental sessions", 0, 0.0)]
+    if args.verify:
+        kinds.append((f"incremental sessions re-reading unsure calls (verify {args.verify})", 0,
+                      args.verify))
+    if floor:
+        kinds.append(("the reference against itself with a window 8 tokens shorter", 8, 0.0))
     found = []
-    for shift in shifts:
+    for label, shift, verify in kinds:
         shadows = [asyncio.run(shadow_agreement(paths, scripts, b, args.thinking, shared,
-                                                REFERENCE.every, shift)) for b in batches]
-        found.append({k: sum(s[k] for s in shadows) for k in ("cuts", "same", "extra", "missed")})
+                                                REFERENCE.every, shift, verify)) for b in batches]
+        total = {k: sum(s[k] for s in shadows) for k in ("cuts", "same", "extra", "missed")}
         offs = [s["words_off"] for s in shadows if s["words_off"]]
-        found[-1]["words_off"] = statistics.mean(offs) if offs else 0.0
-    table(title, results, *found)
-
-
-def floor_text(floor: dict | None) -> str:
-    if floor is None:
-        return ""
-    return (f" The reference against itself with a window 8 tokens shorter: "
-            f"{floor['same'] / max(1, floor['cuts']):.2%} of {floor['cuts']} cuts identical.")
+        total["words_off"] = statistics.mean(offs) if offs else 0.0
+        found.append((label, total))
+    table(title, results, found)
 
 
 def smollm2_scripts(directory: Path, problems: int) -> tuple[list[Problem], dict]:
@@ -364,7 +376,12 @@ def main() -> None:
     parser.add_argument("--smollm2-problems", type=int, default=64,
                         help="for the agreement (the costs: the first --problems)")
     parser.add_argument("--skip-tiny", action="store_true")
+    parser.add_argument("--floor", action="store_true",
+                        help="SmolLM2: also the reference against itself with a shorter window")
     parser.add_argument("--device", default="cpu", help="of the predictors (cuda: bf16)")
+    parser.add_argument("--verify", type=float, default=0.0,
+                        help="also incremental sessions that re-read calls whose cut rests on a "
+                             "word within this many logits of the boundary")
     args = parser.parse_args()
     global DEVICE
     DEVICE = args.device
@@ -379,13 +396,28 @@ def main() -> None:
                 measure(tiny, scripts, problems, args, shared,
                         "Tiny Qwen3 classifiers, " + ("one model for both roles" if shared else
                                                       "one per role (two models)"),
-                        VARIANTS, len(problems), (0, 8))
+                        variants(args.verify), len(problems), True)
     if args.smollm2:
         problems, scripts = smollm2_scripts(args.smollm2, args.smollm2_problems)
-        path = str(args.smollm2 / "predictor")
-        measure({"student": path, "teacher": path}, scripts, problems, args, True,
-                "SmolLM2-135M classifier trained on real SmolLM2 traces, both roles",
-                [VARIANTS[0], VARIANTS[2]], args.problems, (0,))
+        for name, labels in (("predictor", "current-token labels: a word labelled at its first "
+                                            "token"),
+                             ("next", "next-token labels (the published format): a word "
+                                      "labelled at the token before it")):
+            path = str(args.smollm2 / name)
+            if name == "predictor" or Path(path, "config.json").exists():
+                measure({"student": path, "teacher": path}, scripts, problems, args, True,
+                        f"SmolLM2-135M classifier trained on real SmolLM2 traces ({labels}), "
+                        "both roles",
+                        [VARIANTS[0], VARIANTS[2], *variants(args.verify)[len(VARIANTS):]],
+                        args.problems, args.floor)
+
+
+def variants(verify: float) -> list[Variant]:
+    """The variants measured: VARIANTS, and with `verify` every 4 tokens re-reading unsure calls."""
+    if not verify:
+        return VARIANTS
+    return [*VARIANTS, Variant(f"incremental, every 4 tokens, verify {verify}", "incremental", 4,
+                               verify=verify)]
 
 
 def merge(rounds: list[dict]) -> dict:
@@ -398,6 +430,7 @@ def merge(rounds: list[dict]) -> dict:
     for key in ("forwards_per_kept", "predictor_us_per_kept", "discarded_share"):
         out[key] = sum(r[key] * r["kept"] for r in rounds) / kept
     out["calls"] = sum(r["calls"] for r in rounds)
+    out["verified"] = sum(r["verified"] for r in rounds)
     return out
 
 

@@ -1,13 +1,18 @@
 """Real SmolLM2 traces and a SmolLM2-135M classifier trained on them (predictor_cost.py --smollm2).
 
-    python -m benchmarks.predictor_data DIR     # ~35 min on 2 cores: sampling ~14, training ~17
+    python -m benchmarks.predictor_data DIR [--next]   # ~40 min on 2 cores (+25 with --next)
 
 Each step is skipped when its output exists, so a rerun continues:
 1. DIR/problems.jsonl: 160 arithmetic word problems (seeded);
 2. DIR/traces.jsonl: SmolLM2-135M-Instruct (the embedded GGUF, served by llama.cpp) writes the
    thinking of each, `tessy predictor sample --role student` (512 tokens, temperature 0.7);
-3. DIR/labels.jsonl: lexicon labels of ~40-word segments (`tessy predictor annotate`);
-4. DIR/predictor/: `tessy predictor train --backbone smollm2 --epochs 3 --batch-size 8`.
+3. DIR/long.jsonl: the traces joined into long student-only records (6 seeded shuffles, groups
+   of 6), DIR/long-labels.jsonl: lexicon labels of ~300-word segments of them;
+4. DIR/predictor/: `tessy predictor train --backbone smollm2 --label-shift current
+   --min-window 32 --session-share 0.8 --epochs 3`: trained for both modes (stretches that start
+   anywhere, 80% read as an incremental session reads), each word labelled at its first token;
+5. with --next, DIR/next/: the same with `--label-shift next` (the published checkpoints'
+   format: a word labelled at the token before it, i.e. before it is seen).
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dir", type=Path)
     parser.add_argument("--port", type=int, default=8102)
+    parser.add_argument("--next", action="store_true",
+                        help="also DIR/next/: the same classifier with next-token labels")
     args = parser.parse_args()
     d = args.dir
     d.mkdir(parents=True, exist_ok=True)
@@ -67,13 +74,45 @@ def main() -> None:
                   "--teacher-template", "plain-think", "--student-tokenizer", gguf,
                   "--words", "40", "--max-thinking-tokens", "512", "--concurrency", "4",
                   "--temperature", "0.7", "--seed", "0", "-q")
-    if not (d / "labels.jsonl").exists():
-        tessy("predictor", "annotate", str(d / "segments.jsonl"), "-o", str(d / "labels.jsonl"),
-              "-q")
-    if not (d / "predictor" / "config.json").exists():
-        tessy("predictor", "train", str(d / "labels.jsonl"), "-o", str(d / "predictor"),
-              "--backbone", "smollm2", "--epochs", "3", "--batch-size", "8",
-              "--eval-fraction", "0.1", "--device", "cpu")
+    if not (d / "long-labels.jsonl").exists():
+        long_records(d / "traces.jsonl", d / "long.jsonl")
+        tessy("predictor", "sample", "--role", "student", "--from-records", str(d / "long.jsonl"),
+              "--words", "300", "-o", str(d / "long-segments.jsonl"), "-q")
+        tessy("predictor", "annotate", str(d / "long-segments.jsonl"),
+              "-o", str(d / "long-labels.jsonl"), "-q")
+    for name, shift in (("predictor", "current"), ("next", "next"))[:1 + args.next]:
+        if not (d / name / "config.json").exists():
+            tessy("predictor", "train", str(d / "long-labels.jsonl"), "-o", str(d / name),
+                  "--backbone", "smollm2", "--label-shift", shift, "--window", "200",
+                  "--min-window", "32", "--session-share", "0.8", "--epochs", "3",
+                  "--batch-size", "8", "--eval-fraction", "0.1", "--device", "cpu")
+
+
+def long_records(traces: Path, out: Path, group: int = 6, shuffles: int = 6) -> None:
+    """Student-only records whose thinking is `group` real traces joined (each trace's record
+    with its thinking swapped), so segments can be longer than two predictor windows."""
+    records = [json.loads(line) for line in traces.read_text().splitlines() if line.strip()]
+    records = [r for r in records if r["tessy"]["segments"]]
+    with out.open("w") as fh:
+        for seed in range(shuffles):
+            order = records[:]
+            random.Random(seed).shuffle(order)
+            for g in range(0, len(order) - group + 1, group):
+                parts = order[g:g + group]
+                thinking = "\n" + "\n\n".join(r["tessy"]["segments"][0]["text"].strip()
+                                               for r in parts)
+                record = json.loads(json.dumps(parts[0]))
+                record["id"] = f"long{seed}-{g // group}"
+                answer = record["tessy"]["answer"]["text"]
+                content = f"<think>{thinking}\n</think>\n\n{answer}"
+                record["dialogs"][-1]["content"] = content
+                segment = record["tessy"]["segments"][0]
+                segment.update(text=thinking, start=len("<think>"),
+                               end=len("<think>") + len(thinking),
+                               n_tokens=sum(r["tessy"]["segments"][0]["n_tokens"] for r in parts))
+                start = content.rindex(answer)
+                record["tessy"]["answer"].update(start=start, end=start + len(answer))
+                fh.write(json.dumps(record) + "\n")
 
 
 if __name__ == "__main__":

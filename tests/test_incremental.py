@@ -12,6 +12,7 @@ import torch
 from tessy.backends.fake import SCRIPTS, FakeBackend
 from tessy.boundary import load_predictor, word_spans
 from tessy.boundary.classifier import META_FILE
+from tessy.boundary.cut import first_wrong
 from tessy.boundary.incremental import SLACK, shared_prefix, text_slice
 from tessy.config import SamplingConfig, SynthesisConfig
 from tessy.records import Problem
@@ -22,7 +23,7 @@ from tessy.templates import qwen3
 TRACE = " ".join((SCRIPTS["student"] + " " + SCRIPTS["teacher"] + " ").split()) * 8
 
 
-def _classifier(backbone, path, window):
+def _classifier(backbone, path, window, shift="next"):
     """A 2-label classifier with a sharp random head (both labels occur, no near-ties)."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -32,8 +33,14 @@ def _classifier(backbone, path, window):
         model.score.weight.mul_(200.0)
     model.save_pretrained(path)
     AutoTokenizer.from_pretrained(backbone).save_pretrained(path)
-    (path / META_FILE).write_text(json.dumps({"window": window}))
+    (path / META_FILE).write_text(json.dumps({"window": window, "label_shift": shift}))
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def whole_current(tiny_backbone, tmp_path_factory):
+    """As `whole`, with current-token labels (a word labelled at its own first token)."""
+    return _classifier(tiny_backbone, tmp_path_factory.mktemp("current"), 100_000, "current")
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +73,14 @@ def test_text_helpers():
     assert shared_prefix("", "x") == 0
 
 
-def test_a_growing_trace_gets_the_windowed_labels_token_by_token(whole):
+@pytest.mark.parametrize("shift", ["next", "current"])
+def test_a_growing_trace_gets_the_windowed_labels_token_by_token(shift, request):
     """Same context on both paths (the window holds everything): every label is identical,
     and each token of the trace is run through the model once."""
-    inc = load_predictor(whole, "student", device="cpu", mode="incremental")
-    ref = load_predictor(whole, "student", device="cpu", mode="window")
+    path = request.getfixturevalue("whole" if shift == "next" else "whole_current")
+    inc = load_predictor(path, "student", device="cpu", mode="incremental")
+    ref = load_predictor(path, "student", device="cpu", mode="window")
+    assert inc.meta.label_shift == shift
     session = inc.open_session()
     before, text = TRACE[:300], TRACE[300:1500]
     got, want = [], []
@@ -138,6 +148,67 @@ def test_sessions_can_be_rebuilt_from_the_window_every_n_tokens(short):
     assert session.reanchors >= 10
     assert all(labels == reference for labels, reference in fresh)  # exactly the window's
     assert inc.token_forwards <= len(inc.encode(text)[0]) * (1 + 48 / 32) + 48
+
+
+@pytest.fixture(scope="module")
+def unsure(tiny_backbone, tmp_path_factory):
+    """A short window and a head left as initialised: many labels close to the boundary, so the
+    cached reading moves some of them."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    path = tmp_path_factory.mktemp("unsure")
+    torch.manual_seed(5)
+    AutoModelForTokenClassification.from_pretrained(tiny_backbone, num_labels=2).save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_backbone).save_pretrained(path)
+    (path / META_FILE).write_text(json.dumps({"window": 48}))
+    return str(path)
+
+
+def _cuts(path, verify, role, text, seed):
+    """Per call of a growing text: the (incremental, windowed) cuts; the session, the predictor."""
+    predictor = load_predictor(path, role, device="cpu", mode="incremental", verify=verify)
+    ref = load_predictor(path, role, device="cpu")
+    session, out = predictor.open_session(), []
+    for chunk in _calls(text, random.Random(seed), (2, 6)):
+        start, end = chunk[0][0], chunk[-1][1]
+        spans = [(a - start, b - start) for a, b in chunk]
+        got = asyncio.run(session.label("", text, start, end, spans, role))
+        want = ref.label_sync(text[max(0, start - 2000):start], text[start:end], spans)
+        out.append((first_wrong(got, role), first_wrong(want, role)))
+    return session, predictor, out
+
+
+@pytest.mark.parametrize("role", ["student", "teacher"])
+def test_a_call_whose_cut_rests_on_an_unsure_word_is_read_again_from_the_window(unsure, role):
+    text = TRACE[:2500]
+    session, plain, cuts = _cuts(unsure, 0.0, role, text, 4)
+    near = sorted(abs(m) for m in session.margins)[len(session.margins) // 10]
+    moved = sum(a != b for a, b in cuts)
+    assert moved >= 3 and plain.verified == 0  # the cached reading alone moves cuts
+    session, every, cuts = _cuts(unsure, 1e9, role, text, 4)
+    assert all(a == b for a, b in cuts)  # every call read again: the windowed cuts
+    assert every.verified == session.verified == len(cuts) - 1  # all but the first (an anchor)
+    _, some, cuts = _cuts(unsure, near, role, text, 4)
+    assert 0 < some.verified < len(cuts) - 1
+    assert sum(a != b for a, b in cuts) < moved
+
+
+def test_only_words_up_to_the_cut_decide_whether_a_call_is_unsure(short):
+    inc = load_predictor(short, "teacher", device="cpu", mode="incremental", verify=1.0)
+    session = inc.open_session()
+    text = TRACE[:400]
+    spans = word_spans(text)
+    labels = asyncio.run(session.label("", text, 0, len(text), spans, "teacher"))
+    wrong = first_wrong(labels, "teacher")
+    assert wrong and wrong + 1 < len(spans)
+    tokens = session._label_tokens("", 0, spans)
+    session.margins = [10.0 if inc.is_style(m) else -10.0 for m in session.margins]
+    assert not session.unsure("", 0, spans, "teacher", labels)  # all far from the boundary
+    session.margins[tokens[wrong + 1]] = 0.1  # after the cut: does not matter
+    assert not session.unsure("", 0, spans, "teacher", labels)
+    session.margins[tokens[wrong]] = -0.1 if not labels[wrong] else 0.1  # the cut word itself
+    assert session.unsure("", 0, spans, "teacher", labels)
+    assert not session.unsure("", 0, spans, "", labels)  # no role: never verified
 
 
 async def test_concurrent_sessions_share_one_forward_with_the_same_labels(short):

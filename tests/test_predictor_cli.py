@@ -136,3 +136,38 @@ def test_min_window_trains_on_stretches_that_start_anywhere(tiny_backbone, tmp_p
                  "-q"]) == 0
     assert json.loads((pred / "tessy_predictor.json").read_text())["window"] == 24
     assert "| min_window | 4 |" in (pred / "README.md").read_text()
+
+
+def test_session_share_trains_on_stretches_read_as_an_incremental_session(tiny_backbone, tmp_path):
+    import torch
+
+    from tessy.boundary.incremental import SINKS
+    from tessy.config import PredictorTrainConfig
+    from tessy.errors import ConfigError
+    from tessy.predictor.train import Stretches, sliding_mask
+
+    rows = [{"input_ids": list(range(n)), "attention_mask": [1] * n, "labels": list(range(n))}
+            for n in (12, 40)]
+    stretches = Stretches(rows, 8, 16, seed=0, session_share=1.0)
+    drawn = [stretches[i % 2] for i in range(100)]
+    assert {r["sliding"][0] for r in drawn[::2]} == {0}  # no longer than a window: plain
+    assert {r["sliding"][0] for r in drawn[1::2]} == {16}
+    assert {len(r["input_ids"]) for r in drawn[1::2]} == set(range(17, 33))  # up to two windows
+
+    mask = sliding_mask(torch.tensor([[0, 0] + [1] * 30, [1] * 32]), [16, 0])[:, 0] == 0
+    seen = mask[0, -1].nonzero().flatten().tolist()  # the last token of the session row
+    assert seen == [2, 3, 4, 5][:SINKS] + list(range(32 - 16, 32))  # its sinks, its last window
+    assert mask[0, 2:18, 2:18].equal(mask[1, :16, :16])  # within a window: plain causal
+    assert mask[1].equal(torch.ones(32, 32, dtype=torch.bool).tril())
+    assert mask[0, 0].tolist() == [True] + [False] * 31  # padding sees only itself
+
+    with pytest.raises(ConfigError, match=r"train.session_share: needs --min-window"):
+        PredictorTrainConfig(session_share=0.5)
+    labels, pred = tmp_path / "labels.jsonl", tmp_path / "pred"
+    text = "Okay, so the sum is 42. Hmm, wait, 25 + 17 = 42. " * 6
+    labels.write_text("".join(json.dumps({"id": i, "text": text, "style": [[0, 12], [24, 34]]})
+                              + "\n" for i in range(8)))
+    assert main(["predictor", "train", str(labels), "-o", str(pred), "--backbone", str(tiny_backbone),
+                 "--window", "24", "--min-window", "4", "--session-share", "1", "--epochs", "1",
+                 "--eval-fraction", "0", "-q"]) == 0
+    assert "| session_share | 1.0 |" in (pred / "README.md").read_text()

@@ -139,6 +139,10 @@ class RoleConfig:
         "call, as the published checkpoints were trained) or incremental (a KV cache per "
         "trajectory: ~1 forward per token instead of ~12, cuts approximate: BENCHMARKS.md).",
         cli="shared", how=True, choices=PREDICTOR_MODES, default="window")
+    predictor_verify: float = setting(
+        "Incremental mode: read a call again from the window when its cut rests on a word "
+        "scored within this many logits of the boundary (0: never; BENCHMARKS.md).",
+        cli="shared", how=True, default=0.0)
     step_tokens: int = setting("k tokens per request in step mode (paper: 20).", default=20)
     sampling: SamplingConfig = setting("Sampling settings.", cli=None,
                                        default_factory=SamplingConfig)
@@ -149,6 +153,7 @@ class RoleConfig:
         where = self.role
         _check_fields(self, where)
         _at_least(self, where, 1, "concurrency", "step_tokens")
+        _at_least(self, where, 0, "predictor_verify")
         _check(self.timeout > 0, f"{where}.timeout", "must be > 0")
         _check(bool(self.predictor), f"{where}.predictor", "must name lexicon or a model")
         if self.backend == "openai_http":  # an empty list is refused when the backend is made
@@ -328,6 +333,11 @@ class PredictorTrainConfig:
         "to window tokens long, ending anywhere, drawn anew each epoch (for predictors read "
         "incrementally or over windows cut mid-text; sample long segments). Default: the last "
         "window tokens of each segment.", default=None)
+    session_share: float = setting(
+        "With --min-window: this share of the stretches is read as --predictor-mode "
+        "incremental reads (up to two windows long, each token attending to the last window "
+        "tokens and the stretch's first few), so both modes cut alike (BENCHMARKS.md).",
+        default=0.0)
     epochs: float = setting("Passes over the training segments.", default=3.0)
     learning_rate: float = setting("Peak learning rate (linear decay).", flags=("--lr",),
                                    default=5e-5)
@@ -352,6 +362,9 @@ class PredictorTrainConfig:
         _at_least(self, w, 2, "window")
         _check(self.min_window is None or 2 <= self.min_window <= self.window,
                f"{w}.min_window", "must be in [2, window]")
+        _check(0 <= self.session_share <= 1, f"{w}.session_share", "must be in [0, 1]")
+        _check(not self.session_share or self.min_window is not None, f"{w}.session_share",
+               "needs --min-window (stretches of long segments)")
         _at_least(self, w, 1, "batch_size")
         _check(self.epochs > 0, f"{w}.epochs", "must be > 0")
         _check(self.learning_rate > 0, f"{w}.learning_rate", "must be > 0")

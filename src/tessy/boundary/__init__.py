@@ -9,11 +9,11 @@ __all__ = ["BoundaryPredictor", "LexiconPredictor", "load_predictor", "word_span
 
 
 def load_predictor(spec: str, role: str, device: str = "auto",
-                   mode: str = "window") -> BoundaryPredictor:
+                   mode: str = "window", verify: float = 0.0) -> BoundaryPredictor:
     """`lexicon` (no model), or a token-classifier directory or hub id (docs/DESIGN.md), read
-    incrementally or by window (`mode`)."""
+    incrementally or by window (`mode`; `verify`: incremental.py)."""
     if spec == "lexicon":
         return LexiconPredictor(role)
     from tessy.boundary.classifier import load_classifier
 
-    return load_classifier(spec, role, device, mode)
+    return load_classifier(spec, role, device, mode, verify)

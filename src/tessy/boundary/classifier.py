@@ -10,8 +10,9 @@ Two ways to run it (`--predictor-mode`):
 * window (default, the reference): a call tokenizes the bounded tail the watcher hands over
   (≤ CONTEXT_CHARS characters) and forwards the last `window` tokens of it, every 16 tokens.
 * incremental: a KV-cache session per trajectory reads each token about once (incremental.py);
-  calls are cheap, so they come every 4 tokens. Its cuts match the window's only as far as the
-  model is indifferent to how its window is cut (BENCHMARKS.md).
+  calls are cheap, so they come every 4 tokens. Its cuts match the window's as far as the model
+  reads both alike (train it for both: `--session-share`), and where it does not, as far as
+  `verify_margin` re-reads unsure calls from the window (BENCHMARKS.md).
 Either way calls of concurrent problems are batched into one forward by a MicroBatcher.
 """
 
@@ -90,7 +91,7 @@ class TokenClassifierPredictor:
 
     def __init__(self, model: Any, tokenizer: Any, meta: PredictorMeta, name: str,
                  max_batch: int = 64, mode: str = "window",
-                 reanchor: int | None = None) -> None:
+                 reanchor: int | None = None, verify_margin: float = 0.0) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"{name}: needs a fast tokenizer (character offsets)")
         if mode not in MODES:
@@ -107,6 +108,9 @@ class TokenClassifierPredictor:
         # Incremental: rebuild a session from the window every this many tokens (0: only when it
         # must). Its sliding-window mask already keeps every token's context at `window`.
         self.reanchor = 0 if reanchor is None else reanchor
+        # Incremental: a call whose cut rests on a word scored within this many logits of the
+        # boundary is read again from the window (0: never), see incremental.py.
+        self.verify_margin = verify_margin
         params = inspect.signature(model.forward).parameters  # transformers renamed it in v5
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.pad_id = next((t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id)
@@ -115,6 +119,12 @@ class TokenClassifierPredictor:
         self.session_batcher = MicroBatcher(lambda items: label_sessions(self, items), max_batch)
         self.calls = 0
         self.token_forwards = 0  # tokens run through the model (padding excluded)
+        self.verified = 0  # incremental calls read again from the window
+
+    def is_style(self, margin: float) -> bool:
+        """A token's label from its style-minus-capability logit margin (argmax: ties go to
+        label 0)."""
+        return margin > 0 if self.meta.style_label == 1 else margin >= 0
 
     def open_session(self) -> ClassifierSession | None:
         """A KV-cache session for one trajectory (incremental mode), else None."""
@@ -183,8 +193,8 @@ class TokenClassifierPredictor:
         return max(0, min(n_tokens - self.meta.window, first - 1))
 
 
-def load_classifier(spec: str, role: str, device: str = "auto",
-                    mode: str = "window") -> TokenClassifierPredictor:
+def load_classifier(spec: str, role: str, device: str = "auto", mode: str = "window",
+                    verify: float = 0.0) -> TokenClassifierPredictor:
     """A token-classifier predictor from a directory or hub id (2 labels)."""
     from tessy.backends.loading import load_pretrained
 
@@ -195,4 +205,5 @@ def load_classifier(spec: str, role: str, device: str = "auto",
                              "a boundary predictor has 2 (capability, style)")
     meta = PredictorMeta.read(Path(directory))
     return TokenClassifierPredictor(model, tokenizer, meta,
-                                    f"classifier-{role}:{Path(spec).name}", mode=mode)
+                                    f"classifier-{role}:{Path(spec).name}", mode=mode,
+                                    verify_margin=verify)

@@ -143,7 +143,8 @@ class TurnWatcher:
         start, end = self.spans[lo][0], self.spans[-1][1]
         spans = [(a - start, b - start) for a, b in self.spans[lo:]] if start else self.spans[lo:]
         if self.session is not None:
-            labels = await self.session.label(self.thinking, self.text, start, end, spans)
+            labels = await self.session.label(self.thinking, self.text, start, end, spans,
+                                              self.role)
         else:
             labels = await self.predictor.label(self._context(start), self.text[start:end], spans)
         wrong = first_wrong(labels[:settled - lo], self.role, self.undecided - lo)

@@ -16,7 +16,10 @@ trajectory's thinking and runs only the tokens that arrived since its last call:
 * trim: keys older than the window (and SLACK) are never attended again and are dropped;
 * re-anchor: a session with nothing usable in its cache, or more than `window` tokens to catch up
   on (the other role wrote a long turn), is rebuilt from the last `window` tokens exactly as the
-  windowed path reads them; optionally also every `reanchor` tokens.
+  windowed path reads them; optionally also every `reanchor` tokens;
+* verify: the cached reading moves a label only where the model was unsure, so a call whose cut
+  rests on a word scored within `verify_margin` logits of the boundary is read again from the
+  window (a re-anchor): that word gets the windowed path's label, and later ones a fresh cache.
 
 Cost per kept token: one forward for each token of the thinking the session reads, plus the
 tokens decoded past cuts; a role whose predictor is another model's pays for catching up on the
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tessy.boundary.base import CONTEXT_CHARS
+from tessy.boundary.cut import first_wrong
 
 if TYPE_CHECKING:
     from tessy.boundary.classifier import TokenClassifierPredictor
@@ -90,18 +94,21 @@ class ClassifierSession:
     covered: str = ""  # text from `origin` to the end of the last cached token
     ids: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)  # absolute char end of each cached token
-    flags: list[bool] = field(default_factory=list)  # raw prediction at each cached token
+    margins: list[float] = field(default_factory=list)  # style minus capability logit, per token
     kv: list[tuple[Any, Any]] = field(default_factory=list)  # per layer (keys, values), batch 1
     pos: int = 0  # position id of the first cached token (positions run on across trims)
     sink: list[tuple[Any, Any]] = field(default_factory=list)  # the anchor's first SINKS, per layer
     since_anchor: int = 0  # tokens read since the last re-anchor
     reanchors: int = 0
+    verified: int = 0  # calls read again from the window because a deciding word was unsure
 
-    async def label(self, before: str, text: str, start: int, end: int, spans: Spans) -> list[bool]:
-        """Style labels of the words `spans` (offsets into text[start:end]) of a turn that
-        continues the thinking `before`; batched with other sessions' calls."""
+    async def label(self, before: str, text: str, start: int, end: int, spans: Spans,
+                    role: str = "") -> list[bool]:
+        """Style labels of the words `spans` (offsets into text[start:end]) of `role`'s turn that
+        continues the thinking `before`; batched with other sessions' calls. Without a role no
+        call is verified."""
         labels: list[bool] = await self.owner.session_batcher.submit(
-            (self, before, text, start, end, spans))
+            (self, before, text, start, end, spans, role))
         return labels
 
     def plan(self, before: str, text: str, start: int, end: int, first_word: int) -> Step:
@@ -120,21 +127,21 @@ class ClassifierSession:
             if len(ids) <= window and not due:
                 covered = self.covered[:b - self.origin] + text_slice(before, text, b, abs_end)
                 return Step(self, keep, ids, ends, self.origin, covered)
-        return self._reanchor(before, text, abs_first, abs_end)
+        return self.window_step(before, text, abs_first, abs_end)
 
-    def commit(self, step: Step, flags: list[bool], kv: list[tuple[Any, Any]]) -> None:
+    def commit(self, step: Step, margins: list[float], kv: list[tuple[Any, Any]]) -> None:
         """Take the step's new tokens, their predictions and the grown cache."""
         pos = step.pos  # (read before the session changes)
         if step.past == 0:  # re-anchored: the window read anew
-            self.ids, self.ends, self.flags, self.sink = [], [], [], []
+            self.ids, self.ends, self.margins, self.sink = [], [], [], []
             self.reanchors += 1
             self.since_anchor = 0
         else:
             self.since_anchor += len(step.ids) - (len(self.ids) - step.past)
-            del self.ids[step.past:], self.ends[step.past:], self.flags[step.past:]
+            del self.ids[step.past:], self.ends[step.past:], self.margins[step.past:]
         self.ids += step.ids
         self.ends += step.ends
-        self.flags += flags
+        self.margins += margins
         self.origin, self.covered, self.kv, self.pos = step.origin, step.covered, kv, pos
         if step.past == 0:  # the anchor's first tokens: fresh states, like a window's start
             self.sink = [(k[:, :, :SINKS].clone(), v[:, :, :SINKS].clone()) for k, v in kv]
@@ -148,18 +155,35 @@ class ClassifierSession:
         origin = self.ends[d - 1]
         self.covered = self.covered[origin - self.origin:]
         self.origin, self.pos = origin, self.pos + d
-        del self.ids[:d], self.ends[:d], self.flags[:d]
+        del self.ids[:d], self.ends[:d], self.margins[:d]
         self.kv = [(k[:, :, d:], v[:, :, d:]) for k, v in self.kv]
 
     def word_labels(self, before: str, start: int, spans: Spans) -> list[bool]:
         """Per word, the style label of its first token (the shift of next-token labels undone)."""
+        style = self.owner.is_style
+        return [style(self.margins[t]) for t in self._label_tokens(before, start, spans)]
+
+    def unsure(self, before: str, start: int, spans: Spans, role: str, labels: list[bool]) -> bool:
+        """Whether the call's cut rests on a word scored within `verify_margin` of the boundary:
+        one up to and including the first of the wrong kind for `role` (later words are cut off
+        whatever their labels)."""
+        margin = self.owner.verify_margin
+        if not margin or not role:
+            return False
+        wrong = first_wrong(labels, role)
+        deciding = spans if wrong is None else spans[:wrong + 1]
+        return any(abs(self.margins[t]) < margin
+                   for t in self._label_tokens(before, start, deciding))
+
+    def _label_tokens(self, before: str, start: int, spans: Spans) -> list[int]:
+        """Per word, the cached token whose prediction is its label."""
         base = len(before) + start
         out = []
         for a, _ in spans:
             t = min(bisect_right(self.ends, base + a), len(self.ends) - 1)
             if self.owner.meta.label_shift == "next" and t > 0:
                 t -= 1  # token t's label is predicted at t-1 (the session's first token: its own)
-            out.append(bool(self.flags[t]))
+            out.append(t)
         return out
 
     def _still_valid(self, before: str, text: str, abs_end: int) -> int:
@@ -181,7 +205,7 @@ class ClassifierSession:
             i -= 1
         return i
 
-    def _reanchor(self, before: str, text: str, abs_first: int, abs_end: int) -> Step:
+    def window_step(self, before: str, text: str, abs_first: int, abs_end: int) -> Step:
         """The windowed path's window: tokens of the last CONTEXT_CHARS chars before the first
         word, the last `window` of them (further back if the first word needs it)."""
         a = max(0, abs_first - CONTEXT_CHARS)
@@ -233,7 +257,8 @@ def run_steps(predictor: TokenClassifierPredictor, steps: list[Step]) -> None:
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                        position_ids=queries.to(device), **{predictor.cache_arg: cache},
                        use_cache=True).logits
-        flags = (logits.argmax(-1) == predictor.meta.style_label).cpu().tolist()
+        style = predictor.meta.style_label
+        margins = (logits[..., style] - logits[..., 1 - style]).float().cpu().tolist()
         layers = [(k, v) for k, v, *_ in cache]
         for r, s in enumerate(steps):
             n, kv = len(s.ids), []
@@ -245,7 +270,7 @@ def run_steps(predictor: TokenClassifierPredictor, steps: list[Step]) -> None:
                                torch.cat([old_v[:, :, :s.past], new[1]], dim=2)))
                 else:
                     kv.append((new[0].clone(), new[1].clone()))
-            s.session.commit(s, flags[r][:n], kv)
+            s.session.commit(s, margins[r][:n], kv)
     predictor.calls += rows
     predictor.token_forwards += sum(len(s.ids) for s in steps)
 
@@ -321,10 +346,27 @@ def _left_padded(rows: list[tuple[Any, Any] | None], past: int) -> tuple[Any, An
 
 
 def label_sessions(predictor: TokenClassifierPredictor,
-                   items: list[tuple[ClassifierSession, str, str, int, int, Spans]]
+                   items: list[tuple[ClassifierSession, str, str, int, int, Spans, str]]
                    ) -> list[list[bool]]:
-    """Labels for many sessions' calls: plan each, run all in one forward, read the words."""
+    """Labels for many sessions' calls: plan each, run all in one forward, read the words;
+    then the calls whose cut rests on an unsure word read again from the window, in one more."""
     steps = [s.plan(before, text, start, end, spans[0][0] if spans else 0)
-             for s, before, text, start, end, spans in items]
+             for s, before, text, start, end, spans, _ in items]
     run_steps(predictor, steps)
-    return [s.word_labels(before, start, spans) for s, before, _, start, _, spans in items]
+    labels = [s.word_labels(before, start, spans) for s, before, _, start, _, spans, _ in items]
+    again = [i for i, ((s, before, _, start, _, spans, role), step)
+             in enumerate(zip(items, steps, strict=True))
+             if step.past and s.unsure(before, start, spans, role, labels[i])]
+    if again:
+        checks = []
+        for i in again:
+            s, before, text, start, end, spans, _ = items[i]
+            s.verified += 1
+            first = len(before) + start + (spans[0][0] if spans else 0)
+            checks.append(s.window_step(before, text, first, len(before) + end))
+        run_steps(predictor, checks)
+        predictor.verified += len(again)
+        for i in again:
+            s, before, _, start, _, spans, _ = items[i]
+            labels[i] = s.word_labels(before, start, spans)
+    return labels

@@ -35,10 +35,16 @@ class Stretches:
     """Training examples that are random stretches of whole encoded segments: at each access
     (once per epoch) a length in [low, high] tokens and an end anywhere in the segment, so the
     predictor sees contexts starting anywhere, as a window cut mid-text or a KV-cache session
-    reads them, not only at a segment's start."""
+    reads them, not only at a segment's start.
 
-    def __init__(self, rows: list[dict[str, list[int]]], low: int, high: int, seed: int) -> None:
-        self.rows, self.low, self.high = rows, low, high
+    With `session_share`, that share of the stretches is read the way an incremental session
+    reads (boundary/incremental.py): up to two windows long, each token attending to the last
+    `high` tokens and the stretch's first SINKS, so earlier tokens' states were built over
+    their own windows. Trained on both, the two modes label alike."""
+
+    def __init__(self, rows: list[dict[str, list[int]]], low: int, high: int, seed: int,
+                 session_share: float = 0.0) -> None:
+        self.rows, self.low, self.high, self.session_share = rows, low, high, session_share
         self.rng = random.Random(seed)
 
     def __len__(self) -> int:
@@ -47,9 +53,33 @@ class Stretches:
     def __getitem__(self, i: int) -> dict[str, list[int]]:
         row = self.rows[i]
         n = len(row["input_ids"])
-        size = self.rng.randint(min(self.low, n), min(self.high, n))
+        window = 0
+        if n > self.high and self.rng.random() < self.session_share:
+            window, size = self.high, self.rng.randint(self.high + 1, min(2 * self.high, n))
+        else:
+            size = self.rng.randint(min(self.low, n), min(self.high, n))
         end = self.rng.randint(size, n)
-        return {k: v[end - size:end] for k, v in row.items()}
+        return {**{k: v[end - size:end] for k, v in row.items()}, "sliding": [window]}
+
+
+def sliding_mask(attention_mask: Any, windows: list[int]) -> Any:
+    """Additive (rows, 1, L, L) mask of left-padded rows: causal over the real tokens and, where
+    a row's window is set, only the last `window` keys plus the row's first SINKS."""
+    import torch
+
+    from tessy.boundary.incremental import SINKS
+
+    real = attention_mask.bool()
+    length = real.shape[1]
+    q = torch.arange(length)[:, None]
+    k = torch.arange(length)[None, :]
+    first = (length - real.sum(-1))[:, None, None]  # index of each row's first real token
+    window = torch.tensor(windows)[:, None, None]
+    ok = real[:, None, :] & (k <= q)[None]
+    ok &= (window == 0) | (q - k < window) | (k < first + SINKS)
+    ok |= torch.eye(length, dtype=torch.bool)[None]  # a padding query sees itself (no NaN)
+    mask = torch.zeros(ok.shape).masked_fill(~ok, torch.finfo(torch.float32).min)
+    return mask[:, None]
 
 
 class _Collator:
@@ -64,6 +94,9 @@ class _Collator:
         batch = {k: left_pad([r[k] for r in rows], v) for k, v in fill.items()}
         if self.with_positions:
             batch["position_ids"] = position_ids(batch["attention_mask"])
+        windows = [r["sliding"][0] for r in rows if "sliding" in r]
+        if any(windows):
+            batch["attention_mask"] = sliding_mask(batch["attention_mask"], windows)
         return batch
 
 
@@ -108,7 +141,8 @@ def train(segments: list[LabelledSegment], config: PredictorTrainConfig, progres
     encode: Any = [encode_segment(tokenizer, s, config.label_shift,
                                   None if stretches else config.window) for s in train_rows]
     if stretches:
-        encode = Stretches(encode, config.min_window, config.window, config.seed)
+        encode = Stretches(encode, config.min_window, config.window, config.seed,
+                           config.session_share)
     takes_positions = "position_ids" in inspect.signature(model.forward).parameters
     device = pick_device(config.device)
     with tempfile.TemporaryDirectory() as scratch:

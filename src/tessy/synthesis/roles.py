@@ -34,13 +34,13 @@ async def open_roles(config: RunConfig) -> AsyncIterator[dict[str, RoleRuntime]]
     a role that fails to start closes the ones already started."""
     async with AsyncExitStack() as stack:
         roles: dict[str, RoleRuntime] = {}
-        models: dict[tuple[str, str, str], BoundaryPredictor] = {}
+        models: dict[tuple[str, str, str, float], BoundaryPredictor] = {}
         for role in ROLES:
             rc = config.role(role)
             backend = await stack.enter_async_context(open_backend(rc))
             template = resolve_template(rc.template, tokenizer=backend.tokenizer,
                                         model_name=backend.name, where=f"--{role}-template")
-            key = (rc.predictor, rc.predictor_device, rc.predictor_mode)
+            key = (rc.predictor, rc.predictor_device, rc.predictor_mode, rc.predictor_verify)
             if rc.predictor == "lexicon" or key not in models:  # one copy of a model both use
                 models[key] = load_predictor(rc.predictor, role, *key[1:])
             predictor = models[key]
