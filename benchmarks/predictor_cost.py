@@ -375,6 +375,8 @@ def main() -> None:
     parser.add_argument("--smollm2", type=Path, help="dir with traces.jsonl and predictor/")
     parser.add_argument("--smollm2-problems", type=int, default=64,
                         help="for the agreement (the costs: the first --problems)")
+    parser.add_argument("--classifiers", default="predictor,next",
+                        help="which of DIR's classifiers to measure (those that exist)")
     parser.add_argument("--skip-tiny", action="store_true")
     parser.add_argument("--floor", action="store_true",
                         help="SmolLM2: also the reference against itself with a shorter window")
@@ -404,7 +406,7 @@ def main() -> None:
                              ("next", "next-token labels (the published format): a word "
                                       "labelled at the token before it")):
             path = str(args.smollm2 / name)
-            if name == "predictor" or Path(path, "config.json").exists():
+            if name in args.classifiers.split(",") and Path(path, "config.json").exists():
                 measure({"student": path, "teacher": path}, scripts, problems, args, True,
                         f"SmolLM2-135M classifier trained on real SmolLM2 traces ({labels}), "
                         "both roles",

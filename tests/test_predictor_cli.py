@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from tessy.boundary import load_predictor
 from tessy.cli import main
 from tessy.errors import InputError
 from tessy.predictor.segments import cut_segments, sample_segments
@@ -136,6 +137,7 @@ def test_min_window_trains_on_stretches_that_start_anywhere(tiny_backbone, tmp_p
                  "-q"]) == 0
     assert json.loads((pred / "tessy_predictor.json").read_text())["window"] == 24
     assert "| min_window | 4 |" in (pred / "README.md").read_text()
+    assert load_predictor(str(pred), "student", device="cpu").mode == "window"  # auto: window
 
 
 def test_session_share_trains_on_stretches_read_as_an_incremental_session(tiny_backbone, tmp_path):
@@ -171,3 +173,7 @@ def test_session_share_trains_on_stretches_read_as_an_incremental_session(tiny_b
                  "--window", "24", "--min-window", "4", "--session-share", "1", "--epochs", "1",
                  "--eval-fraction", "0", "-q"]) == 0
     assert "| session_share | 1.0 |" in (pred / "README.md").read_text()
+    assert json.loads((pred / "tessy_predictor.json").read_text())["session_share"] == 1.0
+    # trained for both readings: `auto` (the default) reads it incrementally
+    assert load_predictor(str(pred), "student", device="cpu").mode == "incremental"
+    assert load_predictor(str(pred), "student", device="cpu", mode="window").mode == "window"

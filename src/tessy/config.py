@@ -24,7 +24,7 @@ from tessy.templates import NAMES as TEMPLATES
 
 MODES = ("stream", "step")
 SCHEDULERS = ("async", "lockstep")
-PREDICTOR_MODES = ("incremental", "window")
+PREDICTOR_MODES = ("auto", "incremental", "window")
 STRATEGIES = ("cooperative", "teacher-only", "student-only")
 
 
@@ -136,9 +136,11 @@ class RoleConfig:
                                     cli="shared", how=True, default="auto")
     predictor_mode: str = setting(
         "How a model predictor reads the text: window (the last 200 tokens again at every "
-        "call, as the published checkpoints were trained) or incremental (a KV cache per "
-        "trajectory: ~1 forward per token instead of ~12, cuts approximate: BENCHMARKS.md).",
-        cli="shared", how=True, choices=PREDICTOR_MODES, default="window")
+        "call, the reference), incremental (a KV cache per trajectory: ~1 forward per token "
+        "instead of ~12) or auto: incremental for a predictor trained for it (`predictor "
+        "train --session-share`), window for others, e.g. the published checkpoints "
+        "(BENCHMARKS.md).",
+        cli="shared", how=True, choices=PREDICTOR_MODES, default="auto")
     predictor_verify: float = setting(
         "Incremental mode: read a call again from the window when its cut rests on a word "
         "scored within this many logits of the boundary (0: never; BENCHMARKS.md).",

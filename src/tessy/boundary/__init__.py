@@ -9,7 +9,7 @@ __all__ = ["BoundaryPredictor", "LexiconPredictor", "load_predictor", "word_span
 
 
 def load_predictor(spec: str, role: str, device: str = "auto",
-                   mode: str = "window", verify: float = 0.0) -> BoundaryPredictor:
+                   mode: str = "auto", verify: float = 0.0) -> BoundaryPredictor:
     """`lexicon` (no model), or a token-classifier directory or hub id (docs/DESIGN.md), read
     incrementally or by window (`mode`; `verify`: incremental.py)."""
     if spec == "lexicon":

@@ -32,7 +32,7 @@ from tessy.errors import ConfigError, ModelLoadError
 
 META_FILE = "tessy_predictor.json"
 FORMAT = "tessy-boundary-predictor/1"
-MODES = ("incremental", "window")
+MODES = ("auto", "incremental", "window")
 
 
 @dataclass
@@ -44,6 +44,9 @@ class PredictorMeta:
     style_label: int = 1  # index of the "style" class
     role: str = ""  # whose traces it was trained on
     backbone: str = ""
+    # Share of training stretches read as an incremental session reads (`--session-share`):
+    # above 0, the predictor was trained for both modes and `auto` reads it incrementally.
+    session_share: float = 0.0
     format: str = FORMAT
 
     def __post_init__(self) -> None:
@@ -100,6 +103,8 @@ class TokenClassifierPredictor:
         self.tokenizer = tokenizer
         self.meta = meta
         self.name = name
+        if mode == "auto":  # the figures behind it: BENCHMARKS.md, predictor cost
+            mode = "incremental" if meta.session_share > 0 else "window"
         self.mode = mode
         # Window mode: one call per 16 tokens, ~12 token-forwards per kept token instead of ~180
         # at every word. Incremental: a call costs only its new tokens, so one per 4 tokens.
@@ -193,7 +198,7 @@ class TokenClassifierPredictor:
         return max(0, min(n_tokens - self.meta.window, first - 1))
 
 
-def load_classifier(spec: str, role: str, device: str = "auto", mode: str = "window",
+def load_classifier(spec: str, role: str, device: str = "auto", mode: str = "auto",
                     verify: float = 0.0) -> TokenClassifierPredictor:
     """A token-classifier predictor from a directory or hub id (2 labels)."""
     from tessy.backends.loading import load_pretrained

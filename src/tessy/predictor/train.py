@@ -163,7 +163,8 @@ def train(segments: list[LabelledSegment], config: PredictorTrainConfig, progres
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    meta = PredictorMeta(config.label_shift, config.window, 1, config.role, config.backbone)
+    meta = PredictorMeta(config.label_shift, config.window, 1, config.role, config.backbone,
+                         session_share=config.session_share)
     meta.write(out)
     figures = {"train_segments": len(train_rows), "held_out_segments": len(held_out),
                "train_loss": round(result.training_loss, 4), "steps": result.global_step,
