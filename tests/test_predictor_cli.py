@@ -140,13 +140,14 @@ def test_min_window_trains_on_stretches_that_start_anywhere(tiny_backbone, tmp_p
     assert load_predictor(str(pred), "student", device="cpu").mode == "window"  # auto: window
 
 
-def test_session_share_trains_on_stretches_read_as_an_incremental_session(tiny_backbone, tmp_path):
+def test_session_share_trains_on_stretches_read_as_an_incremental_session(tiny_backbone, tmp_path,
+                                                                          capsys):
     import torch
 
     from tessy.boundary.incremental import SINKS
     from tessy.config import PredictorTrainConfig
     from tessy.errors import ConfigError
-    from tessy.predictor.train import Stretches, sliding_mask
+    from tessy.predictor.train import Stretches, _Collator, sliding_mask
 
     rows = [{"input_ids": list(range(n)), "attention_mask": [1] * n, "labels": list(range(n))}
             for n in (12, 40)]
@@ -155,10 +156,14 @@ def test_session_share_trains_on_stretches_read_as_an_incremental_session(tiny_b
     assert {r["sliding"][0] for r in drawn[::2]} == {0}  # no longer than a window: plain
     assert {r["sliding"][0] for r in drawn[1::2]} == {16}
     assert {len(r["input_ids"]) for r in drawn[1::2]} == set(range(17, 33))  # up to two windows
+    assert stretches.session_reads() == 0.5  # only the longer row can be read as a session
+    batch = _Collator(0, True)([drawn[1], drawn[3]])
+    assert batch["attention_mask"].dim() == 4  # the model gets the sliding mask
 
     mask = sliding_mask(torch.tensor([[0, 0] + [1] * 30, [1] * 32]), [16, 0])[:, 0] == 0
     seen = mask[0, -1].nonzero().flatten().tolist()  # the last token of the session row
-    assert seen == [2, 3, 4, 5][:SINKS] + list(range(32 - 16, 32))  # its sinks, its last window
+    # its sinks, then the rest of its window: `window` keys in all, as a session's call reads
+    assert seen == [2, 3, 4, 5][:SINKS] + list(range(32 - 16 + SINKS, 32))
     assert mask[0, 2:18, 2:18].equal(mask[1, :16, :16])  # within a window: plain causal
     assert mask[1].equal(torch.ones(32, 32, dtype=torch.bool).tril())
     assert mask[0, 0].tolist() == [True] + [False] * 31  # padding sees only itself
@@ -173,7 +178,19 @@ def test_session_share_trains_on_stretches_read_as_an_incremental_session(tiny_b
                  "--window", "24", "--min-window", "4", "--session-share", "1", "--epochs", "1",
                  "--eval-fraction", "0", "-q"]) == 0
     assert "| session_share | 1.0 |" in (pred / "README.md").read_text()
+    assert main(["predictor", "train", str(labels), "-o", str(tmp_path / "p2"), "--backbone",
+                 str(tiny_backbone), "--window", "200", "--min-window", "4", "--session-share",
+                 "1", "--eval-fraction", "0", "-q"]) != 0  # no segment longer than a window
+    assert "no training segment is longer than --window" in capsys.readouterr().err
     assert json.loads((pred / "tessy_predictor.json").read_text())["session_share"] == 1.0
     # trained for both readings: `auto` (the default) reads it incrementally
     assert load_predictor(str(pred), "student", device="cpu").mode == "incremental"
     assert load_predictor(str(pred), "student", device="cpu", mode="window").mode == "window"
+    out = tmp_path / "out.jsonl"
+    assert main(["synthesize", "-o", str(out), "--teacher", "fake", "--student", "fake",
+                 "--teacher-predictor", str(pred), "--student-predictor", str(pred),
+                 "--predictor-device", "cpu", "--limit", "2", "-q"]) == 0
+    run = json.loads(out.with_name("out.jsonl.run.json").read_text())
+    for role in ("teacher", "student"):  # what `auto` chose, in the run's summary
+        assert run["predictors"][role]["mode"] == "incremental"
+        assert run["predictors"][role]["every"] == 4 and run["predictors"][role]["calls"] > 0

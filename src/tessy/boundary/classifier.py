@@ -7,12 +7,14 @@ left-padded. Directories written by `tessy predictor train` carry `tessy_predict
 same fields, so current-token models (`label_shift="current"`) load too.
 
 Two ways to run it (`--predictor-mode`):
-* window (default, the reference): a call tokenizes the bounded tail the watcher hands over
+* window (the reference): a call tokenizes the bounded tail the watcher hands over
   (≤ CONTEXT_CHARS characters) and forwards the last `window` tokens of it, every 16 tokens.
 * incremental: a KV-cache session per trajectory reads each token about once (incremental.py);
   calls are cheap, so they come every 4 tokens. Its cuts match the window's as far as the model
   reads both alike (train it for both: `--session-share`), and where it does not, as far as
   `verify_margin` re-reads unsure calls from the window (BENCHMARKS.md).
+`auto` (the default) picks incremental for a predictor trained for both readings
+(`session_share` in its metadata), window for others, e.g. the published checkpoints.
 Either way calls of concurrent problems are batched into one forward by a MicroBatcher.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from bisect import bisect_right
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +36,7 @@ from tessy.errors import ConfigError, ModelLoadError
 META_FILE = "tessy_predictor.json"
 FORMAT = "tessy-boundary-predictor/1"
 MODES = ("auto", "incremental", "window")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,6 +58,8 @@ class PredictorMeta:
             raise ConfigError(f"{META_FILE}: label_shift must be next or current")
         if self.window < 2:
             raise ConfigError(f"{META_FILE}: window must be >= 2")
+        if not isinstance(self.session_share, int | float) or not 0 <= self.session_share <= 1:
+            raise ConfigError(f"{META_FILE}: session_share must be a number in [0, 1]")
 
     @classmethod
     def read(cls, directory: Path) -> PredictorMeta:
@@ -105,6 +111,9 @@ class TokenClassifierPredictor:
         self.name = name
         if mode == "auto":  # the figures behind it: BENCHMARKS.md, predictor cost
             mode = "incremental" if meta.session_share > 0 else "window"
+        if verify_margin and mode == "window":
+            log.warning("%s: --predictor-verify applies to incremental reading only; this "
+                        "predictor is read by window", name)
         self.mode = mode
         # Window mode: one call per 16 tokens, ~12 token-forwards per kept token instead of ~180
         # at every word. Incremental: a call costs only its new tokens, so one per 4 tokens.

@@ -124,7 +124,7 @@ class ClassifierSession:
             b = self.ends[keep - 1]
             ids, ends = self._encode(text_slice(before, text, b, abs_end), b)
             due = every and self.since_anchor + len(ids) - (len(self.ids) - keep) > every
-            if len(ids) <= window and not due:
+            if len(ids) <= window - SINKS and not due:  # the sinks' places stay old tokens'
                 covered = self.covered[:b - self.origin] + text_slice(before, text, b, abs_end)
                 return Step(self, keep, ids, ends, self.origin, covered)
         return self.window_step(before, text, abs_first, abs_end)

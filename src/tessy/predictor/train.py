@@ -47,6 +47,12 @@ class Stretches:
         self.rows, self.low, self.high, self.session_share = rows, low, high, session_share
         self.rng = random.Random(seed)
 
+    def session_reads(self) -> float:
+        """Expected share of the stretches read as a session (only segments longer than a
+        window can be)."""
+        longer = sum(len(r["input_ids"]) > self.high for r in self.rows)
+        return self.session_share * longer / max(1, len(self.rows))
+
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -76,7 +82,8 @@ def sliding_mask(attention_mask: Any, windows: list[int]) -> Any:
     first = (length - real.sum(-1))[:, None, None]  # index of each row's first real token
     window = torch.tensor(windows)[:, None, None]
     ok = real[:, None, :] & (k <= q)[None]
-    ok &= (window == 0) | (q - k < window) | (k < first + SINKS)
+    # the last `window` keys counting the sinks, as a session's call attends (incremental._past)
+    ok &= (window == 0) | (q - k < window - SINKS) | (k < first + SINKS)
     ok |= torch.eye(length, dtype=torch.bool)[None]  # a padding query sees itself (no NaN)
     mask = torch.zeros(ok.shape).masked_fill(~ok, torch.finfo(torch.float32).min)
     return mask[:, None]
@@ -140,9 +147,15 @@ def train(segments: list[LabelledSegment], config: PredictorTrainConfig, progres
     stretches = config.min_window is not None
     encode: Any = [encode_segment(tokenizer, s, config.label_shift,
                                   None if stretches else config.window) for s in train_rows]
+    session_share = 0.0
     if stretches:
         encode = Stretches(encode, config.min_window, config.window, config.seed,
                            config.session_share)
+        session_share = encode.session_reads()
+        if config.session_share and not session_share:
+            raise ConfigError(f"--session-share: no training segment is longer than --window "
+                              f"({config.window} tokens), so none can be read as a session; "
+                              "sample longer segments (predictor sample --words)")
     takes_positions = "position_ids" in inspect.signature(model.forward).parameters
     device = pick_device(config.device)
     with tempfile.TemporaryDirectory() as scratch:
@@ -164,9 +177,10 @@ def train(segments: list[LabelledSegment], config: PredictorTrainConfig, progres
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     meta = PredictorMeta(config.label_shift, config.window, 1, config.role, config.backbone,
-                         session_share=config.session_share)
+                         session_share=round(session_share, 4))
     meta.write(out)
     figures = {"train_segments": len(train_rows), "held_out_segments": len(held_out),
+               "session_reads": round(session_share, 4),
                "train_loss": round(result.training_loss, 4), "steps": result.global_step,
                "seconds": round(result.metrics.get("train_runtime", 0.0), 1)}
     if held_out:

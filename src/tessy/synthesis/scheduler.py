@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tessy.boundary.base import BoundaryPredictor
 from tessy.config import RunConfig
 from tessy.errors import GenerationError, RequestRejected, ServerUnavailable
 from tessy.io.jsonl import write_json
@@ -43,11 +44,22 @@ class RunSummary:
     in_flight: int = 0  # problems left unfinished (checkpointed) by a stop
     stopped: str = ""  # why the run stopped early: a signal name or a server outage
     backends: dict[str, dict[str, int]] = field(default_factory=dict)  # counters per role
+    # How each role's predictor read (mode, calls, forwards); roles sharing a model share these
+    predictors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def teacher_share(self) -> float:
         """Teacher tokens over all thinking tokens written this run."""
         total = sum(self.tokens.values())
         return self.tokens["teacher"] / total if total else 0.0
+
+
+def predictor_summary(predictor: BoundaryPredictor, every: int | None) -> dict[str, Any]:
+    """What a role's predictor is and how it read: the mode `auto` chose, calls, forwards."""
+    out: dict[str, Any] = {"name": predictor.name, "every": every or predictor.default_every}
+    for key in ("mode", "verify_margin", "calls", "token_forwards", "verified"):
+        if hasattr(predictor, key):
+            out[key] = getattr(predictor, key)
+    return out
 
 
 class StopRequest:
@@ -146,6 +158,8 @@ async def synthesize(
         summary.stopped = stop.reason
     summary.seconds = time.perf_counter() - started
     summary.backends = {r: asdict(roles[r].backend.counters) for r in ROLES}
+    summary.predictors = {r: predictor_summary(roles[r].predictor, config.synthesis.predict_every)
+                          for r in ROLES}
     write_json(Path(config.output).with_name(Path(config.output).name + ".run.json"),
                asdict(summary) | {"teacher_share": summary.teacher_share()})
     return summary
