@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import random
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -336,6 +337,9 @@ def measure(paths: dict[str, str], scripts, problems: list[Problem], args, share
         v = Variant(v.label, v.mode, v.every, shared, v.verify)
         results.append(merge([asyncio.run(run_variant(paths, scripts, b, v, args.thinking))
                               for b in cost_batches]))
+        r = results[-1]
+        print(f"  {title}: {v.label}: {r['forwards_per_kept']:.2f} forwards, "
+              f"{r['predictor_us_per_kept']:.0f} µs per kept token", file=sys.stderr, flush=True)
     kinds = [("incremental sessions", 0, 0.0)]
     if args.verify:
         kinds.append((f"incremental sessions re-reading unsure calls (verify {args.verify})", 0,
@@ -350,6 +354,8 @@ def measure(paths: dict[str, str], scripts, problems: list[Problem], args, share
         offs = [s["words_off"] for s in shadows if s["words_off"]]
         total["words_off"] = statistics.mean(offs) if offs else 0.0
         found.append((label, total))
+        print(f"  {title}: {label}: {total['same']} of {total['cuts']} cuts identical",
+              file=sys.stderr, flush=True)
     table(title, results, found)
 
 
