@@ -45,7 +45,7 @@ bench: setup $(VENV)/.llama-server-portable   ## serving + tiny-predictor figure
 	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 | tee out/bench/predictor_cost.md
 
 # Predictor cost and cut agreement with tiny classifiers and with a SmolLM2-135M classifier
-# trained on real SmolLM2 traces (~1 h: the traces and the classifier ~35 min, made once).
+# trained on real SmolLM2 traces (~1 h 15 min: the traces and the classifier ~35 min, made once).
 bench-predictor: setup $(VENV)/.llama-server-portable
 	mkdir -p out/bench
 	$(PY) -m benchmarks.predictor_data out/bench/smollm2-predictor

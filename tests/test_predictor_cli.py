@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 
 import pytest
 
@@ -176,16 +177,22 @@ def test_session_share_trains_on_stretches_read_as_an_incremental_session(tiny_b
                               + "\n" for i in range(8)))
     assert main(["predictor", "train", str(labels), "-o", str(pred), "--backbone", str(tiny_backbone),
                  "--window", "24", "--min-window", "4", "--session-share", "1", "--epochs", "1",
-                 "--eval-fraction", "0", "-q"]) == 0
+                 "--label-shift", "current", "--eval-fraction", "0", "-q"]) == 0
     assert "| session_share | 1.0 |" in (pred / "README.md").read_text()
     assert main(["predictor", "train", str(labels), "-o", str(tmp_path / "p2"), "--backbone",
                  str(tiny_backbone), "--window", "200", "--min-window", "4", "--session-share",
                  "1", "--eval-fraction", "0", "-q"]) != 0  # no segment longer than a window
     assert "no training segment is longer than --window" in capsys.readouterr().err
     assert json.loads((pred / "tessy_predictor.json").read_text())["session_share"] == 1.0
-    # trained for both readings: `auto` (the default) reads it incrementally
+    # trained for both readings with current-token labels: `auto` (the default) reads it
+    # incrementally; with next-token labels, by window (BENCHMARKS.md: fewer cuts kept)
     assert load_predictor(str(pred), "student", device="cpu").mode == "incremental"
     assert load_predictor(str(pred), "student", device="cpu", mode="window").mode == "window"
+    meta = json.loads((pred / "tessy_predictor.json").read_text())
+    nxt = tmp_path / "next"
+    shutil.copytree(pred, nxt)
+    (nxt / "tessy_predictor.json").write_text(json.dumps(meta | {"label_shift": "next"}))
+    assert load_predictor(str(nxt), "student", device="cpu").mode == "window"
     out = tmp_path / "out.jsonl"
     assert main(["synthesize", "-o", str(out), "--teacher", "fake", "--student", "fake",
                  "--teacher-predictor", str(pred), "--student-predictor", str(pred),

@@ -138,8 +138,8 @@ class RoleConfig:
         "How a model predictor reads the text: window (the last 200 tokens again at every "
         "call, the reference), incremental (a KV cache per trajectory: ~1 forward per token "
         "instead of ~12) or auto: incremental for a predictor trained for it (`predictor "
-        "train --session-share`), window for others, e.g. the published checkpoints "
-        "(BENCHMARKS.md).",
+        "train --label-shift current --session-share`), window for others, e.g. the published "
+        "checkpoints (BENCHMARKS.md).",
         cli="shared", how=True, choices=PREDICTOR_MODES, default="auto")
     predictor_verify: float = setting(
         "Incremental mode: read a call again from the window when its cut rests on a word "

@@ -13,8 +13,8 @@ Two ways to run it (`--predictor-mode`):
   calls are cheap, so they come every 4 tokens. Its cuts match the window's as far as the model
   reads both alike (train it for both: `--session-share`), and where it does not, as far as
   `verify_margin` re-reads unsure calls from the window (BENCHMARKS.md).
-`auto` (the default) picks incremental for a predictor trained for both readings
-(`session_share` in its metadata), window for others, e.g. the published checkpoints.
+`auto` (the default) picks incremental for a predictor trained for both readings with
+current-token labels (its metadata), window for others, e.g. the published checkpoints.
 Either way calls of concurrent problems are batched into one forward by a MicroBatcher.
 """
 
@@ -49,7 +49,7 @@ class PredictorMeta:
     role: str = ""  # whose traces it was trained on
     backbone: str = ""
     # Share of training stretches read as an incremental session reads (`--session-share`):
-    # above 0, the predictor was trained for both modes and `auto` reads it incrementally.
+    # above 0, the predictor was trained for both modes.
     session_share: float = 0.0
     format: str = FORMAT
 
@@ -60,6 +60,12 @@ class PredictorMeta:
             raise ConfigError(f"{META_FILE}: window must be >= 2")
         if not isinstance(self.session_share, int | float) or not 0 <= self.session_share <= 1:
             raise ConfigError(f"{META_FILE}: session_share must be a number in [0, 1]")
+
+    def reads_incrementally(self) -> bool:
+        """Whether `auto` reads it by session: trained for both readings, with current-token
+        labels. Those kept 99.6% of the window's cuts; next-token ones trained the same way, and
+        predictors trained on windows only, far fewer (BENCHMARKS.md, predictor cost)."""
+        return self.session_share > 0 and self.label_shift == "current"
 
     @classmethod
     def read(cls, directory: Path) -> PredictorMeta:
@@ -109,8 +115,8 @@ class TokenClassifierPredictor:
         self.tokenizer = tokenizer
         self.meta = meta
         self.name = name
-        if mode == "auto":  # the figures behind it: BENCHMARKS.md, predictor cost
-            mode = "incremental" if meta.session_share > 0 else "window"
+        if mode == "auto":
+            mode = "incremental" if meta.reads_incrementally() else "window"
         if verify_margin and mode == "window":
             log.warning("%s: --predictor-verify applies to incremental reading only; this "
                         "predictor is read by window", name)
