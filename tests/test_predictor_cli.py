@@ -110,6 +110,21 @@ def test_the_authors_preset_sets_their_recipe_and_given_options_still_win():
     assert (default.learning_rate, default.scheduler, default.batch_size) == (5e-5, "linear", 16)
 
 
+def _repeated_labels(tmp_path, times):
+    """8 labelled segments of one sentence pair repeated `times` times."""
+    labels = tmp_path / "labels.jsonl"
+    text = "Okay, so the sum is 42. Hmm, wait, 25 + 17 = 42. " * times
+    labels.write_text("".join(json.dumps({"id": i, "text": text, "style": [[0, 12], [24, 34]]})
+                              + "\n" for i in range(8)))
+    return labels
+
+
+def _train(labels, out, backbone, *flags):
+    """`tessy predictor train` for one quick epoch; its exit code."""
+    return main(["predictor", "train", str(labels), "-o", str(out), "--backbone", str(backbone),
+                 "--epochs", "1", "--eval-fraction", "0", "-q", *flags])
+
+
 def test_min_window_trains_on_stretches_that_start_anywhere(tiny_backbone, tmp_path):
     from tessy.config import PredictorTrainConfig
     from tessy.errors import ConfigError
@@ -129,13 +144,8 @@ def test_min_window_trains_on_stretches_that_start_anywhere(tiny_backbone, tmp_p
     with pytest.raises(ConfigError, match=r"train.min_window: must be in \[2, window\]"):
         PredictorTrainConfig(window=16, min_window=17)
 
-    labels, pred = tmp_path / "labels.jsonl", tmp_path / "pred"
-    text = "Okay, so the sum is 42. Hmm, wait, 25 + 17 = 42. " * 4
-    labels.write_text("".join(json.dumps({"id": i, "text": text, "style": [[0, 12], [24, 34]]})
-                              + "\n" for i in range(8)))
-    assert main(["predictor", "train", str(labels), "-o", str(pred), "--backbone", str(tiny_backbone),
-                 "--window", "24", "--min-window", "4", "--epochs", "1", "--eval-fraction", "0",
-                 "-q"]) == 0
+    labels, pred = _repeated_labels(tmp_path, 4), tmp_path / "pred"
+    assert _train(labels, pred, tiny_backbone, "--window", "24", "--min-window", "4") == 0
     assert json.loads((pred / "tessy_predictor.json").read_text())["window"] == 24
     assert "| min_window | 4 |" in (pred / "README.md").read_text()
     assert load_predictor(str(pred), "student", device="cpu").mode == "window"  # auto: window
@@ -171,17 +181,12 @@ def test_session_share_trains_on_stretches_read_as_an_incremental_session(tiny_b
 
     with pytest.raises(ConfigError, match=r"train.session_share: needs --min-window"):
         PredictorTrainConfig(session_share=0.5)
-    labels, pred = tmp_path / "labels.jsonl", tmp_path / "pred"
-    text = "Okay, so the sum is 42. Hmm, wait, 25 + 17 = 42. " * 6
-    labels.write_text("".join(json.dumps({"id": i, "text": text, "style": [[0, 12], [24, 34]]})
-                              + "\n" for i in range(8)))
-    assert main(["predictor", "train", str(labels), "-o", str(pred), "--backbone", str(tiny_backbone),
-                 "--window", "24", "--min-window", "4", "--session-share", "1", "--epochs", "1",
-                 "--label-shift", "current", "--eval-fraction", "0", "-q"]) == 0
+    labels, pred = _repeated_labels(tmp_path, 6), tmp_path / "pred"
+    assert _train(labels, pred, tiny_backbone, "--window", "24", "--min-window", "4",
+                  "--session-share", "1", "--label-shift", "current") == 0
     assert "| session_share | 1.0 |" in (pred / "README.md").read_text()
-    assert main(["predictor", "train", str(labels), "-o", str(tmp_path / "p2"), "--backbone",
-                 str(tiny_backbone), "--window", "200", "--min-window", "4", "--session-share",
-                 "1", "--eval-fraction", "0", "-q"]) != 0  # no segment longer than a window
+    assert _train(labels, tmp_path / "p2", tiny_backbone, "--window", "200", "--min-window", "4",
+                  "--session-share", "1") != 0  # no segment longer than a window
     assert "no training segment is longer than --window" in capsys.readouterr().err
     assert json.loads((pred / "tessy_predictor.json").read_text())["session_share"] == 1.0
     # trained for both readings with current-token labels: `auto` (the default) reads it
