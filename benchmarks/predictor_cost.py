@@ -29,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -334,7 +334,7 @@ def measure(paths: dict[str, str], scripts, problems: list[Problem], args, share
     batches = [problems[i:i + args.problems] for i in range(0, len(problems), args.problems)]
     cost_batches = [b[:costed] for b in batches[:max(1, costed // args.problems)]]
     for v in variants:
-        v = Variant(v.label, v.mode, v.every, shared, v.verify)
+        v = replace(v, shared=shared)
         results.append(merge([asyncio.run(run_variant(paths, scripts, b, v, args.thinking))
                               for b in cost_batches]))
         r = results[-1]

@@ -350,8 +350,9 @@ def label_sessions(predictor: TokenClassifierPredictor,
                    ) -> list[list[bool]]:
     """Labels for many sessions' calls: plan each, run all in one forward, read the words;
     then the calls whose cut rests on an unsure word read again from the window, in one more."""
-    steps = [s.plan(before, text, start, end, spans[0][0] if spans else 0)
-             for s, before, text, start, end, spans, _ in items]
+    firsts = [spans[0][0] if spans else 0 for *_, spans, _ in items]  # each call's first word
+    steps = [s.plan(before, text, start, end, first)
+             for (s, before, text, start, end, _, _), first in zip(items, firsts, strict=True)]
     run_steps(predictor, steps)
     labels = [s.word_labels(before, start, spans) for s, before, _, start, _, spans, _ in items]
     again = [i for i, ((s, before, _, start, _, spans, role), step)
@@ -360,10 +361,10 @@ def label_sessions(predictor: TokenClassifierPredictor,
     if again:
         checks = []
         for i in again:
-            s, before, text, start, end, spans, _ = items[i]
+            s, before, text, start, end, _, _ = items[i]
             s.verified += 1
-            first = len(before) + start + (spans[0][0] if spans else 0)
-            checks.append(s.window_step(before, text, first, len(before) + end))
+            checks.append(s.window_step(before, text, len(before) + start + firsts[i],
+                                        len(before) + end))
         run_steps(predictor, checks)
         predictor.verified += len(again)
         for i in again:
