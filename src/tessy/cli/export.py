@@ -22,9 +22,15 @@ import click
               help="Also upload the data (Parquet) and the card to this hub dataset repo "
               "(token: HF_TOKEN or `huggingface-cli login`; HF_ENDPOINT for another hub).")
 @click.option("--private", is_flag=True, help="Create the hub repo private.")
+@click.option("--only-correct", is_flag=True,
+              help="Keep only the records whose answer passes its grading (gold answer, code "
+              "tests, task scorer): rejection sampling. Records nothing grades are left out.")
+@click.option("--sandbox", default="auto", show_default=True, metavar="ISOLATION|URL",
+              help="Where code answers run to be graded (see `tessy report --help`).")
 def export_command(records: str, dest: str, fmt: str | None, chat_key: str, drop_tessy: bool,
                    report_path: str | None, license: str | None, language: tuple[str, ...],
-                   no_card: bool, repo_id: str | None, private: bool) -> None:
+                   no_card: bool, repo_id: str | None, private: bool, only_correct: bool,
+                   sandbox: str) -> None:
     """Turn RECORDS (tessy output JSONL) into an SFT dataset at DEST, with a dataset card
     (README.md with the hub's front matter: the models, settings and figures of the data)."""
     import json
@@ -43,10 +49,26 @@ def export_command(records: str, dest: str, fmt: str | None, chat_key: str, drop
                 raise InputError(f"--report {report_path}: not a tessy report JSON ({exc})") from exc
         card = {"report": report, "license": license, "language": list(language) or None,
                 "repo_id": repo_id}
-    rows, text = write_export(prepared_records(records, chat_key), records, dest, fmt, chat_key,
-                              keep_tessy=not drop_tessy, card=card)
+    from tessy.grading import grade_samples, summarize
+    from tessy.records import parse_record
+
+    rows = prepared_records(records, chat_key)
+    grades = grade_samples([parse_record(r, f"{records}:{i}") for i, r in enumerate(rows, 1)],
+                           sandbox, progress=True) if only_correct or not no_card else []
+    graded = summarize(grades)
+    if only_correct:
+        if graded is None:
+            raise InputError(f"{records}: --only-correct: no record says how it is graded (a "
+                             "gold answer, tests, a reasoning-gym entry)")
+        rows = [r for r, g in zip(rows, grades, strict=True) if g is not None and g.passed]
+    if card is not None:
+        card["grades"] = graded and graded | {"only_correct": only_correct}
+    rows, text = write_export(rows, records, dest, fmt, chat_key, keep_tessy=not drop_tessy,
+                              card=card)
     where = "" if no_card else f", card -> {card_path(dest, fmt)}"
-    click.echo(f"wrote {len(rows)} records to {dest} ({fmt}, column {chat_key!r}){where}")
+    kept = (f" (the {len(rows)} of {graded['graded']} graded that pass)"
+            if only_correct and graded else "")
+    click.echo(f"wrote {len(rows)} records{kept} to {dest} ({fmt}, column {chat_key!r}){where}")
     if repo_id:
         from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""`tessy problems DIR`: a generated problem set with gold answers, split train / held-out."""
+"""`tessy problems DIR`: a problem set with gold answers or tests, split train / held-out."""
 
 from __future__ import annotations
 
@@ -7,15 +7,39 @@ import click
 
 @click.command("problems")
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--count", type=int, default=200, show_default=True, help="Problems in all.")
+@click.option("--source", "sources", multiple=True, default=("arithmetic",), show_default=True,
+              help="arithmetic | humaneval | codeio | gym:TASK[,TASK...] (any reasoning-gym "
+              "task, e.g. gym:chain_sum,basic_arithmetic); repeat for several.")
+@click.option("--count", type=int, default=200, show_default=True,
+              help="Problems per source (HumanEval has 164).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--held-out", type=float, default=0.2, show_default=True,
-              help="Share written to held_out.jsonl.")
-def problems_command(directory: str, count: int, seed: int, held_out: float) -> None:
-    """Write DIRECTORY/train.jsonl and DIRECTORY/held_out.jsonl: arithmetic word problems
-    (gold: a number) and lettered multiple-choice items (gold: A-D), for evaluating a student
-    with `synthesize --strategy student-only` and `report` (which grades them)."""
-    from tessy.data.generate import write_problem_set
+              help="Share of each source written to held_out.jsonl.")
+@click.option("--against", multiple=True, type=click.Path(exists=True),
+              help="Benchmark problems (any problem file): train problems that overlap them "
+              "or the held-out split are dropped and listed in DIR/dropped.jsonl.")
+@click.option("--similarity", type=float, default=90.0, show_default=True,
+              help="Overlap threshold: rapidfuzz similarity (0-100) of two problems that "
+              "state the same numbers.")
+@click.option("--sandbox", default="auto", show_default=True, metavar="ISOLATION|URL",
+              help="Where reasoning-gym makes its problems (codeio runs its code samples).")
+def problems_command(directory: str, sources: tuple[str, ...], count: int, seed: int,
+                     held_out: float, against: tuple[str, ...], similarity: float,
+                     sandbox: str) -> None:
+    """Write DIRECTORY/train.jsonl and DIRECTORY/held_out.jsonl: problems whose rows say how
+    an answer is graded (a gold answer, HumanEval tests, a reasoning-gym scorer), for
+    `synthesize` on the train split and evaluating a student on the held-out one."""
+    from tessy.data.problem_set import write_problem_set
 
-    train, held = write_problem_set(directory, count, seed, held_out)
-    click.echo(f"{count} problems -> {train} + {held}")
+    made = write_problem_set(directory, list(sources), count, seed, held_out, list(against),
+                             similarity, sandbox)
+    for overlap in made.dropped[:10]:
+        click.secho(f"dropped {overlap.id}: overlaps {overlap.reference} "
+                    f"(similarity {overlap.similarity:g})", fg="yellow", err=True)
+    if len(made.dropped) > 10:
+        click.secho(f"... {len(made.dropped) - 10} more in {directory}/dropped.jsonl",
+                    fg="yellow", err=True)
+    per = ", ".join(f"{n} {source}" for source, n in made.counts.items())
+    click.echo(f"{per} -> {made.train} + {made.held_out}"
+               + (f" ({len(made.dropped)} overlapping train problems dropped)"
+                  if made.dropped else ""))

@@ -20,12 +20,16 @@ import click
 @click.option("--json", "json_path", help="Also write every figure as JSON here.")
 @click.option("--no-nll", is_flag=True, help="Skip the student NLL (no model needed).")
 @click.option("--batch-size", default=4, show_default=True, help="Samples per forward pass.")
+@click.option("--sandbox", default="auto", show_default=True, metavar="ISOLATION|URL",
+              help="Where code answers run to be graded: auto, bwrap, unshare, none (local "
+              "processes with limits; see README, Security model) or a SandboxFusion URL.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def report_command(data: tuple[str, ...], student: str | None, student_template: str | None,
                    student_tokenizer: str | None, student_model: str | None,
                    reference: str | None, output: str, json_path: str | None, no_nll: bool,
-                   batch_size: int, quiet: bool) -> None:
-    """Is DATA on-policy for the student? NLL by span origin, shares, style, similarity, accuracy."""
+                   batch_size: int, sandbox: str, quiet: bool) -> None:
+    """Is DATA on-policy for the student? NLL by span origin, shares, style, similarity, and
+    answers graded as their rows say (gold answers; code run on its tests in a sandbox)."""
     import os
 
     from tessy import aio
@@ -34,7 +38,8 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
 
     async def run():
         if no_nll:
-            return await write_report(list(data), None, reference, output, json_path, not quiet)
+            return await write_report(list(data), None, reference, output, json_path, not quiet,
+                                      sandbox)
         model, template = student, student_template
         if model is None:
             from tessy.embedded import smollm2_gguf
@@ -43,7 +48,7 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
         async with open_scorer(model, template or "auto", student_tokenizer, student_model,
                                batch_size, os.environ.get("OPENAI_API_KEY")) as scorer:
             return await write_report(list(data), scorer, reference, output, json_path,
-                                      not quiet)
+                                      not quiet, sandbox)
 
     figs = aio.run(run())
     click.echo(table(figs))

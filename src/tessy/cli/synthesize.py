@@ -162,7 +162,7 @@ def synthesize_command(inputs: tuple[str, ...], **opts: Any) -> None:
 
 def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     """Build the config, run it with signal handling, print the summary; returns the config."""
-    from tessy.io.problems import ProblemReader
+    from tessy.io.problems import ProblemReader, with_samples
     from tessy.synthesis.scheduler import StopRequest, open_roles, synthesize
 
     opts["prompt_template"] = template_text(opts.get("prompt_template"))
@@ -171,6 +171,7 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     problems = list(reader)
     if config.limit:
         problems = problems[: config.limit]
+    problems = with_samples(problems, config.samples)
     for line in reader.skipped:
         click.secho(f"skipped {line}", fg="yellow", err=True)
     if embedded:

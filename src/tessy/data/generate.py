@@ -9,7 +9,6 @@ problem rows (`id`, `prompt`, `answer`), split into a train and a held-out file.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 from tessy.errors import InputError
@@ -65,20 +64,3 @@ def generate(count: int, seed: int = 0, held_out: float = 0.2
     rng.shuffle(rows)
     cut = max(1, min(count - 1, round(count * held_out)))
     return rows[cut:], rows[:cut]
-
-
-def write_problem_set(directory: str | Path, count: int, seed: int = 0,
-                      held_out: float = 0.2) -> tuple[Path, Path]:
-    """Write DIR/train.jsonl and DIR/held_out.jsonl; refuses to overwrite either."""
-    from tessy.io.jsonl import write_jsonl
-
-    directory = Path(directory)
-    paths = directory / "train.jsonl", directory / "held_out.jsonl"
-    for path in paths:
-        if path.exists():
-            raise InputError(f"{path}: exists; choose another directory (nothing was written)")
-    train, held = generate(count, seed, held_out)
-    directory.mkdir(parents=True, exist_ok=True)
-    write_jsonl(paths[0], train)
-    write_jsonl(paths[1], held)
-    return paths

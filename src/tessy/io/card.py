@@ -48,7 +48,7 @@ def figures(records: list[dict[str, Any]], source: Path) -> dict[str, Any]:
 def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, fmt: str,
                  chat_key: str, keep_tessy: bool, report: dict[str, Any] | None = None,
                  license: str | None = None, language: list[str] | None = None,
-                 repo_id: str | None = None) -> str:
+                 repo_id: str | None = None, grades: dict[str, Any] | None = None) -> str:
     """The card's Markdown, front matter first."""
     source = Path(source)
     f, config = figures(records, source), _run_config(source)
@@ -84,6 +84,8 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
               f"| student share of thinking tokens | {f['shares']['student']:.1%} |",
               f"| mean thinking length (tokens) | {f['mean_thinking_tokens']:.0f} |",
               f"| switches per 1000 thinking tokens | {f['switches_per_1000']:.1f} |"]
+    if grades:
+        lines += grade_lines(grades)
     if report:
         lines += report_lines(report)
     if repo_id:
@@ -112,6 +114,20 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
               "Qiming and Li, Bowen and Du, He and Chen, Kai and Guo, Qipeng},",
               "  journal={arXiv preprint arXiv:2604.14164},", "  year={2026}", "}", "```", ""]
     return "\n".join(lines)
+
+
+def grade_lines(grades: dict[str, Any]) -> list[str]:
+    """The pass rate of the synthesized answers (`tessy.grading.summarize`) and why the others
+    failed; with --only-correct, that only the passing records are in the data."""
+    low, high = grades["interval"]
+    lines = [f"| answers that pass their grading (gold answer, code tests) | "
+             f"{grades['passed']} of {grades['graded']}: {grades['rate']:.1%} "
+             f"(95% interval {low:.1%}–{high:.1%}) |"]
+    lines += [f"| failed: {reason} | {n} |" for reason, n in grades["reasons"].items()
+              if reason != "passed"]
+    if grades.get("only_correct"):
+        lines.append("| kept in this dataset | only the passing records (rejection sampling) |")
+    return lines
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tessy.errors import ConfigError, InputError
-from tessy.records import Problem, prompt_id
+from tessy.grading.grade import check_row
+from tessy.records import GOLD_FIELDS, Problem, prompt_id
 
 Row = tuple[str, Any]  # (where, record)
 _FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
@@ -57,9 +58,20 @@ class ProblemReader:
         prompt = self._render(row, where) if self._render else _prompt_of(row, where)
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError(f"{where}: empty prompt")
+        gold = next((str(row[k]) for k in GOLD_FIELDS if row.get(k) not in (None, "")), None)
+        check_row(row, gold, where)  # tests that cannot grade anything are refused now
         pid = row.get("id")
         pid = str(pid) if pid not in (None, "") else prompt_id(prompt)
         return Problem(pid, prompt, row, where)
+
+
+def with_samples(problems: list[Problem], samples: int) -> list[Problem]:
+    """Each problem `samples` times as `ID#0` ... `ID#N-1` (itself when N is 1): independent
+    samples, each a problem of its own for resume and exactly-once writing."""
+    if samples <= 1:
+        return problems
+    return [Problem(f"{p.id}#{k}", p.prompt, p.fields, p.source)
+            for p in problems for k in range(samples)]
 
 
 def _prompt_of(row: dict[str, Any], where: str) -> str:

@@ -36,5 +36,11 @@ class Dataset:
 
 def load_dataset(path: str, label: str | None = None) -> Dataset:
     """Read one JSONL file of records; a bad record raises with file:line."""
-    samples = [parse_record(record, f"{path}:{i}") for i, record in read_jsonl(path)]
+    from tessy.grading import check_row
+
+    samples = []
+    for i, record in read_jsonl(path):
+        sample = parse_record(record, f"{path}:{i}")
+        check_row(sample.grading, sample.gold, f"{path}:{i}")
+        samples.append(sample)
     return Dataset(label or re.sub(r"\.jsonl?$", "", Path(path).name), path, samples)

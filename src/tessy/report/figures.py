@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tessy.grading import Grade, summarize
 from tessy.report import metrics
 from tessy.report.dataset import Dataset
 from tessy.report.nll import NLL
@@ -22,15 +23,20 @@ def headline(d: dict[str, Any]) -> dict[str, Any]:
     return {"n": d["samples"], "NLL all": nll.get("all"), "NLL student": nll.get("student"),
             "NLL teacher": nll.get("teacher"), "teacher share": d["role_shares"].get("teacher"),
             "switches/1k tok": d["switches_per_1000_tokens"],
-            "TF-IDF sim.": d["tfidf_similarity_to_reference"], "accuracy": d["accuracy"]}
+            "TF-IDF sim.": d["tfidf_similarity_to_reference"], "accuracy": d["accuracy"],
+            "95% interval": _interval(d.get("accuracy_interval"))}
 
 
-def compute(datasets: list[Dataset], nll: dict[str, NLL] | None,
-            reference: Dataset | None) -> dict[str, Any]:
-    """Every figure, per dataset label."""
+def _interval(bounds: list[float] | None) -> str | None:
+    return f"{bounds[0]:.2f}–{bounds[1]:.2f}" if bounds else None
+
+
+def compute(datasets: list[Dataset], nll: dict[str, NLL] | None, reference: Dataset | None,
+            grades: dict[str, list[Grade | None]] | None = None) -> dict[str, Any]:
+    """Every figure, per dataset label (`grades`: each dataset's, from `grade_datasets`)."""
     out: dict[str, Any] = {"reference": reference.label if reference else None, "datasets": {}}
     for ds in datasets:
-        acc, n_gold = metrics.accuracy(ds)
+        graded = summarize(grades[ds.label]) if grades else None
         spans = metrics.span_lengths(ds)
         lengths = metrics.response_lengths(ds)
         out["datasets"][ds.label] = {
@@ -48,7 +54,10 @@ def compute(datasets: list[Dataset], nll: dict[str, NLL] | None,
             "style_per_1000_words": metrics.style_frequency(ds),
             "tfidf_similarity_to_reference": (metrics.tfidf_similarity(ds, reference)
                                               if reference else None),
-            "accuracy": acc,
-            "gold_answers": n_gold,
+            # accuracy (pass rate for code) over the graded samples, its 95% interval, reasons
+            "accuracy": graded["rate"] if graded else None,
+            "gold_answers": graded["graded"] if graded else 0,
+            "accuracy_interval": graded["interval"] if graded else None,
+            "grade_reasons": graded["reasons"] if graded else {},
         }
     return out

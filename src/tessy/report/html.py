@@ -75,6 +75,18 @@ def plots(figs: dict[str, Any]) -> dict[str, str]:
     ax.set_ylabel("words per response")
     ax.set_title("Response lengths")
     out["lengths"] = _png(fig)
+    graded = [k for k in labels if data[k].get("accuracy_interval")]
+    if graded:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        rates = [data[k]["accuracy"] for k in graded]
+        lows = [r - data[k]["accuracy_interval"][0] for r, k in zip(rates, graded, strict=True)]
+        highs = [data[k]["accuracy_interval"][1] - r for r, k in zip(rates, graded, strict=True)]
+        ax.bar(graded, rates, yerr=[lows, highs], capsize=6,
+               color=[COLOURS.get(_role_of(data[k]["strategy"]), "#8d99ae") for k in graded])
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("pass rate (95% interval)")
+        ax.set_title("Graded answers: pass rate per dataset")
+        out["graded"] = _png(fig)
     spans = {o: v for k in labels for o, v in data[k]["span_words_all"].items()
              if o in ("student", "teacher") and data[k]["strategy"] == "cooperative"}
     if spans:
@@ -86,6 +98,28 @@ def plots(figs: dict[str, Any]) -> dict[str, str]:
         ax.legend(fontsize=8)
         out["spans"] = _png(fig)
     return out
+
+
+def _role_of(strategy: str) -> str:
+    return {"teacher-only": "teacher", "student-only": "student"}.get(strategy, "answer")
+
+
+def _grades_table(data: dict[str, Any]) -> str:
+    """Pass rate, interval and failure reasons of every graded dataset (the paper's Fig. 6)."""
+    graded = {k: d for k, d in data.items() if d.get("grade_reasons")}
+    if not graded:
+        return ""
+    reasons = sorted({r for d in graded.values() for r in d["grade_reasons"]})
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in
+                   ["dataset", "strategy", "graded", "pass rate", "95% interval", *reasons])
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in (
+            k, d["strategy"], d["gold_answers"], f"{d['accuracy']:.1%}",
+            "{:.1%} – {:.1%}".format(*d["accuracy_interval"]),
+            *(d["grade_reasons"].get(r, 0) for r in reasons))) + "</tr>"
+        for k, d in graded.items())
+    return (f"<h2>Graded answers</h2><p>Answers graded as each problem's row says (code run "
+            f"in a sandbox on the row's tests).</p><table><tr>{head}</tr>{rows}</table>")
 
 
 def coloured(sample: Sample) -> str:
@@ -137,6 +171,7 @@ pre{{white-space:pre-wrap;background:#fafafa;padding:10px;border:1px solid #eee}
 writes itself), split by who wrote each span. TF-IDF similarity to the reference
 (<b>{html.escape(ref)}</b>) for the same problems.</p>
 <table>{head}{''.join(rows)}</table>
+{_grades_table(data)}
 {images}
 <h2>Sample trajectories</h2><p>{legend}</p>{''.join(examples)}
 </body></html>"""

@@ -82,66 +82,6 @@ def _content(sample: Sample) -> str:
     return sample.thinking + "\n" + sample.answer
 
 
-_LETTER = re.compile(r"(?<![A-Za-z])\(?([A-J])\)?(?![A-Za-z])")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-_ANSWER_IS = re.compile(r"\banswer\s*(?:is\s*:?|:)\s*(\S[^\n]*)", re.IGNORECASE)
-
-
-def final_span(answer: str) -> str:
-    """The part of an answer that states the result: the last `\\boxed{...}`, else what follows
-    the last "Answer:" / "answer is" (to the end of its line), else all of it."""
-    start = answer.rfind("\\boxed{")
-    if start >= 0:
-        depth, i = 0, start + len("\\boxed")
-        for j in range(i, len(answer)):
-            depth += {"{": 1, "}": -1}.get(answer[j], 0)
-            if depth == 0:
-                return answer[i + 1:j]
-    stated = list(_ANSWER_IS.finditer(answer))
-    return stated[-1].group(1) if stated else answer
-
-
-def extract(answer: str, gold: str) -> str | None:
-    """The answer's choice in the gold's kind, read from its final span (`final_span`): a
-    letter for A-J golds, else its last number, else its normalised text."""
-    answer = final_span(answer)
-    if re.fullmatch(r"[A-J]", gold.strip()):
-        letters = _LETTER.findall(answer)
-        return letters[-1] if letters else None
-    if _NUMBER.fullmatch(gold.strip()):
-        numbers = _NUMBER.findall(answer)
-        return numbers[-1].replace(",", "").rstrip(".") if numbers else None
-    return _norm(answer)
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip().strip("$").strip().strip(".").lower())
-
-
-def is_correct(sample: Sample) -> bool | None:
-    """Whether the answer matches the gold answer (None when there is no gold)."""
-    if sample.gold is None:
-        return None
-    gold = sample.gold.strip()
-    got = extract(sample.answer, gold)
-    if got is None:
-        return False
-    if _NUMBER.fullmatch(gold):
-        try:
-            return float(got) == float(gold.replace(",", ""))
-        except ValueError:
-            return False
-    return got == (gold if re.fullmatch(r"[A-J]", gold) else _norm(gold))
-
-
-def accuracy(ds: Dataset) -> tuple[float | None, int]:
-    """(rate of correct answers, number of samples with a gold answer)."""
-    marks = [c for c in map(is_correct, ds.samples) if c is not None]
-    return (sum(marks) / len(marks) if marks else None), len(marks)
-
-
 def summary(values: list[int]) -> dict[str, float]:
     """Mean, median and max of a list (zeros when empty)."""
     if not values:

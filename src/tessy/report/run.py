@@ -64,14 +64,20 @@ async def score_all(datasets: list[Dataset], scorer: Scorer, progress: bool = Tr
 
 
 async def write_report(paths: list[str], scorer: Scorer | None, reference: str | None,
-                       html_path: str, json_path: str | None, progress: bool = True
-                       ) -> dict[str, Any]:
-    """Compute every figure; write the HTML (and JSON) report; return the figures."""
+                       html_path: str, json_path: str | None, progress: bool = True,
+                       sandbox: str = "auto") -> dict[str, Any]:
+    """Compute every figure; write the HTML (and JSON) report; return the figures. Answers are
+    graded where their rows say how (code run in `sandbox`, see `tessy.grading`)."""
+    import asyncio
+
+    from tessy.grading import grade_samples
     from tessy.report.html import render
 
     datasets = _unique_labels([load_dataset(p) for p in paths])
+    grades = {ds.label: await asyncio.to_thread(grade_samples, ds.samples, sandbox, progress,
+                                                f"grading {ds.label}") for ds in datasets}
     nll = await score_all(datasets, scorer, progress) if scorer is not None else None
-    figs = figures.compute(datasets, nll, figures.pick_reference(datasets, reference))
+    figs = figures.compute(datasets, nll, figures.pick_reference(datasets, reference), grades)
     Path(html_path).parent.mkdir(parents=True, exist_ok=True)
     Path(html_path).write_text(render(figs, datasets), encoding="utf-8")
     if json_path:

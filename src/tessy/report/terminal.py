@@ -26,12 +26,17 @@ def table(figs: dict[str, Any]) -> str:
     """One row per dataset with the headline figures."""
     # Short names and widths for the columns of `headline`, in its order.
     cols = [("dataset", 22), ("n", 4), ("NLL", 7), ("NLL stu", 7), ("NLL tea", 7),
-            ("tea share", 9), ("sw/1k", 6), ("tfidf", 6), ("acc", 6)]
+            ("tea share", 9), ("sw/1k", 6), ("tfidf", 6), ("acc", 6),
+            ("95% CI", 9)]
     lines = [" ".join(name.rjust(w) if i else name.ljust(w) for i, (name, w) in enumerate(cols))]
     for label, d in figs["datasets"].items():
         values = headline(d).values()
         lines.append(label[:22].ljust(22) + " " + " ".join(
             _cell(v, w) for v, (_, w) in zip(values, cols[1:], strict=True)))
+    graded = [(label, d) for label, d in figs["datasets"].items() if d.get("grade_reasons")]
+    for label, d in graded:  # why answers failed, per dataset
+        reasons = ", ".join(f"{n} {r}" for r, n in d["grade_reasons"].items())
+        lines.append(f"{label[:22]}: {d['gold_answers']} graded: {reasons}")
     return "\n".join(lines)
 
 
