@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tessy.grading import Gradable, Limits, LocalSandbox, Reason, grade_all
+from tessy.grading import cgroups
 from tessy.grading import sandbox as sandbox_module
 from tessy.grading.sandbox import Job, run_jobs
 
@@ -35,9 +36,9 @@ def hostile(tmp_path: Path, port: int) -> dict[str, str]:
 
 def isolations() -> list[str]:
     found = []
-    if sandbox_module._bwrap_path():
+    if sandbox_module.bwrap_path():
         found.append("bwrap")
-    if sandbox_module._unshare_works():
+    if sandbox_module.unshare_works():
         found.append("unshare")
     return found
 
@@ -65,7 +66,7 @@ def test_hostile_samples_fail_and_harm_nothing(isolation, tmp_path, monkeypatch)
     listener.setblocking(False)
     samples = hostile(tmp_path, listener.getsockname()[1])
     limits = Limits(cpu_seconds=2, wall_seconds=4, memory_mb=1024, processes=32)
-    cgroups_before = set(sandbox_module.CGROUP_PIDS.glob("tessy-sandbox-*"))
+    cgroups_before = set(cgroups.CGROUP_PIDS.glob("tessy-sandbox-*"))
     with LocalSandbox(isolation) as box:
         assert box.isolation == isolation
         items = [Gradable(f"```python\n{code}{RIGHT}```",
@@ -94,7 +95,7 @@ def test_hostile_samples_fail_and_harm_nothing(isolation, tmp_path, monkeypatch)
         listener.accept()  # nobody connected
     listener.close()
     assert sandbox_processes() == []
-    assert set(sandbox_module.CGROUP_PIDS.glob("tessy-sandbox-*")) == cgroups_before
+    assert set(cgroups.CGROUP_PIDS.glob("tessy-sandbox-*")) == cgroups_before
     assert os.environ["HF_TOKEN"] == "hf_secret"  # ours, untouched
 
 

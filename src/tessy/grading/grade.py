@@ -24,7 +24,7 @@ from typing import Any
 from tessy.errors import InputError
 from tessy.grading import code, gym
 from tessy.grading.answers import final_span, matches
-from tessy.grading.sandbox import Executor, Job, Limits, Outcome
+from tessy.grading.executor import Executor, Job, Limits, Outcome
 
 CODE_GRADERS = ("humaneval", "stdio")
 GYM = "reasoning_gym:"

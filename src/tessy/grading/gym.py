@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from tessy.errors import InputError
-from tessy.grading.sandbox import Executor, Job, Limits
+from tessy.grading.executor import Executor, Job, Limits
 
 # Generous: importing reasoning-gym takes ~2 s of CPU and ~300 MB; codeio runs its samples.
 _LIMITS = Limits(cpu_seconds=300, wall_seconds=600, memory_mb=4096, file_mb=256,

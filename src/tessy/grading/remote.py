@@ -14,7 +14,7 @@ import threading
 
 import httpx
 
-from tessy.grading.sandbox import Job, Outcome
+from tessy.grading.executor import Job, Outcome
 
 
 class SandboxFusion:

