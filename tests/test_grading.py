@@ -159,14 +159,29 @@ def test_problems_from_humaneval_and_gym_decontaminated(tmp_path, capsys):
     assert "overlapping train problems dropped" in capsys.readouterr().out
 
 
-def test_overlap_needs_the_same_numbers():
+def test_overlaps_are_copies_by_default_and_fuzzy_with_the_same_numbers():
     from tessy.data.decontaminate import overlaps
 
-    train = [{"id": "a", "question": "What is 4 - 1 - 7?"},
-             {"id": "b", "question": "What is 4 - 1 - 8?"},
-             {"id": "c", "question": "What is\n 4 - 1 - 7 ?"}]
-    found = overlaps(train, [("bench: 1", "what is 4 - 1 - 7?")])
-    assert [o.id for o in found] == ["a", "c"] and found[0].reference == "bench: 1"
+    bench = [("bench: 1", "What is 4 - 1 - 7? Give the exact value, then stop and explain.")]
+    train = [{"id": "copy", "question": "WHAT is 4 - 1 - 7 ?? give the exact value, then stop "
+                                        "and explain"},
+             {"id": "wrapped", "prompt": "Solve this. What is 4 - 1 - 7? Give the exact value, "
+                                         "then stop and explain. Show your work."},
+             {"id": "other numbers", "question": "What is 4 - 1 - 8? Give the exact value, "
+                                                 "then stop and explain."},
+             {"id": "edited", "question": "What is 4 - 1 - 7? Give its exact value, then stop "
+                                          "and explain."}]
+    assert [(o.id, o.reference) for o in overlaps(train, bench)] == [
+        ("copy", "bench: 1"), ("wrapped", "bench: 1")]
+    assert [o.id for o in overlaps(train, bench, threshold=90)] == ["copy", "wrapped", "edited"]
+
+
+def test_templated_problems_are_not_copies_of_each_other(tmp_path):
+    out = tmp_path / "probs"
+    assert main(["problems", str(out), "--source", "gym:propositional_logic", "--count",
+                 "20"]) == 0
+    assert len((out / "train.jsonl").read_text().splitlines()) == 16
+    assert not (out / "dropped.jsonl").exists()
 
 
 def test_unknown_source_and_task_write_nothing(tmp_path):

@@ -18,9 +18,10 @@ import click
 @click.option("--against", multiple=True, type=click.Path(exists=True),
               help="Benchmark problems (any problem file): train problems that overlap them "
               "or the held-out split are dropped and listed in DIR/dropped.jsonl.")
-@click.option("--similarity", type=float, default=90.0, show_default=True,
-              help="Overlap threshold: rapidfuzz similarity (0-100) of two problems that "
-              "state the same numbers.")
+@click.option("--similarity", type=float, default=100.0, show_default=True,
+              help="Below 100, also a fuzzy overlap: two problems that state the same numbers "
+              "and are at least this similar (rapidfuzz, 0-100; templated procedural tasks "
+              "look alike, see README). At 100: copies only (one text contains the other).")
 @click.option("--sandbox", default="auto", show_default=True, metavar="ISOLATION|URL",
               help="Where reasoning-gym makes its problems (codeio runs its code samples).")
 def problems_command(directory: str, sources: tuple[str, ...], count: int, seed: int,

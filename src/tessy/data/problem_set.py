@@ -85,7 +85,7 @@ def reference_texts(paths: list[str]) -> list[tuple[str, str]]:
 
 def write_problem_set(directory: str | Path, sources: list[str], count: int, seed: int = 0,
                       held_out: float = 0.2, against: list[str] | None = None,
-                      threshold: float = 90.0, sandbox: str = "auto") -> ProblemSet:
+                      threshold: float = 100.0, sandbox: str = "auto") -> ProblemSet:
     """Write DIR/train.jsonl and DIR/held_out.jsonl (and DIR/dropped.jsonl: the train
     problems left out as overlapping); refuses to overwrite, writes nothing on an error."""
     from tessy.io.jsonl import write_jsonl
