@@ -89,6 +89,8 @@ class FakeOpenAIServer(LocalHTTPServer):
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.requests: list[dict] = []
+        self.headers: list[dict[str, str]] = []  # of each completion request, names lower-case
+        self.fail_message = "injected failure"  # the error body's message with fail_status
         self.disconnects = 0  # streams the client closed before the end
         self.tokens_sent = 0
         self.chat_reply = lambda message: "[]"  # what /v1/chat/completions answers
@@ -146,6 +148,7 @@ class FakeOpenAIServer(LocalHTTPServer):
                     self._json(200, {"count": len(body["prompt"].split())})
                     return
                 srv.requests.append(body)
+                srv.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if srv.on_request is not None:
                     srv.on_request(body)
                 fault = srv.pick_fault()
@@ -161,7 +164,7 @@ class FakeOpenAIServer(LocalHTTPServer):
                     time.sleep(srv.hang_seconds or srv.hang_fault)
                 status = srv.fail_status or (int(fault) if fault and fault.isdigit() else None)
                 if status:
-                    self._json(status, {"error": {"message": "injected failure"}})
+                    self._json(status, {"error": {"message": srv.fail_message}})
                     return
                 n_prompt = len(body["prompt"].split())
                 if srv.max_context is not None and n_prompt > srv.max_context:

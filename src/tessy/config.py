@@ -115,8 +115,12 @@ class RoleConfig:
     tokenizer: str | None = setting(
         "HF tokenizer (dir or hub id) for chat templates and token counts over HTTP (default: "
         "the server's own chat template where it exposes one, e.g. llama.cpp).", default=None)
-    api_key: str | None = setting("Bearer token for the servers (or env OPENAI_API_KEY).",
-                                  cli="shared", how=True, default=None)
+    api_key: str | None = setting(
+        "Bearer token for this role's servers (else --api-key, else env TESSY_<ROLE>_API_KEY, "
+        "else OPENAI_API_KEY); never written to a file.", how=True, default=None)
+    basic_auth: str | None = setting(
+        "user:password for Basic auth, taken from a URL's userinfo (http://user:pw@host/v1) and "
+        "cut off the URL; never written to a file.", cli=None, how=True, default=None)
     concurrency: int = setting("Most requests of this role in flight at once.", how=True,
                                default=64)
     route: str = setting("How requests pick one of several server replicas: `affinity` "
@@ -159,9 +163,19 @@ class RoleConfig:
         _check(self.timeout > 0, f"{where}.timeout", "must be > 0")
         _check(bool(self.predictor), f"{where}.predictor", "must name lexicon or a model")
         if self.backend == "openai_http":  # an empty list is refused when the backend is made
+            from tessy.secrets import split_userinfo
+
+            urls = []
             for url in self.base_urls:
+                clean, userinfo = split_userinfo(url)
                 _check(url.startswith(("http://", "https://")), f"{where}.base_urls",
-                       f"bad URL {url!r}")
+                       f"bad URL {clean!r}")
+                if userinfo:
+                    _check(self.basic_auth in (None, userinfo), f"{where}.base_urls",
+                           "replicas with different user:password are not supported")
+                    self.basic_auth = userinfo
+                urls.append(clean)
+            self.base_urls = urls
         if self.backend == "local":
             _check(bool(self.model), f"{where}.model", "needs a path or hub id")
         self.sampling.validate(f"{where}.sampling")
@@ -258,8 +272,22 @@ class RunConfig:
         return self.teacher if name == "teacher" else self.student
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form, saved beside the output."""
-        return asdict(self)
+        """Plain JSON-able form, saved beside the output: without credentials (see
+        `tessy.secrets`; `credentials()` has them)."""
+        data = asdict(self)
+        for role in ("teacher", "student"):
+            data[role].pop("api_key", None)
+            data[role].pop("basic_auth", None)
+        return data
+
+    def credentials(self) -> dict[str, str]:
+        """Each role's credentials as the environment variables that hand them to a worker."""
+        from tessy.secrets import role_env
+
+        env: dict[str, str] = {}
+        for role in ("teacher", "student"):
+            env |= role_env(role, self.role(role).api_key, self.role(role).basic_auth)
+        return env
 
     def config_hash(self) -> str:
         """Hash of the settings that shape the data (fields not marked `how`)."""

@@ -20,6 +20,7 @@ the text already received and a server that is away is waited out by every probl
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
@@ -141,14 +142,21 @@ class OpenAIClient:
     """A pooled HTTP client of one role's server replicas (or of one annotating/scoring server)."""
 
     def __init__(self, base_urls: list[str], *, api_key: str | None = None,
-                 timeout: float = 300.0, concurrency: int = 64, retry: RetryPolicy | None = None,
-                 role: str = "server", route: str = "affinity") -> None:
-        self.urls = [u.rstrip("/") for u in base_urls]
+                 basic_auth: str | None = None, timeout: float = 300.0, concurrency: int = 64,
+                 retry: RetryPolicy | None = None, role: str = "server",
+                 route: str = "affinity") -> None:
+        from tessy.secrets import split_userinfo
+
+        cleaned = [split_userinfo(u) for u in base_urls]  # user:password never in a URL we use
+        basic_auth = basic_auth or next((auth for _, auth in cleaned if auth), None)
+        self.urls = [u.rstrip("/") for u, _ in cleaned]
         self.replicas = ReplicaSet(self.urls, route, alive=self.alive)
         self.role = role
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else (
+            {"Authorization": "Basic " + base64.b64encode(basic_auth.encode()).decode()}
+            if basic_auth else {})
         self.http = httpx.AsyncClient(
             headers=headers,
             # Sized from the configured concurrency: no hidden cap below it.

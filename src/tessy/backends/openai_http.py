@@ -81,7 +81,8 @@ class OpenAIHTTPBackend:
         self.tokenizer: Any = None  # an HF tokenizer, or the server's own chat template
         self._counter: Any = None  # an HF tokenizer that counts tokens client-side
         self._counters = BackendCounters()
-        self.client = OpenAIClient(config.base_urls, api_key=config.api_key, timeout=config.timeout,
+        self.client = OpenAIClient(config.base_urls, api_key=config.api_key,
+                                   basic_auth=config.basic_auth, timeout=config.timeout,
                                    concurrency=config.concurrency, role=config.role,
                                    route=config.route)
 

@@ -30,11 +30,10 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
                    batch_size: int, sandbox: str, quiet: bool) -> None:
     """Is DATA on-policy for the student? NLL by span origin, shares, style, similarity, and
     answers graded as their rows say (gold answers; code run on its tests in a sandbox)."""
-    import os
-
     from tessy import aio
     from tessy.report.run import open_scorer, write_report
     from tessy.report.terminal import table
+    from tessy.secrets import env_api_key
 
     async def run():
         if no_nll:
@@ -46,7 +45,7 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
 
             model, template = str(smollm2_gguf()), template or "chat-think"
         async with open_scorer(model, template or "auto", student_tokenizer, student_model,
-                               batch_size, os.environ.get("OPENAI_API_KEY")) as scorer:
+                               batch_size, env_api_key("student")) as scorer:
             return await write_report(list(data), scorer, reference, output, json_path,
                                       not quiet, sandbox)
 

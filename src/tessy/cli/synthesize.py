@@ -23,6 +23,7 @@ from tessy.config import RunConfig, load_config_file, run_config_from_dict
 from tessy.errors import ConfigError, ServerUnavailable
 from tessy.io import shards as shard_files
 from tessy.io.shards import Shard, finished_ids, locked, shard_dir
+from tessy.secrets import auth_env, env_api_key
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's convention, 128 + signal number
 
@@ -77,10 +78,6 @@ def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConf
         given = merge(step_tokens(opts["step_tokens"]), given)
     if opts.get("messages"):
         given["chat_key"] = "messages"
-    for role, spec in roles.items():  # `--workers` hands a role's key over as TESSY_ROLE_API_KEY
-        api_key = os.environ.get(f"TESSY_{role.upper()}_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        if api_key and spec.get("backend") == "openai_http":
-            spec["api_key"] = api_key  # --api-key, if given, still wins
     has_models = any(k in data for k in roles) or any(roles.values())
     embedded = not has_models and not opts.get("dry_run")
     if embedded:
@@ -101,6 +98,11 @@ def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConf
     if inputs:
         data["inputs"] = list(inputs)
     config = run_config_from_dict(data)
+    for role in ("teacher", "student"):  # credentials, in `tessy.secrets`' order
+        rc = config.role(role)
+        if rc.backend == "openai_http":
+            rc.api_key = rc.api_key or opts.get("api_key") or env_api_key(role)
+            rc.basic_auth = rc.basic_auth or os.environ.get(auth_env(role)) or None
     if not config.inputs:
         from tessy.embedded import DEMO_PROBLEMS
 
@@ -126,6 +128,9 @@ SPEC_OPTIONS = [
     click.option("--step-tokens", help="k per request in step mode for both roles (K) or per "
                  "role (STUDENT/TEACHER; the authors' code: 5/10)."),
     click.option("--messages", is_flag=True, help="Write `messages` instead of `dialogs`."),
+    click.option("--api-key", help="Bearer token for both roles' servers (after "
+                 "--teacher-api-key / --student-api-key; else env TESSY_TEACHER_API_KEY / "
+                 "TESSY_STUDENT_API_KEY, else OPENAI_API_KEY); never written to a file."),
     click.option("--config", type=click.Path(exists=True, dir_okay=False),
                  help="TOML/JSON config file (the RunConfig fields; options override it)."),
     click.option("--dry-run", is_flag=True, help="Scripted fake models: checks inputs and plumbing."),

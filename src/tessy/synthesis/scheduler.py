@@ -22,6 +22,7 @@ from tessy.errors import GenerationError, RequestRejected, ServerUnavailable
 from tessy.io.jsonl import write_json
 from tessy.io.writer import RecordWriter
 from tessy.records import ROLES, Problem, Trajectory, build_record
+from tessy.secrets import redact
 from tessy.synthesis.checkpoint import CheckpointLog
 from tessy.synthesis.cooperate import Cooperation
 from tessy.synthesis.pacing import make_pacing
@@ -81,10 +82,7 @@ class StopRequest:
 def save_effective_config(config: RunConfig) -> Path:
     """Write the run's full config beside the output (atomically)."""
     path = Path(config.output).with_name(Path(config.output).name + ".config.json")
-    data = config.to_dict() | {"config_hash": config.config_hash()}
-    for role in ROLES:
-        data[role].pop("api_key", None)
-    write_json(path, data)
+    write_json(path, config.to_dict() | {"config_hash": config.config_hash()})
     return path
 
 
@@ -132,9 +130,10 @@ async def synthesize(
                 traj = await engine.run(problem, resume)
                 counts = await student_counts(traj, roles)
             except (GenerationError, RequestRejected) as exc:
-                writer.write_error(problem.id, problem.source, str(exc))
+                reason = redact(str(exc))  # a server's error body may echo a token
+                writer.write_error(problem.id, problem.source, reason)
                 summary.failed += 1
-                summary.errors.append(f"{problem.id}: {exc}")
+                summary.errors.append(f"{problem.id}: {reason}")
             else:
                 writer.write(build_record(traj, chat_key=config.chat_key, models=models,
                                           config_hash=config_hash, student_token_counts=counts))
@@ -149,7 +148,7 @@ async def synthesize(
             await _run_bounded(todo, one, config.synthesis.concurrency, stop,
                                config.synthesis.grace)
         except ServerUnavailable as exc:
-            summary.stopped = str(exc)
+            summary.stopped = redact(str(exc))
         finally:
             bar.close()
             summary.in_flight = len(running)

@@ -67,17 +67,14 @@ class LineCounter:
 
 
 def child_config(config: RunConfig) -> tuple[dict[str, Any], dict[str, str]]:
-    """The workers' config (no secrets in it) and the environment that carries the API keys."""
+    """The workers' config (no secrets in it) and the variables that carry each role's
+    credentials, by name (`tessy.secrets`): all a worker gets of this process's environment
+    beyond its own, on a remote node too."""
     data = config.to_dict() | {"workers": 1, "shard": None}
     # Absolute paths: a worker may run in another directory (a Ray worker does).
     data["output"] = str(Path(config.output).resolve())
     data["inputs"] = [str(Path(i).resolve()) if Path(i).exists() else i for i in config.inputs]
-    env = dict(os.environ)
-    for role in ROLES:
-        key = data[role].pop("api_key", None)
-        if key:
-            env[f"TESSY_{role.upper()}_API_KEY"] = key
-    return data, env
+    return data, config.credentials()
 
 
 def shard_command(config_path: Path, shard: Shard) -> list[str]:
@@ -91,7 +88,8 @@ def run_shard(config_path: Path, shard: Shard, output: str, env: dict[str, str])
     out = shard.output(output)
     with open(out.with_name(out.name + ".log"), "ab") as log:
         return subprocess.Popen(shard_command(config_path, shard), stdout=log,
-                                stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+                                stderr=subprocess.STDOUT, env=os.environ | env,
+                                preexec_fn=_die_with_parent)
 
 
 def prepare(config: RunConfig, n: int) -> tuple[Path, dict[str, str], list[Shard]]:

@@ -68,7 +68,8 @@ class SSEPool:
         parts = urlsplit(url)
         origin = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        request = (f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n{self.extra_headers}"
+        host = parts.netloc.rpartition("@")[2]  # never userinfo (it goes in Authorization)
+        request = (f"POST {target} HTTP/1.1\r\nHost: {host}\r\n{self.extra_headers}"
                    "Content-Type: application/json\r\nAccept: text/event-stream\r\n"
                    f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
         if self._slots is None:
