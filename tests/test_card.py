@@ -89,7 +89,8 @@ def test_push_to_hub_sends_data_and_card_and_a_failure_keeps_the_export(records,
         hub.fail_commits = True
         before = dest.read_bytes()
         capsys.readouterr()
-        assert main(["export", str(records), str(dest), "--push-to-hub", "me/tessy-demo"]) == 1
+        assert main(["export", str(records), str(dest), "--push-to-hub", "me/tessy-demo",
+                     "--overwrite"]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--push-to-hub me/tessy-demo: upload failed" in err[0]
         assert "the local export is intact" in err[0] and dest.read_bytes() == before

@@ -27,10 +27,11 @@ import click
               "tests, task scorer): rejection sampling. Records nothing grades are left out.")
 @click.option("--sandbox", default="auto", show_default=True, metavar="ISOLATION|URL",
               help="Where code answers run to be graded (see `tessy report --help`).")
+@click.option("--overwrite", is_flag=True, help="Replace DEST even if it exists.")
 def export_command(records: str, dest: str, fmt: str | None, chat_key: str, drop_tessy: bool,
                    report_path: str | None, license: str | None, language: tuple[str, ...],
                    no_card: bool, repo_id: str | None, private: bool, only_correct: bool,
-                   sandbox: str) -> None:
+                   sandbox: str, overwrite: bool) -> None:
     """Turn RECORDS (tessy output JSONL) into an SFT dataset at DEST, with a dataset card
     (README.md with the hub's front matter: the models, settings and figures of the data)."""
     import json
@@ -38,7 +39,10 @@ def export_command(records: str, dest: str, fmt: str | None, chat_key: str, drop
     from tessy.errors import InputError
     from tessy.io.export import card_path, prepared_records, write_export
 
+    from tessy.io.jsonl import refuse_to_replace
+
     fmt = fmt or ("parquet" if dest.endswith(".parquet") else "dataset")
+    refuse_to_replace(dest, overwrite)
     card = None
     if not no_card:
         report = None

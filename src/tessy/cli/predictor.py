@@ -100,14 +100,18 @@ def train_config(opts: dict[str, Any], preset: str | None) -> PredictorTrainConf
 @click.option("--preset", type=click.Choice(sorted(TRAIN_PRESETS)),
               help="Start from a published recipe (authors: the TESSY authors' settings); "
               "options given still win.")
+@click.option("--overwrite", is_flag=True, help="Write into -o even if it is not empty.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def train_command(labelled: tuple[str, ...], preset: str | None, quiet: bool, **opts: Any) -> None:
+def train_command(labelled: tuple[str, ...], preset: str | None, overwrite: bool, quiet: bool,
+                  **opts: Any) -> None:
     """Fine-tune a token classifier on LABELLED segment files."""
+    from tessy.io.jsonl import refuse_to_replace
     from tessy.predictor.labels import read_labelled
     from tessy.predictor.train import train
 
-    segments = [s for path in labelled for s in read_labelled(path)]
     config = train_config(opts, preset)
+    refuse_to_replace(config.output, overwrite)
+    segments = [s for path in labelled for s in read_labelled(path)]
     figures = train(segments, config, progress=not quiet)
     held = figures.get("held_out") or {}
     extra = (f", held-out word accuracy {held['word_accuracy']:.1%}, span F1 {held['span_f1']:.2f}"

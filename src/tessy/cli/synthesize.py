@@ -168,10 +168,13 @@ def synthesize_command(inputs: tuple[str, ...], **opts: Any) -> None:
 def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     """Build the config, run it with signal handling, print the summary; returns the config."""
     from tessy.io.problems import ProblemReader, with_samples
+    from tessy.io.writer import check_output
     from tessy.synthesis.scheduler import StopRequest, open_roles, synthesize
 
     opts["prompt_template"] = template_text(opts.get("prompt_template"))
     config, embedded = build_config(inputs, opts)
+    if not config.shard:  # a shard writes its own file (OUT.shards/K-of-N.jsonl)
+        check_output(config.output, config.inputs)
     reader = ProblemReader(config.inputs, config.prompt_template)
     problems = list(reader)
     if config.limit:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tessy.errors import InputError
-from tessy.io.jsonl import read_jsonl
+from tessy.io.jsonl import read_jsonl, replace_file
 
 
 def load_records(path: str | Path) -> list[dict[str, Any]]:
@@ -57,7 +57,7 @@ def write_export(records: list[dict[str, Any]], source: str | Path, dest: str, f
     else:
         raise InputError(f"unknown export format {fmt!r}: use parquet or dataset")
     if text is not None:
-        card_path(dest, fmt).write_text(text, encoding="utf-8")
+        replace_file(card_path(dest, fmt), text.encode("utf-8"))
     return rows, text
 
 

@@ -9,8 +9,10 @@ temporary name and renamed.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,9 +55,33 @@ def read_ids(path: Path) -> set[str]:
     return ids
 
 
+def open_no_follow(path: str | Path, flags: int, mode: int = 0o644) -> int:
+    """A descriptor of `path` that is not a symbolic link: in a shared folder, a link planted
+    at one of a run's files must not make tessy write (or truncate) what it points to."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{path}: is a symbolic link; tessy does not write through links "
+                             "(remove it or write elsewhere)") from exc
+        raise
+
+
+def refuse_to_replace(dest: str | Path, overwrite: bool) -> None:
+    """Refuse (one line, nothing touched) a destination that exists and is not empty, unless
+    `overwrite`: an export or a trained model must not land on top of other files."""
+    dest = Path(dest)
+    if overwrite or not dest.exists():
+        return
+    if dest.is_dir() and not any(dest.iterdir()):
+        return
+    raise InputError(f"{dest}: exists and is not empty; nothing was written (pass --overwrite "
+                     "to replace it)")
+
+
 def repair_tail(path: Path) -> None:
     """Drop a partial last line left by a crash mid-write."""
-    with path.open("rb+") as fh:
+    with os.fdopen(open_no_follow(path, os.O_RDWR), "rb+") as fh:
         size = fh.seek(0, os.SEEK_END)
         if size == 0:
             return
@@ -85,9 +111,8 @@ class AppendLog:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            repair_tail(self.path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = open_no_follow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        repair_tail(self.path)
 
     def append(self, row: dict[str, Any], *, fsync: bool = True) -> None:
         """Append `row`; `fsync` makes it survive a power cut, not only a killed process."""
@@ -119,12 +144,19 @@ def replace_file(path: str | Path, data: bytes) -> None:
     """Replace `path` with `data` atomically: readers see the old file or the new, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    # mkstemp: a fresh name made with O_EXCL, so nothing planted in a shared folder is followed;
+    # rename replaces a link at `path` itself, not what it points to.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_json(path: str | Path, data: Any) -> None:

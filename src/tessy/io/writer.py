@@ -6,11 +6,41 @@ holds whole records and a re-run skips exactly the finished ids.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
+from tessy.errors import InputError
 from tessy.io.jsonl import AppendLog, read_ids
+
+
+def check_output(output: str | Path, inputs: list[str]) -> None:
+    """Refuse, before anything is written, an output that is one of the inputs, a symbolic
+    link, or an existing file that is not a tessy output (its records would be cut and its
+    rows counted as done): one that is empty, has `OUT.config.json` beside it, or whose first
+    line is a record with a `tessy` block is."""
+    out = Path(output)
+    if out.is_symlink():
+        raise InputError(f"-o {out}: is a symbolic link; tessy does not write through links")
+    if not out.exists():
+        return
+    for source in inputs:
+        if Path(source).exists() and os.path.samefile(source, out):
+            raise InputError(f"-o {out}: is one of the inputs; write the records elsewhere")
+    if out.with_name(out.name + ".config.json").exists() or out.stat().st_size == 0:
+        return
+    with open(out, "rb") as fh:
+        first = fh.readline(1 << 20)
+    try:
+        ours = isinstance(json.loads(first).get("tessy"), dict)
+    except (ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise InputError(f"-o {out}: exists and is not a tessy output (no {out.name}.config.json "
+                         "beside it, no tessy record in it); nothing was written: choose "
+                         "another output or remove it")
 
 
 class RecordWriter:

@@ -18,6 +18,7 @@ from tessy.boundary.classifier import PredictorMeta, left_pad, position_ids
 from tessy.config import PredictorTrainConfig
 from tessy.embedded import embedded_model_dir
 from tessy.errors import ConfigError, ModelLoadError
+from tessy.io.jsonl import replace_file
 from tessy.predictor.labels import IGNORE, LabelledSegment, encode_segment
 
 LABELS = {0: "capability", 1: "style"}
@@ -217,4 +218,4 @@ def write_card(out: Path, config: PredictorTrainConfig, figures: dict) -> None:
     if held:
         lines += ["## Held-out evaluation", "", "| metric | value |", "|---|---|",
                   *[f"| {k} | {v} |" for k, v in held.items()], ""]
-    (out / "README.md").write_text("\n".join(lines))
+    replace_file(out / "README.md", "\n".join(lines).encode("utf-8"))

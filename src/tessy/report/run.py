@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from tessy.io.jsonl import replace_file
 from tessy.report import figures
 from tessy.report.dataset import Dataset, load_dataset
 from tessy.report.nll import NLL, HTTPScorer, LocalScorer, Scorer
@@ -79,9 +80,9 @@ async def write_report(paths: list[str], scorer: Scorer | None, reference: str |
     nll = await score_all(datasets, scorer, progress) if scorer is not None else None
     figs = figures.compute(datasets, nll, figures.pick_reference(datasets, reference), grades)
     Path(html_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(html_path).write_text(render(figs, datasets), encoding="utf-8")
+    replace_file(html_path, render(figs, datasets).encode("utf-8"))  # never half a report
     if json_path:
-        Path(json_path).write_text(json.dumps(figs, indent=1) + "\n", encoding="utf-8")
+        replace_file(json_path, (json.dumps(figs, indent=1) + "\n").encode("utf-8"))
     return figs
 
 

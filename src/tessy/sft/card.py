@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tessy.config import SFTTrainConfig
 from tessy.io.card import report_lines
+from tessy.io.jsonl import replace_file
 from tessy.sft.examples import ExampleSet
 
 if TYPE_CHECKING:
@@ -102,4 +103,4 @@ def write_card(out: Path, config: SFTTrainConfig, framing: str, data: ExampleSet
             lines += ["![training loss](loss.png)", ""]
         lines += ["| step | epoch | loss |", "|---|---|---|", *curve_rows(result.loss),
                   "", "Every logged step is in `training_log.json`."]
-    (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    replace_file(out / "README.md", ("\n".join(lines) + "\n").encode("utf-8"))
