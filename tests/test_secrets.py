@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 from fake_server import FakeOpenAIServer
-
 from tessy.cli import main
 from tessy.secrets import redact, split_userinfo
 

@@ -38,7 +38,6 @@ def export_command(records: str, dest: str, fmt: str | None, chat_key: str, drop
 
     from tessy.errors import InputError
     from tessy.io.export import card_path, prepared_records, write_export
-
     from tessy.io.jsonl import refuse_to_replace
 
     fmt = fmt or ("parquet" if dest.endswith(".parquet") else "dataset")
