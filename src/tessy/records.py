@@ -285,12 +285,44 @@ def _segment_spans(rows: list[dict[str, Any]]) -> list[Span]:
     return [Span(s.role, a, b) for s, (a, b) in zip(segments, spans, strict=True)]
 
 
+def _check_tessy_block(tessy: Any, size: int, where: str) -> None:
+    """Refuse, in one line, a `tessy` block that is not the one tessy writes: readers index it."""
+    if not isinstance(tessy, dict):
+        raise InputError(f"{where}: `tessy` must be an object")
+    segments = tessy.get("segments") or []
+    answer = tessy.get("answer")
+    if not isinstance(segments, list) or not (answer is None or isinstance(answer, dict)):
+        raise InputError(f"{where}: `tessy.segments` must be a list and `tessy.answer` an object")
+    for n, seg in enumerate([*segments, *([answer] if answer else [])]):
+        name = f"tessy.segments[{n}]" if n < len(segments) else "tessy.answer"
+        if not isinstance(seg, dict):
+            raise InputError(f"{where}: `{name}` must be an object")
+        if n < len(segments) and seg.get("role") not in ROLES:
+            raise InputError(f"{where}: `{name}.role` is {seg.get('role')!r}, not teacher or "
+                             "student")
+        if n < len(segments) and "start" not in seg and not isinstance(seg.get("text"), str):
+            raise InputError(f"{where}: `{name}` needs `start`/`end` or `text`")
+        bounds = [seg.get(k) for k in ("start", "end") if k in seg]
+        if bounds and not (len(bounds) == 2 and all(type(b) is int for b in bounds)
+                           and 0 <= bounds[0] <= bounds[1] <= size):
+            raise InputError(f"{where}: `{name}` offsets {bounds} are not in the assistant "
+                             f"turn (0-{size})")
+    for key in ("tokens", "student_tokens"):
+        counts = tessy.get(key)
+        if counts is not None and not (isinstance(counts, dict) and all(
+                isinstance(v, int) for v in counts.values())):
+            raise InputError(f"{where}: `tessy.{key}` must map roles to token counts")
+    if not isinstance(tessy.get("switches", 0), int):
+        raise InputError(f"{where}: `tessy.switches` must be an integer")
+
+
 def parse_record(record: dict[str, Any], where: str) -> Sample:
     """One record (tessy's or any SFT chat record) as a Sample; `where` names it in errors."""
     if not isinstance(record, dict):
         raise InputError(f"{where}: not a JSON object")
     prompt, assistant = chat_turns(record, where)
     tessy = record.get("tessy") or {}
+    _check_tessy_block(tessy, len(assistant), where)
     body_start, think_end = thinking_bounds(assistant)
     close = assistant.find(THINK_CLOSE)
     answer_start, answer_end = _stripped(assistant, close + len(THINK_CLOSE) if close >= 0 else 0,

@@ -56,8 +56,8 @@ def export_command(records: str, dest: str, fmt: str | None, chat_key: str, drop
     from tessy.records import parse_record
 
     rows = prepared_records(records, chat_key)
-    grades = grade_samples([parse_record(r, f"{records}:{i}") for i, r in enumerate(rows, 1)],
-                           sandbox, progress=True) if only_correct or not no_card else []
+    samples = [parse_record(r, f"{records}:{i}") for i, r in enumerate(rows, 1)]  # checks each
+    grades = grade_samples(samples, sandbox, progress=True) if only_correct or not no_card else []
     graded = summarize(grades)
     if only_correct:
         if graded is None:

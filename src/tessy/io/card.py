@@ -32,7 +32,7 @@ def figures(records: list[dict[str, Any]], source: Path) -> dict[str, Any]:
     metas = [r.get("tessy") or {} for r in records]
     tokens = {role: sum((m.get("tokens") or {}).get(role, 0) for m in metas) for role in ROLES}
     thinking = sum(tokens.values())
-    done = {str(r["id"]) for r in records}
+    done = {str(r.get("id")) for r in records}
     errors = source.with_name(source.name + ".errors.jsonl")
     failed = len(read_ids(errors) - done)
     return {

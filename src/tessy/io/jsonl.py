@@ -37,8 +37,18 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
                     yield lineno, json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise InputError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
+                except (ValueError, RecursionError) as exc:  # huge integers, deep nesting
+                    raise InputError(f"{path}:{lineno}: unreadable JSON "
+                                     f"({type(exc).__name__})") from exc
         except UnicodeDecodeError as exc:
             raise InputError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+
+
+def record_id(row: Any, where: str) -> str:
+    """The id of a record read from `where`; one line naming it when there is none."""
+    if not isinstance(row, dict) or row.get("id") in (None, ""):
+        raise InputError(f"{where}: not a record with an `id`")
+    return str(row["id"])
 
 
 def read_ids(path: Path) -> set[str]:

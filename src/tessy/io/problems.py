@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from tessy.errors import ConfigError, InputError
 from tessy.grading.grade import check_row
@@ -55,6 +58,7 @@ class ProblemReader:
             raise row
         if not isinstance(row, dict):
             raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        check_writable(row, where)  # refused now, before any model time is spent on it
         prompt = self._render(row, where) if self._render else _prompt_of(row, where)
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError(f"{where}: empty prompt")
@@ -63,6 +67,31 @@ class ProblemReader:
         pid = row.get("id")
         pid = str(pid) if pid not in (None, "") else prompt_id(prompt)
         return Problem(pid, prompt, row, where)
+
+
+def check_writable(row: dict[str, Any], where: str) -> None:
+    """Refuse a row whose values cannot be written back as JSON: integers beyond 64 bits,
+    strings with lone surrogates, nesting deeper than 254, NaN or infinity (which JSON has
+    no number for; orjson would write null)."""
+    try:
+        orjson.dumps(row)
+    except orjson.JSONEncodeError as exc:
+        raise InputError(f"{where}: a value cannot be written as JSON ({exc})") from exc
+    stack: list[Any] = [row]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"{where}: a value is {value} (JSON has no such number)")
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as one short line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
 def with_samples(problems: list[Problem], samples: int) -> list[Problem]:
@@ -105,11 +134,13 @@ def _compile_template(source: str) -> Callable[[dict[str, Any], str], str]:
 
     def render(row: dict[str, Any], where: str) -> str:
         try:
-            return template.render(**row).strip()
+            return template.render(row).strip()  # a dict, not **row: a field may be `self`
         except SecurityError as exc:  # the same for every row: the template itself is refused
             raise ConfigError(f"--prompt-template: refused by the sandbox: {exc}") from exc
         except jinja2.UndefinedError as exc:
             raise InputError(f"{where}: prompt template: {exc.message}") from exc
+        except Exception as exc:  # the row's values: 1/0, "a" + 1, ...
+            raise InputError(f"{where}: prompt template: {_why(exc)}") from exc
 
     return render
 
@@ -151,13 +182,15 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
                 yield where, json.loads(line)
             except json.JSONDecodeError as exc:
                 yield where, InputError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})")
+            except (ValueError, RecursionError) as exc:  # 4300+ digit integers, deep nesting
+                yield where, InputError(f"{where}: unreadable JSON: {_why(exc)}")
 
 
 def _json_rows(path: Path) -> Iterator[Row]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: invalid JSON: {exc}") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InputError(f"{path}: invalid JSON: {_why(exc)}") from exc
     if isinstance(data, dict):
         data = data.get("data", data.get("problems"))
     if not isinstance(data, list):
@@ -169,8 +202,18 @@ def _json_rows(path: Path) -> Iterator[Row]:
 def _csv_rows(path: Path) -> Iterator[Row]:
     try:
         with path.open(newline="", encoding="utf-8") as fh:
-            for lineno, row in enumerate(csv.DictReader(fh), 2):
-                yield f"{path}:{lineno}", row
+            reader = csv.DictReader(fh)
+            while True:
+                before = reader.line_num
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:  # a field over csv's 128 KiB limit: skip the row
+                    where = f"{path}:{before + 1}"
+                    yield where, InputError(f"{where}: unreadable CSV row: {exc}")
+                    continue
+                yield f"{path}:{reader.line_num}", row
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 ({exc.reason})") from exc
 

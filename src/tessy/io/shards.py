@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tessy.errors import ConfigError
-from tessy.io.jsonl import AppendLog, read_ids, read_jsonl, repair_tail
+from tessy.io.jsonl import AppendLog, read_ids, read_jsonl, record_id, repair_tail
 
 SHARD_FILE = re.compile(r"^(\d+)-of-(\d+)\.jsonl$")
 
@@ -105,16 +105,17 @@ def merge(output: str | Path) -> int:
         for path in shards:
             with locked(path):
                 repair_tail(path)  # a shard killed mid-write may have left half a line
-                for _, row in read_jsonl(path):
-                    if str(row["id"]) not in done:
+                for lineno, row in read_jsonl(path):
+                    rid = record_id(row, f"{path}:{lineno}")
+                    if rid not in done:
                         records.append(row, fsync=False)
-                        done.add(str(row["id"]))
+                        done.add(rid)
                         moved += 1
                 errors_path = path.with_name(path.name + ".errors.jsonl")
                 if errors_path.exists() and errors_path.stat().st_size:
                     repair_tail(errors_path)
-                    for _, row in read_jsonl(errors_path):
-                        if str(row["id"]) not in done:
+                    for lineno, row in read_jsonl(errors_path):
+                        if record_id(row, f"{errors_path}:{lineno}") not in done:
                             errors.append(row, fsync=False)
                 records.sync()
                 errors.sync()
