@@ -90,3 +90,31 @@ def test_merge_names_a_record_without_an_id(tmp_path, capsys):
     assert main(["merge", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"Error: {shards / '1-of-2.jsonl'}:2: not a record with an `id`"]
+
+
+def test_terminal_and_cards_show_data_as_text(tmp_path, capsys):
+    out = tmp_path / "o.jsonl"
+    assert main(["synthesize", "--dry-run", "-q", "-o", str(out), "--limit", "1"]) == 0
+    record = json.loads(out.read_text())
+    evil = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\x1b]0;title\x07"
+    record["dialogs"][0]["content"] += evil
+    record["id"] = "id" + evil
+    record["tessy"]["models"]["teacher"] = "x` <img src=x onerror=alert(1)> [a](javascript:alert(1))\n# H"
+    bad = tmp_path / "$evil$_{.jsonl"
+    bad.write_text(json.dumps(record) + "\n")
+    capsys.readouterr()
+    assert main(["show", str(bad)]) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b]" not in shown and "\x07" not in shown and "\\x1b]52;c;" in shown
+    assert main(["show", str(bad), "--id", "nope" + evil]) == 1
+    assert "\x1b" not in capsys.readouterr().err
+    assert main(["report", str(bad), "--no-nll", "-q", "-o", str(tmp_path / "r.html")]) == 0
+    assert main(["export", str(bad), str(tmp_path / "x.parquet")]) == 0
+    card = (tmp_path / "x.README.md").read_text()
+    line = next(x for x in card.splitlines() if x.startswith("| model |"))
+    assert "``x` <img src=x onerror=alert(1)> [a](javascript:alert(1)) # H``" in line
+    assert line.count("|") == 4  # the table row stays one row of three cells
+    for args, message in ((["--license", "mit\nx: y"], "--license"),
+                          (["--language", "en]"], "--language")):
+        assert main(["export", str(bad), str(tmp_path / "y.parquet"), *args]) == 1
+        assert message in capsys.readouterr().err

@@ -16,6 +16,7 @@ from tessy.cli.report import report_command, show_command
 from tessy.cli.sft import sft_command
 from tessy.cli.synthesize import synthesize_command
 from tessy.errors import TessyError
+from tessy.escape import printable
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         args = sys.argv[1:] if argv is None else argv
         if os.environ.get("TESSY_TRACEBACK") or "--traceback" in args:
             raise
-        click.secho(f"Error: {exc}", fg="red", err=True)
+        click.secho(f"Error: {printable(str(exc))}", fg="red", err=True)  # data in messages
         return 1
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)

@@ -31,11 +31,12 @@ def problems_command(directory: str, sources: tuple[str, ...], count: int, seed:
     an answer is graded (a gold answer, HumanEval tests, a reasoning-gym scorer), for
     `synthesize` on the train split and evaluating a student on the held-out one."""
     from tessy.data.problem_set import write_problem_set
+    from tessy.escape import printable
 
     made = write_problem_set(directory, list(sources), count, seed, held_out, list(against),
                              similarity, sandbox)
     for overlap in made.dropped[:10]:
-        click.secho(f"dropped {overlap.id}: overlaps {overlap.reference} "
+        click.secho(f"dropped {printable(overlap.id)}: overlaps {printable(overlap.reference)} "
                     f"(similarity {overlap.similarity:g})", fg="yellow", err=True)
     if len(made.dropped) > 10:
         click.secho(f"... {len(made.dropped) - 10} more in {directory}/dropped.jsonl",

@@ -21,6 +21,7 @@ from tessy import aio
 from tessy.cli.options import apply, overrides, run_config_options
 from tessy.config import RunConfig, load_config_file, run_config_from_dict
 from tessy.errors import ConfigError, ServerUnavailable
+from tessy.escape import printable
 from tessy.io import shards as shard_files
 from tessy.io.shards import Shard, finished_ids, locked, shard_dir
 from tessy.secrets import auth_env, env_api_key
@@ -181,7 +182,7 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
         problems = problems[: config.limit]
     problems = with_samples(problems, config.samples)
     for line in reader.skipped:
-        click.secho(f"skipped {line}", fg="yellow", err=True)
+        click.secho(f"skipped {printable(line)}", fg="yellow", err=True)
     if embedded:
         click.echo("embedded default: gemma-3-270m (teacher) + SmolLM2-135M-Instruct (student), "
                    "in-process on the CPU", err=True)
@@ -216,7 +217,7 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
         f"(teacher share {summary.teacher_share():.0%}, {summary.seconds:.1f}s)"
     )
     for line in summary.errors[:5]:
-        click.secho(f"failed {line}", fg="red", err=True)
+        click.secho(f"failed {printable(line)}", fg="red", err=True)
     if summary.stopped in SIGNAL_EXIT:
         click.secho(f"stopped by {summary.stopped}: {summary.in_flight} in flight kept as "
                     "checkpoints; rerun the same command to continue", fg="yellow", err=True)

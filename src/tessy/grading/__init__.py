@@ -59,5 +59,5 @@ def summarize(grades: list[Grade | None]) -> dict[str, Any] | None:
     for g in graded:
         reasons[g.reason.value] = reasons.get(g.reason.value, 0) + 1
     return {"graded": len(graded), "passed": passed, "rate": passed / len(graded),
-            "interval": [round(ci.low, 4), round(ci.high, 4)],
+            "interval": [round(float(ci.low), 4), round(float(ci.high), 4)],
             "reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1]))}

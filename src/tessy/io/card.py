@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tessy.errors import InputError
+from tessy.escape import LANGUAGE, LICENSE, code, md
 from tessy.io.jsonl import read_ids
 from tessy.records import ROLES
 
@@ -57,12 +59,18 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
              f"- {size_category(f['records'])}", "tags:", "- reasoning", "- synthetic",
              "- sft", "- tessy"]
     if license:
+        if not LICENSE.fullmatch(license):
+            raise InputError(f"--license {license!r}: not a license id (e.g. apache-2.0, "
+                             "cc-by-4.0, mit, other)")
         front.append(f"license: {license}")
+    for lang in language or []:
+        if not LANGUAGE.fullmatch(lang):
+            raise InputError(f"--language {lang!r}: not a language code (e.g. en, zh, pt-BR)")
     if language:
-        front += ["language:", *(f"- {code}" for code in language)]
+        front += ["language:", *(f"- {lang}" for lang in language)]
     front.append("---")
     synthesis = config.get("synthesis", {})
-    lines = [*front, "", f"# {name}", "",
+    lines = [*front, "", f"# {md(name)}", "",
              "Reasoning traces written by teacher-student cooperative synthesis (TESSY, "
              "arXiv 2604.14164) with tessy: the student model writes the "
              "style spans of each thinking trace, the teacher model the capability spans, so the "
@@ -70,14 +78,15 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
              "distribution.", "", "## How it was made", "", "| | teacher | student |",
              "|---|---|---|"]
     models = f["models"]
-    lines.append(f"| model | `{models.get('teacher', '?')}` | `{models.get('student', '?')}` |")
+    lines.append(f"| model | {code(models.get('teacher', '?'))} | "
+                 f"{code(models.get('student', '?'))} |")
     for key, label in (("template", "prompt template"), ("predictor", "boundary predictor")):
         if all(key in config.get(role, {}) for role in ROLES):
             values = [config[role][key] or "(default)" for role in ROLES]
-            lines.append(f"| {label} | `{values[0]}` | `{values[1]}` |")
+            lines.append(f"| {label} | {code(values[0])} | {code(values[1])} |")
     for key in ("strategy", "mode"):
         if key in synthesis:
-            lines.append(f"\n{key.capitalize()}: `{synthesis[key]}`.")
+            lines.append(f"\n{key.capitalize()}: {code(synthesis[key])}.")
     lines += ["", "## Figures", "", "| | |", "|---|---|",
               f"| records | {f['records']} |", f"| failed problems (not in the data) | {f['failed']} |",
               f"| teacher share of thinking tokens | {f['shares']['teacher']:.1%} |",

@@ -44,7 +44,8 @@ def plots(figs: dict[str, Any]) -> dict[str, str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = figs["datasets"]
+    # Dataset labels are file names: a `$` in one must not start matplotlib's mathtext.
+    data = {label.replace("$", r"\$"): d for label, d in figs["datasets"].items()}
     labels = list(data)
     out = {}
     if any(d["nll"] for d in data.values()):

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from tessy.escape import printable
 from tessy.records import Sample
 from tessy.report.figures import headline
 
@@ -31,19 +32,20 @@ def table(figs: dict[str, Any]) -> str:
     lines = [" ".join(name.rjust(w) if i else name.ljust(w) for i, (name, w) in enumerate(cols))]
     for label, d in figs["datasets"].items():
         values = headline(d).values()
-        lines.append(label[:22].ljust(22) + " " + " ".join(
+        lines.append(printable(label[:22]).ljust(22) + " " + " ".join(
             _cell(v, w) for v, (_, w) in zip(values, cols[1:], strict=True)))
     graded = [(label, d) for label, d in figs["datasets"].items() if d.get("grade_reasons")]
     for label, d in graded:  # why answers failed, per dataset
         reasons = ", ".join(f"{n} {r}" for r, n in d["grade_reasons"].items())
-        lines.append(f"{label[:22]}: {d['gold_answers']} graded: {reasons}")
+        lines.append(f"{printable(label[:22])}: {d['gold_answers']} graded: {reasons}")
     return "\n".join(lines)
 
 
 def show(sample: Sample) -> str:
     """The sample's assistant text with each span coloured by origin (ANSI)."""
-    parts = [click.style(text, dim=True) if origin is None else click.style(text, fg=FG[origin])
-             for origin, text in sample.pieces()]
+    # Record text is data: its control characters (screen clears, clipboard writes) are escaped.
+    parts = [click.style(printable(text), dim=True) if origin is None
+             else click.style(printable(text), fg=FG[origin]) for origin, text in sample.pieces()]
     legend = "  ".join(click.style(o, fg=c) for o, c in FG.items())
-    return (f"{click.style(sample.id, bold=True)}  {legend}\n"
-            f"{click.style('user:', bold=True)} {sample.prompt}\n\n{''.join(parts)}")
+    return (f"{click.style(printable(sample.id), bold=True)}  {legend}\n"
+            f"{click.style('user:', bold=True)} {printable(sample.prompt)}\n\n{''.join(parts)}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tessy.config import SFTTrainConfig
+from tessy.escape import code, md, yaml_str
 from tessy.io.card import report_lines
 from tessy.io.jsonl import replace_file
 from tessy.sft.examples import ExampleSet
@@ -70,9 +71,9 @@ def write_card(out: Path, config: SFTTrainConfig, framing: str, data: ExampleSet
     figures = data_figures(data)
     masks = result.masks
     lines = ["---", "library_name: transformers", "pipeline_tag: text-generation",
-             f"base_model: {config.model}", "tags: [tessy, sft, reasoning]", "---", "",
-             f"# {out.name if out.name != 'model' else Path(config.output).name}", "",
-             f"`{config.model}` fine-tuned with `tessy sft` (TRL SFTTrainer"
+             f"base_model: {yaml_str(config.model)}", "tags: [tessy, sft, reasoning]", "---", "",
+             f"# {md(out.name if out.name != 'model' else Path(config.output).name)}", "",
+             f"{code(config.model)} fine-tuned with `tessy sft` (TRL SFTTrainer"
              f"{', LoRA merged into the weights' if config.lora else ''}) on reasoning traces in "
              "the student's convention `<think>` thinking `</think>` answer. The loss covers the "
              "assistant turn only (thinking and answer), rendered by the model's chat template; "
@@ -85,7 +86,7 @@ def write_card(out: Path, config: SFTTrainConfig, framing: str, data: ExampleSet
              "## Data", "", "| file | records | teacher share | switches/1k tok | accuracy |",
              "|---|---|---|---|---|"]
     for path, f in figures.items():
-        lines.append(f"| `{path}` | {f['n']} | {_cell(f['teacher share'])} | "
+        lines.append(f"| {code(path)} | {f['n']} | {_cell(f['teacher share'])} | "
                      f"{_cell(f['switches/1k tok'])} | {_cell(f['accuracy'])} |")
     lines += ["", f"Trained on {masks.rows} examples ({masks.trained_tokens} trained tokens, "
               f"{masks.prompt_tokens} prompt tokens without loss); left out: {masks.too_long} "
@@ -93,10 +94,10 @@ def write_card(out: Path, config: SFTTrainConfig, framing: str, data: ExampleSet
     if report:
         lines += report_lines(report)
     lines += ["", "## Training", "", "| setting | value |", "|---|---|",
-              *[f"| {k} | {v} |" for k, v in asdict(config).items() if k != "output"],
+              *[f"| {k} | {code(v)} |" for k, v in asdict(config).items() if k != "output"],
               f"| optimizer steps | {result.steps} |", f"| seconds | {result.seconds} |"]
     if result.resumed_from:
-        lines.append(f"| resumed from | `{Path(result.resumed_from).name}` |")
+        lines.append(f"| resumed from | {code(Path(result.resumed_from).name)} |")
     if result.loss:
         lines += ["", "## Training curve", ""]
         if plot_loss(result.loss, out / "loss.png"):
