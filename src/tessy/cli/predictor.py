@@ -43,7 +43,8 @@ def sample_command(inputs: tuple[str, ...], role: str, output: str, from_records
     sources = list(from_records)
     if not sources:
         traces = traces or f"{output}.traces.jsonl"
-        run_synthesis(inputs, opts | {"output": traces, "strategy": f"{role}-only"})
+        run_synthesis(inputs, opts | {"output": traces, "strategy": f"{role}-only",
+                                      "allow_failures": True})  # sample what was written
         sources = [traces]
     rows = list(sample_segments(sources, role, words, per_trace, segment_seed))
     write_jsonl(output, rows)  # whole or not at all: a rerun gives the same segments

@@ -27,6 +27,7 @@ from tessy.io.shards import Shard, finished_ids, locked, shard_dir
 from tessy.secrets import auth_env, env_api_key
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's convention, 128 + signal number
+FAILED_EXIT = 3  # the run ended, but some problems failed (a bad key, a dead endpoint ...)
 
 # Settings of the embedded default: short traces, so a laptop CPU finishes in a few minutes.
 DEMO_SYNTHESIS = {"max_thinking_tokens": 160, "max_answer_tokens": 48, "concurrency": 2}
@@ -139,6 +140,9 @@ SPEC_OPTIONS = [
                  help="Run the shards (--workers N of them, default one per node) as Ray tasks "
                  "on the cluster at ADDRESS (alone: this machine's cluster or a new local one); "
                  "OUTPUT must be on a path every node sees. Needs `pip install 'tessy[ray]'`."),
+    click.option("--allow-failures", is_flag=True, help="Exit 0 even when problems failed "
+                 f"(default: exit {FAILED_EXIT} after writing the rest, so scripts and CI see a "
+                 "bad key or a dead endpoint; a rerun retries the failed ones)."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
 ]
 
@@ -189,7 +193,8 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     if config.workers > 1 or opts.get("ray"):
         if config.shard:
             raise ConfigError("--ray: runs every shard itself; leave out --shard")
-        return run_with_workers(config, problems, reader.skipped, opts["quiet"], opts.get("ray"))
+        return run_with_workers(config, problems, reader.skipped, opts["quiet"], opts.get("ray"),
+                                opts.get("allow_failures", False))
     config, problems, done, lock = sharded(config, problems)
 
     stop = StopRequest()
@@ -224,7 +229,14 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
         raise click.exceptions.Exit(SIGNAL_EXIT[summary.stopped])
     if summary.stopped:
         raise ServerUnavailable(summary.stopped)
+    failed_exit(summary.failed, opts)
     return config
+
+
+def failed_exit(failed: int, opts: dict[str, Any]) -> None:
+    """Exit FAILED_EXIT when problems failed, unless --allow-failures: scripts and CI see it."""
+    if failed and not opts.get("allow_failures"):
+        raise click.exceptions.Exit(FAILED_EXIT)
 
 
 def sharded(config: RunConfig, problems: list[Any]) -> tuple[
@@ -245,7 +257,8 @@ def sharded(config: RunConfig, problems: list[Any]) -> tuple[
 
 
 def run_with_workers(config: RunConfig, problems: list[Any], skipped: list[str],
-                     quiet: bool, ray: str | None = None) -> RunConfig:
+                     quiet: bool, ray: str | None = None, allow_failures: bool = False
+                     ) -> RunConfig:
     """`--workers N` / `--ray`: the run as shard processes or Ray tasks, merged at the end."""
     done = finished_ids(config.output)
     todo = sum(p.id not in done for p in problems)
@@ -272,4 +285,5 @@ def run_with_workers(config: RunConfig, problems: list[Any], skipped: list[str],
                     "the same command to continue", fg="red", err=True)
     if broken:
         raise click.exceptions.Exit(SIGNAL_EXIT.get(result.summary["stopped"], 1))
+    failed_exit(s["failed"], {"allow_failures": allow_failures})
     return config
