@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 from fake_server import FakeOpenAIServer
-from test_secrets import problems, run_args
-
 from tessy.cli import main
+from test_secrets import problems, run_args
 
 
 def test_failed_problems_exit_3_unless_allowed(tmp_path, capsys):
