@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from tessy.grading import Gradable, LocalSandbox, grade_all
-from tessy.grading.sandbox import Job, Outcome
+from tessy.grading.executor import Job, Outcome, cores
 
 
 class BareProcess:
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--isolation", nargs="+", default=["bwrap", "unshare"])
     args = parser.parse_args()
     items = samples(args.samples)
-    workers = len(os.sched_getaffinity(0))
+    workers = cores()
     runners = [BareProcess(), *(LocalSandbox(i) for i in args.isolation)]
     rows, base, reference = [], None, None
     for runner in runners:

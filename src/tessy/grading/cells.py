@@ -156,8 +156,10 @@ class Cell:
                 return Outcome(None, timed_out=True, seconds=seconds,
                                error="the sandbox cell stopped answering; it was replaced")
             cap = job.limits.output_chars
-            return Outcome(answer["code"], read_head(work / "stdout", cap),
-                           read_head(work / "stderr", cap), answer["timed_out"], seconds)
+            code = answer.get("code")
+            return Outcome(code if isinstance(code, int) else None,
+                           read_head(work / "stdout", cap), read_head(work / "stderr", cap),
+                           answer.get("timed_out") is True, seconds)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

@@ -83,7 +83,7 @@ class Executor(Protocol):
 def run_jobs(executor: Executor, jobs: Iterable[Job], workers: int | None = None,
              on_done: Callable[[], None] | None = None) -> list[Outcome]:
     """Every job's outcome, in order, at most `workers` at a time (default: the cores)."""
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or cores()
 
     def one(job: Job) -> Outcome:
         try:
@@ -94,6 +94,12 @@ def run_jobs(executor: Executor, jobs: Iterable[Job], workers: int | None = None
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, jobs))
+
+
+def cores() -> int:
+    """The cores this process may run on (at most one sandboxed job per core)."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere all the CPUs
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 def read_head(path: Path, chars: int) -> str:

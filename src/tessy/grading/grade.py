@@ -24,7 +24,7 @@ from typing import Any
 from tessy.errors import InputError
 from tessy.grading import code, gym
 from tessy.grading.answers import final_span, matches
-from tessy.grading.executor import Executor, Job, Limits, Outcome
+from tessy.grading.executor import Executor, Job, Limits, Outcome, cores
 
 CODE_GRADERS = ("humaneval", "stdio")
 GYM = "reasoning_gym:"
@@ -118,8 +118,6 @@ def needs_sandbox(items: list[Gradable]) -> bool:
 def grade_all(items: list[Gradable], executor: Executor | None, workers: int | None = None,
               on_done: Callable[[int], None] | None = None) -> list[Grade | None]:
     """The grade of every item (None: ungraded), code run by `executor` (`workers` at once)."""
-    import os
-
     grades: list[Grade | None] = [None] * len(items)
     code_jobs: list[int] = []
     gym_jobs: dict[str, list[int]] = {}
@@ -145,7 +143,7 @@ def grade_all(items: list[Gradable], executor: Executor | None, workers: int | N
         if on_done:
             on_done(1)
 
-    with ThreadPoolExecutor(max_workers=workers or len(os.sched_getaffinity(0))) as pool:
+    with ThreadPoolExecutor(max_workers=workers or cores()) as pool:
         list(pool.map(code_one, code_jobs))
     for task, indices in gym_jobs.items():
         for start in range(0, len(indices), 200):  # one sandboxed scorer per 200 answers
