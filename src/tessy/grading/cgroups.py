@@ -73,6 +73,7 @@ class CgroupTree:
                 continue
             if base == CGROUP_V2 and "pids" not in _read(base / "cgroup.subtree_control"):
                 continue
+            _sweep(base)
             path = base / f"{PREFIX}{os.getpid()}-{next(_trees)}"
             try:
                 path.mkdir()
@@ -99,6 +100,14 @@ class CgroupTree:
             self.path.rmdir()
         except OSError:
             pass
+
+
+def _sweep(base: Path) -> None:
+    """Remove the folders of tessy processes that died without cleaning up (killed -9)."""
+    for stale in base.glob(f"{PREFIX}*"):
+        pid = stale.name[len(PREFIX):].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            CgroupTree(stale).remove()
 
 
 def _read(path: Path) -> str:
