@@ -302,3 +302,31 @@ def test_the_loop_on_the_real_student(tmp_path, capsys):
                  "--json", str(tmp_path / "r.json")]) == 0
     figures = json.loads((tmp_path / "r.json").read_text())["datasets"]["eval"]
     assert figures["gold_answers"] == len(held) and figures["accuracy"] is not None
+
+
+def test_a_tiny_run_changes_the_weights_and_says_how_far(smol_like, tmp_path, capsys, caplog):
+    """6 records at the default batch of 8: one optimizer step, which must not be a warm-up
+    step at learning rate 0 (TRL rounds the warm-up share up to the only step)."""
+    from safetensors import safe_open
+
+    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(6)])
+    out = tmp_path / "m"
+    assert main(["sft", "-q", "--epochs", "1", str(data), "-o", str(out), "--model", str(smol_like)]) == 0
+    assert "only 1 optimizer step(s) (6 examples / batch 8 x 1 epochs, 0 warm-up)" in caplog.text
+    with safe_open(str(out / "model.safetensors"), "pt") as new, \
+            safe_open(str(smol_like / "model.safetensors"), "pt") as base:
+        assert any(not new.get_tensor(k).equal(base.get_tensor(k)) for k in base.keys())
+    summary = json.loads((out / "tessy_sft.json").read_text())
+    assert summary["steps"] == 1 and summary["warmup_steps"] == 0
+    assert summary["moved"]["relative_change"] > 0 and summary["moved"]["tensors_changed"] > 0
+    assert "weights moved" in capsys.readouterr().out
+    assert (out / "loss.png").exists() and "| weights moved |" in (out / "README.md").read_text()
+
+
+def test_the_warm_up_never_takes_every_step():
+    from tessy.sft.schedule import StepPlan, plan_steps
+
+    assert plan_steps(6, 8, 4, 1, 1.0, 0.99) == StepPlan(1, 0)  # TRL: ceil(0.99) = the only step
+    assert plan_steps(7, 4, 2, 1, 1.0, 0.9) == StepPlan(2, 1)  # 4 micro-batches, 2 per step
+    assert plan_steps(100, 2, 2, 1, 2.0, 0.1) == StepPlan(100, 10)
+    assert plan_steps(100, 8, 4, 2, 1.0, 0.0) == StepPlan(13, 0)  # 2 processes x 4 per step

@@ -29,6 +29,7 @@ def sft_command(records: tuple[str, ...], preset: str | None, skip_bad: bool,
                 report_path: str | None, quiet: bool, **opts: Any) -> None:
     """Fine-tune a student on RECORDS (tessy output, `tessy export` Parquet/dataset dirs, or any
     chat SFT JSONL): loss on the assistant turn only, through the student's chat template."""
+    from tessy.sft.card import moved_text
     from tessy.sft.examples import read_examples
     from tessy.sft.train import fresh_output, train_sft
 
@@ -45,4 +46,7 @@ def sft_command(records: tuple[str, ...], preset: str | None, skip_bad: bool,
     curve = f", loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else ""
     click.echo(f"trained on {result.masks.rows} examples ({result.masks.trained_tokens} tokens; "
                f"{result.masks.too_long} too long, {result.skipped} skipped) in {result.steps} "
-               f"steps, {result.seconds}s{curve} -> {result.output}")
+               f"steps, {result.seconds}s{curve}; weights moved {moved_text(result.moved)} -> "
+               f"{result.output}")
+    if not result.moved["tensors_changed"]:
+        click.echo("warning: no weight changed; the saved model is the base model", err=True)

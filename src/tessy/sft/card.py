@@ -34,9 +34,7 @@ def _cell(value: Any) -> str:
 
 
 def plot_loss(loss: list[tuple[float, float]], path: Path) -> bool:
-    """Save the training curve; False when there is nothing to plot or no matplotlib."""
-    if len(loss) < 2:
-        return False
+    """Save the training curve (one point is drawn too); False without matplotlib."""
     try:
         import matplotlib
     except ImportError:
@@ -45,13 +43,20 @@ def plot_loss(loss: list[tuple[float, float]], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
-    ax.plot([e for e, _ in loss], [v for _, v in loss], color="#2b6cb0", lw=1.5)
+    ax.plot([e for e, _ in loss], [v for _, v in loss], color="#2b6cb0", lw=1.5,
+            marker="o" if len(loss) < 20 else None)
     ax.set(xlabel="epoch", ylabel="training loss (per trained token)", title="SFT training curve")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return True
+
+
+def moved_text(moved: dict[str, Any]) -> str:
+    """How far training moved the weights, in words."""
+    return (f"{moved['relative_change']:.2e} relative L2 change, {moved['tensors_changed']} of "
+            f"{moved['tensors']} tensors changed (sampled)")
 
 
 def curve_rows(loss: list[tuple[float, float]], points: int = 10) -> list[str]:
@@ -93,13 +98,17 @@ def write_card(out: Path, config: SFTTrainConfig, framing: str, data: ExampleSet
         lines += report_lines(report)
     lines += ["", "## Training", "", "| setting | value |", "|---|---|",
               *[f"| {k} | {v} |" for k, v in asdict(config).items() if k != "output"],
-              f"| optimizer steps | {result.steps} |", f"| seconds | {result.seconds} |"]
+              f"| optimizer steps | {result.steps} ({result.warmup_steps} warm-up) |",
+              f"| seconds | {result.seconds} |"]
+    lines.append(f"| weights moved | {moved_text(result.moved)} |")
     if result.resumed_from:
         lines.append(f"| resumed from | `{Path(result.resumed_from).name}` |")
     if result.loss:
         lines += ["", "## Training curve", ""]
         if plot_loss(result.loss, out / "loss.png"):
             lines += ["![training loss](loss.png)", ""]
+        else:
+            lines += ["(No `loss.png`: drawing it needs matplotlib, `pip install tessy[report]`.)", ""]
         lines += ["| step | epoch | loss |", "|---|---|---|", *curve_rows(result.loss),
                   "", "Every logged step is in `training_log.json`."]
     (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

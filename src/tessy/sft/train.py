@@ -22,6 +22,7 @@ from tessy.embedded import embedded_model_dir
 from tessy.errors import ConfigError, ModelLoadError
 from tessy.sft.examples import ExampleSet
 from tessy.sft.masks import MaskReport, check_dataset
+from tessy.sft.schedule import WeightProbe, plan_steps, warn_if_few
 from tessy.sft.template import check_template, instructs_thinking, use_chat_template
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -39,6 +40,8 @@ class SFTResult:
     seconds: float
     loss: list[tuple[float, float]]  # (epoch, training loss) per logged step
     resumed_from: str | None
+    warmup_steps: int
+    moved: dict[str, Any]  # how far the weights moved (`schedule.WeightProbe.moved`)
 
 
 def fresh_output(out: Path) -> None:
@@ -89,16 +92,20 @@ def _load(config: SFTTrainConfig) -> tuple[Any, Any, str]:
     return model, tokenizer, "chat-think" if instruct else "chat"
 
 
+def _world() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))  # processes under `accelerate launch`
+
+
 def _arguments(config: SFTTrainConfig, work: Path, bf16: bool, device: str, progress: bool):
     from trl import SFTConfig
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = _world()
     micro = min(config.micro_batch, config.batch_size)
     return SFTConfig(
         output_dir=str(work / "checkpoints"), num_train_epochs=config.epochs,
         learning_rate=config.learning_rate, per_device_train_batch_size=micro,
         gradient_accumulation_steps=max(1, math.ceil(config.batch_size / (micro * world))),
-        lr_scheduler_type=config.scheduler, warmup_steps=config.warmup,
+        lr_scheduler_type=config.scheduler, warmup_steps=0,  # set from the plan (schedule.py)
         weight_decay=config.weight_decay, seed=config.seed, bf16=bf16, fp16=False,
         use_cpu=device == "cpu", packing=False,
         activation_checkpointing=device.startswith("cuda"),  # long traces on a GPU; small runs on a CPU
@@ -159,6 +166,7 @@ def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
     bf16 = _precision(config, device)
     set_seed(config.seed)
     model, tokenizer, framing = _load(config)
+    probe = WeightProbe(model)  # before LoRA wraps it: the merged model has the same names
     instruct = framing == "chat-think"
     rows = [e.conversation(instruct, i) for i, e in enumerate(data.examples)]
     work.mkdir(parents=True, exist_ok=True)
@@ -168,6 +176,10 @@ def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
                          peft_config=_lora(config))
     trainer.train_dataset, masks = check_dataset(trainer.train_dataset, data.examples, tokenizer,
                                                  config.max_length)
+    plan = plan_steps(masks.rows, config.batch_size, config.micro_batch,
+                      _world(), config.epochs, config.warmup)
+    trainer.args.warmup_steps = plan.warmup  # read when train() builds the scheduler
+    warn_if_few(plan, masks.rows, config.batch_size, config.epochs)
     if not progress:
         trainer.remove_callback(PrinterCallback)
     result = trainer.train(resume_from_checkpoint=resume)
@@ -185,7 +197,8 @@ def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
     summary = SFTResult(
         str(out), len(data.examples), masks, len(data.skipped), result.global_step,
         round(result.metrics.get("train_runtime", 0.0), 1),
-        [(r["epoch"], r["loss"]) for r in history if "loss" in r], resume)
+        [(r["epoch"], r["loss"]) for r in history if "loss" in r], resume, plan.warmup,
+        probe.moved(trained))
     (final / "tessy_sft.json").write_text(json.dumps(asdict(summary) | {"framing": framing},
                                                      indent=1) + "\n")
     write_card(final, config, framing, data, summary, report)
