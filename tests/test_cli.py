@@ -16,9 +16,48 @@ def test_dry_run_writes_and_resumes(tmp_path, capsys):
     out = tmp_path / "o.jsonl"
     assert main(["synthesize", "--dry-run", "-q", "-o", str(out)]) == 0
     assert "6 written" in capsys.readouterr().out
+    assert not (tmp_path / "o.jsonl.errors.jsonl").exists()  # a clean run leaves no error file
+    run = (tmp_path / "o.jsonl.run.json").read_text()
     assert main(["synthesize", "--dry-run", "-q", "-o", str(out)]) == 0
-    assert "0 written, 0 failed, 6 already done" in capsys.readouterr().out
+    assert "nothing to do: 6 already done" in capsys.readouterr().out
     assert len(out.read_text().splitlines()) == 6
+    assert (tmp_path / "o.jsonl.run.json").read_text() == run  # the real run's figures stay
+
+
+def test_a_failure_that_recurs_is_recorded_once_and_retried_only_when_asked(tmp_path, capsys):
+    from fake_server import FakeOpenAIServer
+    from tessy.backends.fake import SCRIPTS
+
+    problems = tmp_path / "p.jsonl"
+    long = "Add these numbers: " + " ".join(["7"] * 300)
+    problems.write_text("".join(json.dumps({"id": f"q{i}", "prompt": p}) + "\n"
+                                for i, p in enumerate(["What is 2 + 2?", long, "What is 3 + 3?"])))
+    out = tmp_path / "o.jsonl"
+
+    def run(teacher: str, student: str, *extra: str) -> int:
+        return main(["synthesize", str(problems), "-q", "-o", str(out), "--teacher", teacher,
+                     "--student", student, "--teacher-template", "qwen3", "--student-template",
+                     "qwen3", *extra])
+
+    def errors() -> list[dict]:
+        return [json.loads(x) for x in (tmp_path / "o.jsonl.errors.jsonl").read_text().splitlines()]
+
+    with FakeOpenAIServer("big", SCRIPTS["teacher"], max_context=200) as t, \
+            FakeOpenAIServer("small", SCRIPTS["student"], max_context=200) as s:
+        run(t.url, s.url)
+        assert "2 written, 1 failed" in capsys.readouterr().out
+        assert [(e["id"], e["final"]) for e in errors()] == [("q1", True)]
+        # Nothing left to do: no server is asked (these URLs answer nothing), nothing is written.
+        assert run("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1") == 0
+        assert "nothing to do: 2 already done, 1 failed before (--retry-failed" in capsys.readouterr().out
+        assert len(errors()) == 1
+        run(t.url, s.url, "--retry-failed")
+        assert "0 written, 1 failed" in capsys.readouterr().out
+    assert len(errors()) == 1  # the same failure again: recorded once
+    record = json.loads((tmp_path / "o.jsonl.run.json").read_text())
+    assert [a["written"] for a in record["attempts"]] == [2, 0] and record["written"] == 0
+    totals = record["totals"]
+    assert (totals["attempts"], totals["written"], totals["failed"]) == (2, 2, 2)
 
 
 def test_baseline_step_mode_and_messages(tmp_path):

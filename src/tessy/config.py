@@ -235,6 +235,10 @@ class RunConfig:
         how=True, default=None)
     workers: int = setting("Client processes on this machine, one shard each, merged at the end.",
                            how=True, default=1)
+    retry_failed: bool = setting(
+        "Retry problems whose recorded failure would recur under the same config (empty thinking "
+        "on every retry, a request the server refused); a rerun leaves them otherwise. Failures "
+        "of the servers (timeouts, 5xx) are always retried.", how=True, default=False)
     chat_key: str = setting("Name of the chat field in records.", choices=("dialogs", "messages"),
                             default="dialogs")
     teacher: RoleConfig = setting("The teacher.", default_factory=RoleConfig)

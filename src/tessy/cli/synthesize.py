@@ -13,6 +13,7 @@ import os
 import signal
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,7 +23,9 @@ from tessy.cli.options import apply, overrides, run_config_options
 from tessy.config import RunConfig, load_config_file, run_config_from_dict
 from tessy.errors import ConfigError, ServerUnavailable
 from tessy.io import shards as shard_files
+from tessy.io.jsonl import read_ids
 from tessy.io.shards import Shard, finished_ids, locked, shard_dir
+from tessy.io.writer import final_failures
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's convention, 128 + signal number
 
@@ -181,7 +184,12 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
         if config.shard:
             raise ConfigError("--ray: runs every shard itself; leave out --shard")
         return run_with_workers(config, problems, reader.skipped, opts["quiet"], opts.get("ray"))
+    main_output = config.output
     config, problems, done, lock = sharded(config, problems)
+    problems, finished, failed = left_to_do(config, main_output, problems, done)
+    if not any(p.id not in finished for p in problems):
+        nothing_to_do(config, len(finished), failed)
+        return config
 
     stop = StopRequest()
 
@@ -202,9 +210,10 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     with lock:
         summary = aio.run(run())
     resumed = f", {summary.resumed} continued from checkpoints" if summary.resumed else ""
+    left = f", {len(failed)} failed before (--retry-failed)" if failed else ""
     click.echo(
-        f"{summary.written} written, {summary.failed} failed, {summary.already_done} already done,"
-        f" {len(reader.skipped)} bad rows{resumed} -> {config.output} "
+        f"{summary.written} written, {summary.failed} failed{left}, {summary.already_done} already"
+        f" done, {len(reader.skipped)} bad rows{resumed} -> {config.output} "
         f"(teacher share {summary.teacher_share():.0%}, {summary.seconds:.1f}s)"
     )
     for line in summary.errors[:5]:
@@ -216,6 +225,25 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     if summary.stopped:
         raise ServerUnavailable(summary.stopped)
     return config
+
+
+def left_to_do(config: RunConfig, main_output: str, problems: list[Any], done: set[str] | None
+               ) -> tuple[list[Any], set[str], set[str]]:
+    """The problems a run goes through (those that failed for good under this config are left
+    out unless `retry_failed`), the ids already written, and the ids left out."""
+    finished = read_ids(Path(config.output)) | (done or set())
+    failed: set[str] = set()
+    if not config.retry_failed:
+        key = config.config_hash()
+        failed = (final_failures(main_output, key) | final_failures(config.output, key)) - finished
+    failed &= {p.id for p in problems}
+    return [p for p in problems if p.id not in failed], finished, failed
+
+
+def nothing_to_do(config: RunConfig, finished: int, failed: set[str]) -> None:
+    """Say so, without loading a model or touching the run record."""
+    retry = f", {len(failed)} failed before (--retry-failed retries them)" if failed else ""
+    click.echo(f"nothing to do: {finished} already done{retry} -> {config.output}")
 
 
 def sharded(config: RunConfig, problems: list[Any]) -> tuple[
@@ -239,7 +267,11 @@ def run_with_workers(config: RunConfig, problems: list[Any], skipped: list[str],
                      quiet: bool, ray: str | None = None) -> RunConfig:
     """`--workers N` / `--ray`: the run as shard processes or Ray tasks, merged at the end."""
     done = finished_ids(config.output)
+    problems, _, failed = left_to_do(config, config.output, problems, done)
     todo = sum(p.id not in done for p in problems)
+    if not todo:
+        nothing_to_do(config, len(done), failed)
+        return config
     if ray:
         from tessy.synthesis.ray_shards import run_on_ray
 

@@ -4,7 +4,8 @@ Finished records are appended durably as they finish; a re-run skips their ids, 
 checkpointed in-flight problems from their last turn and re-does failed problems. A failed
 problem becomes an error row; only a server that stays away stops the run. A StopRequest
 (SIGINT/SIGTERM) stops new problems and gives in-flight ones a grace period. `OUT.run.json`
-sums up the last run: counts, seconds, and each backend's requests, bytes and cached tokens.
+keeps every attempt's figures (`io/run_record.py`): counts, seconds, and each backend's
+requests, bytes and cached tokens.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 from tessy.boundary.base import BoundaryPredictor
 from tessy.config import RunConfig
-from tessy.errors import GenerationError, RequestRejected, ServerUnavailable
+from tessy.errors import GenerationError, RequestRejected, ServerUnavailable, TransientBackendError
 from tessy.io.jsonl import write_json
+from tessy.io.run_record import record_attempt
 from tessy.io.writer import RecordWriter
 from tessy.records import ROLES, Problem, Trajectory, build_record
 from tessy.synthesis.checkpoint import CheckpointLog
@@ -115,7 +117,7 @@ async def synthesize(
     models = {r: roles[r].backend.name for r in writers.get(config.synthesis.strategy, ROLES)}
     started = time.perf_counter()
     running: set[str] = set()  # ids started and not yet written (or failed)
-    with RecordWriter(config.output) as writer:
+    with RecordWriter(config.output, config_hash) as writer:
         writer.done |= done or set()
         checkpoints = CheckpointLog(config.output, config_hash, writer.done)
         engine = Cooperation(roles, config.synthesis, on_turn=checkpoints.save_turn,
@@ -132,7 +134,9 @@ async def synthesize(
                 traj = await engine.run(problem, resume)
                 counts = await student_counts(traj, roles)
             except (GenerationError, RequestRejected) as exc:
-                writer.write_error(problem.id, problem.source, str(exc))
+                # Retries spent on a server's failures may go better next run; the rest recur.
+                final = not isinstance(exc.__cause__, TransientBackendError)
+                writer.write_error(problem.id, problem.source, str(exc), final=final)
                 summary.failed += 1
                 summary.errors.append(f"{problem.id}: {exc}")
             else:
@@ -160,8 +164,7 @@ async def synthesize(
     summary.backends = {r: asdict(roles[r].backend.counters) for r in ROLES}
     summary.predictors = {r: predictor_summary(roles[r].predictor, config.synthesis.predict_every)
                           for r in ROLES}
-    write_json(Path(config.output).with_name(Path(config.output).name + ".run.json"),
-               asdict(summary) | {"teacher_share": summary.teacher_share()})
+    record_attempt(config.output, asdict(summary) | {"teacher_share": summary.teacher_share()})
     return summary
 
 
