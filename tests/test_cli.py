@@ -101,6 +101,32 @@ def test_config_file_wrong_type_names_the_field(tmp_path, capsys):
     assert code == 1 and "synthesis.max_turns: expected int" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("toml,message", [
+    ("[synthesis]\nconcurency = 3\n",
+     "unknown key synthesis.concurency; did you mean synthesis.concurrency?"),
+    ("[teacher.sampling]\ntemprature = 1\n",
+     "unknown key teacher.sampling.temprature; did you mean teacher.sampling.temperature?"),
+    ("zzz = 1\n", "unknown key zzz; valid: output, inputs"),
+])
+def test_a_misspelt_config_key_names_the_file_and_the_nearest_key(tmp_path, capsys, toml, message):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml)
+    assert main(["synthesize", "--dry-run", "--config", str(cfg), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert f"{cfg}: {message}" in err and err.strip().count("\n") == 0
+
+
+def test_any_config_tessy_writes_is_a_config_tessy_reads(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[teacher]\nbackend = "fake"\n[student]\nbackend = "fake"\n')  # as --teacher fake
+    first, again = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert main(["synthesize", "-q", "--config", str(cfg), "-o", str(first), "--limit", "2"]) == 0
+    assert main(["synthesize", "-q", "--config", f"{first}.config.json", "-o", str(again)]) == 0
+    a, b = ([json.loads(x) for x in p.read_text().splitlines()] for p in (first, again))
+    assert [(r["id"], r["dialogs"], r["tessy"]["config_hash"]) for r in a] == \
+        [(r["id"], r["dialogs"], r["tessy"]["config_hash"]) for r in b]
+
+
 def test_config_hash_ignores_paths_and_concurrency():
     a = run_config_from_dict({"output": "a.jsonl", "synthesis": {"concurrency": 3}})
     b = RunConfig(output="b.jsonl")

@@ -13,9 +13,10 @@ Validation lives in `__post_init__` and raises `ConfigError` naming the field an
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from tessy.errors import ConfigError
@@ -152,6 +153,8 @@ class RoleConfig:
     def __post_init__(self) -> None:
         if isinstance(self.sampling, dict):
             self.sampling = SamplingConfig(**self.sampling)
+        if self.backend == "fake" and self.template == "auto":
+            self.template = "qwen3"  # the scripted model writes Qwen3's format (`--teacher fake`)
         where = self.role
         _check_fields(self, where)
         _at_least(self, where, 1, "concurrency", "step_tokens")
@@ -295,12 +298,38 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
+WRITTEN_ONLY = ("config_hash",)  # what `OUT.config.json` adds to the fields: read, not used
+
+
+def _section(f: Field) -> type | None:
+    """The config dataclass a field holds (a section of the file), or None."""
+    if f.default_factory is MISSING:
+        return None
+    value = f.default_factory()
+    return type(value) if is_dataclass(value) else None
+
+
+def check_keys(data: dict[str, Any], where: str, cls: type | None = None, prefix: str = "") -> None:
+    """Refuse a key no config field has, naming it, `where` and the nearest valid key."""
+    cls = cls or RunConfig
+    known = {f.name: f for f in fields(cls)}
+    for key, value in data.items():
+        if not prefix and key in WRITTEN_ONLY:
+            continue
+        if key not in known:
+            near = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"did you mean {prefix}{near[0]}?" if near else f"valid: {', '.join(known)}"
+            raise ConfigError(f"{where}: unknown key {prefix}{key}; {hint}")
+        section = _section(known[key])
+        if section is not None and isinstance(value, dict):
+            check_keys(value, where, section, f"{prefix}{key}.")
+
+
 def run_config_from_dict(data: dict[str, Any], where: str = "config") -> RunConfig:
-    """Build a RunConfig from nested dicts, naming unknown fields."""
-    known = {f.name for f in fields(RunConfig)}
-    unknown = set(data) - known
-    _check(not unknown, where, f"unknown field(s) {sorted(unknown)}")
-    kwargs = dict(data)
+    """Build a RunConfig from nested dicts (what `OUT.config.json` holds, too), naming
+    unknown keys."""
+    kwargs = {k: v for k, v in data.items() if k not in WRITTEN_ONLY}
+    check_keys(kwargs, where)
     try:
         for role in ("teacher", "student"):
             if role in kwargs:

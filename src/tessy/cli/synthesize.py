@@ -20,7 +20,7 @@ import click
 
 from tessy import aio
 from tessy.cli.options import apply, overrides, run_config_options
-from tessy.config import RunConfig, load_config_file, run_config_from_dict
+from tessy.config import RunConfig, check_keys, load_config_file, run_config_from_dict
 from tessy.errors import ConfigError, ServerUnavailable
 from tessy.io import shards as shard_files
 from tessy.io.jsonl import read_ids
@@ -42,7 +42,7 @@ def role_spec(role: str, specs: tuple[str, ...]) -> dict[str, Any]:
     if all(v.startswith(("http://", "https://")) for v in values):
         return {"backend": "openai_http", "base_urls": values}
     if values == ["fake"]:
-        return {"backend": "fake", "template": "qwen3"}
+        return {"backend": "fake"}
     if len(values) == 1:
         return {"backend": "local", "model": values[0]}
     raise ConfigError(f"--{role}: give URLs (replicas), one local model, or 'fake'")
@@ -71,6 +71,7 @@ def step_tokens(value: str) -> dict[str, Any]:
 def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConfig, bool]:
     """The run config from a config file and CLI options; True when it is the embedded default."""
     data: dict[str, Any] = load_config_file(opts["config"]) if opts.get("config") else {}
+    check_keys(data, opts.get("config") or "config")
     roles = {r: role_spec(r, opts.get(r) or ()) for r in ("teacher", "student")}
     if opts.get("dry_run"):
         for spec in roles.values():
