@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tessy.grading import Gradable, Limits, LocalSandbox, Reason, grade_all
-from tessy.grading import cgroups
+from tessy.grading import Gradable, Limits, LocalSandbox, Reason, cgroups, grade_all
 from tessy.grading import sandbox as sandbox_module
 from tessy.grading.sandbox import Job, run_jobs
 
