@@ -80,6 +80,13 @@ def test_a_single_role_run_needs_only_that_role(tmp_path, capsys):
     assert "or only --student with --strategy student-only" in capsys.readouterr().err
 
 
+def test_records_name_a_model_as_told(tmp_path):
+    out = tmp_path / "o.jsonl"
+    assert main(["synthesize", "-q", "-o", str(out), "--dry-run", "--limit", "1",
+                 "--teacher-model-name", "org/big", "--student-model-name", "org/small"]) == 0
+    assert json.loads(out.read_text())["tessy"]["models"] == {"teacher": "org/big", "student": "org/small"}
+
+
 def test_bad_option_value_is_one_line_error(tmp_path, capsys):
     code = main(["synthesize", "--dry-run", "-q", "-o", str(tmp_path / "o.jsonl"),
                  "--temperature", "-1"])

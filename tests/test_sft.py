@@ -129,13 +129,16 @@ def sft(*args: str) -> int:
 def test_sft_writes_model_tokenizer_curve_and_card(smol_like, tmp_path):
     data = write_records(tmp_path / "tessy.jsonl", [record(i) for i in range(4)])
     out = tmp_path / "student"
-    assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--epochs", "3") == 0
+    assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--epochs", "3",
+               "--model-name", "org/tiny-smol") == 0
     names = {p.name for p in out.iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json", "README.md", "loss.png",
             "training_log.json", "chat_template.jinja"} <= names
     assert not (tmp_path / "student.partial").exists()
     card = (out / "README.md").read_text()
-    assert "| `" + str(data) + "` | 4 |" in card and "accuracy" in card
+    assert "| `tessy.jsonl` | 4 |" in card and "accuracy" in card
+    assert "`org/tiny-smol` fine-tuned" in card and str(tmp_path) not in card  # names, no paths
+    assert "base_model" not in card  # a local directory has no hub id to give
     assert "Trained on 4 examples" in card and "--student-template chat-think" in card
     log = json.loads((out / "training_log.json").read_text())
     assert len([r for r in log if "loss" in r]) == 6  # 4 examples / 2 per step x 3 epochs
@@ -297,7 +300,7 @@ def test_the_loop_on_the_real_student(tmp_path, capsys):
                  "--strategy", "student-only", "--student", str(out), "--max-thinking-tokens",
                  "24", "--max-answer-tokens", "12", "--temperature", "0", "-q"]) == 0
     written = [json.loads(line) for line in evaluation.open()]
-    assert len(written) == len(held) and written[0]["tessy"]["models"] == {"student": str(out)}
+    assert len(written) == len(held) and written[0]["tessy"]["models"] == {"student": "student"}
     assert main(["report", str(evaluation), "--no-nll", "-o", str(tmp_path / "r.html"),
                  "--json", str(tmp_path / "r.json")]) == 0
     figures = json.loads((tmp_path / "r.json").read_text())["datasets"]["eval"]

@@ -109,6 +109,9 @@ class RoleConfig:
     model: str | None = setting(
         "Model name on the server (default: the first of /v1/models); for the local backend a "
         "HF directory, GGUF file or hub id.", default=None)
+    model_name: str | None = setting(
+        "The model's name in records and cards (default: its hub id, GGUF name and "
+        "quantisation, or directory name; never a path of this machine).", how=True, default=None)
     base_urls: list[str] = setting(
         "OpenAI-compatible base URLs (…/v1); several = replicas, one chosen per problem.",
         cli=None, how=True, default_factory=list)
@@ -429,6 +432,9 @@ class SFTTrainConfig:
                           flags=("-o", "--output"), default="sft-model")
     model: str = setting("Student to fine-tune: HF dir, hub id or GGUF; smollm2 = the embedded "
                          "student.", default="smollm2")
+    model_name: str | None = setting("The base model's name in the card (default: its hub id, "
+                                     "GGUF name and quantisation, or directory name).",
+                                     default=None)
     template: str = setting("How the prompt is framed, as in `synthesize --student-template`: "
                             "chat (the model's template, thinking on), chat-think (plus the "
                             "think-in-<think> system instruction), auto (chat-think when the "

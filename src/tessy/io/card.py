@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tessy.backends.naming import model_name, public
 from tessy.io.jsonl import read_ids
 from tessy.records import ROLES
 
@@ -69,11 +70,12 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
              "data keeps the teacher's skill while staying close to the student's own "
              "distribution.", "", "## How it was made", "", "| | teacher | student |",
              "|---|---|---|"]
-    models = f["models"]
+    # Records of older runs name local models by their path: a card shows names only.
+    models = {role: model_name(m) for role, m in f["models"].items()}
     lines.append(f"| model | `{models.get('teacher', '?')}` | `{models.get('student', '?')}` |")
     for key, label in (("template", "prompt template"), ("predictor", "boundary predictor")):
         if all(key in config.get(role, {}) for role in ROLES):
-            values = [config[role][key] or "(default)" for role in ROLES]
+            values = [public(str(config[role][key] or "(default)")) for role in ROLES]
             lines.append(f"| {label} | `{values[0]}` | `{values[1]}` |")
     for key in ("strategy", "mode"):
         if key in synthesis:

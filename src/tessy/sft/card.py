@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tessy.backends.naming import hub_id, model_name, public
 from tessy.config import SFTTrainConfig
 from tessy.io.card import report_lines
 from tessy.sft.examples import ExampleSet
@@ -73,10 +74,12 @@ def write_card(out: Path, config: SFTTrainConfig, framing: str, data: ExampleSet
     """Write README.md (and loss.png) into `out`."""
     figures = data_figures(data)
     masks = result.masks
+    base = hub_id(config.model)  # the hub's `base_model` takes a hub id, never a local path
+    name = config.model_name or model_name(config.model)
     lines = ["---", "library_name: transformers", "pipeline_tag: text-generation",
-             f"base_model: {config.model}", "tags: [tessy, sft, reasoning]", "---", "",
+             *([f"base_model: {base}"] if base else []), "tags: [tessy, sft, reasoning]", "---", "",
              f"# {out.name if out.name != 'model' else Path(config.output).name}", "",
-             f"`{config.model}` fine-tuned with `tessy sft` (TRL SFTTrainer"
+             f"`{name}` fine-tuned with `tessy sft` (TRL SFTTrainer"
              f"{', LoRA merged into the weights' if config.lora else ''}) on reasoning traces in "
              "the student's convention `<think>` thinking `</think>` answer. The loss covers the "
              "assistant turn only (thinking and answer), rendered by the model's chat template; "
@@ -84,20 +87,22 @@ def write_card(out: Path, config: SFTTrainConfig, framing: str, data: ExampleSet
              f"Prompts are framed as `tessy synthesize --student-template {framing}` frames them"
              + (", after the system instruction to think inside <think> tags" if
                 framing == "chat-think" else "") + ". To evaluate it: `tessy synthesize "
-             f"PROBLEMS --strategy student-only --student {config.output} "
+             f"PROBLEMS --strategy student-only --student {public(config.output)} "
              f"--student-template {framing}`, then `tessy report`.", "",
              "## Data", "", "| file | records | teacher share | switches/1k tok | accuracy |",
              "|---|---|---|---|---|"]
     for path, f in figures.items():
-        lines.append(f"| `{path}` | {f['n']} | {_cell(f['teacher share'])} | "
+        lines.append(f"| `{public(path)}` | {f['n']} | {_cell(f['teacher share'])} | "
                      f"{_cell(f['switches/1k tok'])} | {_cell(f['accuracy'])} |")
     lines += ["", f"Trained on {masks.rows} examples ({masks.trained_tokens} trained tokens, "
               f"{masks.prompt_tokens} prompt tokens without loss); left out: {masks.too_long} "
               f"longer than {config.max_length} tokens, {result.skipped} bad records."]
     if report:
         lines += report_lines(report)
+    settings = {k: v for k, v in asdict(config).items() if k not in ("output", "model_name")}
+    settings["model"] = name
     lines += ["", "## Training", "", "| setting | value |", "|---|---|",
-              *[f"| {k} | {v} |" for k, v in asdict(config).items() if k != "output"],
+              *[f"| {k} | {public(str(v))} |" for k, v in settings.items()],
               f"| optimizer steps | {result.steps} ({result.warmup_steps} warm-up) |",
               f"| seconds | {result.seconds} |"]
     lines.append(f"| weights moved | {moved_text(result.moved)} |")

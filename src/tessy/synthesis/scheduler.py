@@ -114,7 +114,8 @@ async def synthesize(
     summary = RunSummary()
     config_hash = config.config_hash()
     writers = {"teacher-only": ("teacher",), "student-only": ("student",)}
-    models = {r: roles[r].backend.name for r in writers.get(config.synthesis.strategy, ROLES)}
+    models = {r: config.role(r).model_name or roles[r].backend.name
+              for r in writers.get(config.synthesis.strategy, ROLES)}
     started = time.perf_counter()
     running: set[str] = set()  # ids started and not yet written (or failed)
     with RecordWriter(config.output, config_hash) as writer:
