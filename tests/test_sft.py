@@ -314,15 +314,17 @@ def test_a_tiny_run_changes_the_weights_and_says_how_far(smol_like, tmp_path, ca
 
     data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(6)])
     out = tmp_path / "m"
-    assert main(["sft", "-q", "--epochs", "1", str(data), "-o", str(out), "--model", str(smol_like)]) == 0
+    assert main(["sft", "--epochs", "1", str(data), "-o", str(out), "--model", str(smol_like)]) == 0
     assert "only 1 optimizer step(s) (6 examples / batch 8 x 1 epochs, 0 warm-up)" in caplog.text
+    captured = capsys.readouterr()  # Trainer logs as lines, not dicts of strings
+    assert "step 1/1  epoch 1.00  loss " in captured.err and "{'" not in captured.err
+    assert "weights moved" in captured.out
     with safe_open(str(out / "model.safetensors"), "pt") as new, \
             safe_open(str(smol_like / "model.safetensors"), "pt") as base:
         assert any(not new.get_tensor(k).equal(base.get_tensor(k)) for k in base.keys())
     summary = json.loads((out / "tessy_sft.json").read_text())
     assert summary["steps"] == 1 and summary["warmup_steps"] == 0
     assert summary["moved"]["relative_change"] > 0 and summary["moved"]["tensors_changed"] > 0
-    assert "weights moved" in capsys.readouterr().out
     assert (out / "loss.png").exists() and "| weights moved |" in (out / "README.md").read_text()
 
 

@@ -2,7 +2,7 @@
 
 Its options come from the config dataclasses (`tessy.cli.options`); the few written here are
 the ones that are not one field: the role specs (`--teacher URL|model|fake`), `--step-tokens
-K|STUDENT/TEACHER`, `--messages`, `--config`, `--dry-run` and `--quiet`.
+K|STUDENT/TEACHER`, `--messages`, `--config`, `--dry-run`, `--progress` and `--quiet`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tessy.io import shards as shard_files
 from tessy.io.jsonl import read_ids
 from tessy.io.shards import Shard, finished_ids, locked, shard_dir
 from tessy.io.writer import final_failures
+from tessy.progress import STYLES, quiet_libraries
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's convention, 128 + signal number
 
@@ -137,7 +138,13 @@ SPEC_OPTIONS = [
                  help="Run the shards (--workers N of them, default one per node) as Ray tasks "
                  "on the cluster at ADDRESS (alone: this machine's cluster or a new local one); "
                  "OUTPUT must be on a path every node sees. Needs `pip install 'tessy[ray]'`."),
-    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    click.option("--progress", type=click.Choice(STYLES[:-1]), default="auto", show_default=True,
+                 help="auto: a bar on a terminal, else a log line every --progress-every "
+                 "seconds; json: those lines as JSON (batch jobs)."),
+    click.option("--progress-every", type=float, default=30.0, show_default=True,
+                 help="Seconds between progress lines (log, json)."),
+    click.option("-q", "--quiet", is_flag=True, help="Print only the summary: no progress, no "
+                 "loading bars."),
 ]
 
 
@@ -170,6 +177,9 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     from tessy.synthesis.scheduler import StopRequest, open_roles, synthesize
 
     opts["prompt_template"] = template_text(opts.get("prompt_template"))
+    style = "none" if opts["quiet"] else opts["progress"]
+    if opts["quiet"]:
+        quiet_libraries()
     config, embedded = build_config(inputs, opts)
     reader = ProblemReader(config.inputs, config.prompt_template)
     problems = list(reader)
@@ -178,13 +188,13 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     problems = with_samples(problems, config.samples)
     for line in reader.skipped:
         click.secho(f"skipped {line}", fg="yellow", err=True)
-    if embedded:
+    if embedded and not opts["quiet"]:
         click.echo("embedded default: gemma-3-270m (teacher) + SmolLM2-135M-Instruct (student), "
                    "in-process on the CPU", err=True)
     if config.workers > 1 or opts.get("ray"):
         if config.shard:
             raise ConfigError("--ray: runs every shard itself; leave out --shard")
-        return run_with_workers(config, problems, reader.skipped, opts["quiet"], opts.get("ray"))
+        return run_with_workers(config, problems, reader.skipped, style, opts.get("ray"))
     main_output = config.output
     config, problems, done, lock = sharded(config, problems)
     problems, finished, failed = left_to_do(config, main_output, problems, done)
@@ -205,7 +215,8 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, on_signal, sig.name)
-            return await synthesize(config, problems, roles, progress=not opts["quiet"], stop=stop,
+            return await synthesize(config, problems, roles, progress=style, stop=stop,
+                                    progress_every=opts["progress_every"],
                                     done=done)
 
     with lock:
@@ -265,7 +276,7 @@ def sharded(config: RunConfig, problems: list[Any]) -> tuple[
 
 
 def run_with_workers(config: RunConfig, problems: list[Any], skipped: list[str],
-                     quiet: bool, ray: str | None = None) -> RunConfig:
+                     style: str, ray: str | None = None) -> RunConfig:
     """`--workers N` / `--ray`: the run as shard processes or Ray tasks, merged at the end."""
     done = finished_ids(config.output)
     problems, _, failed = left_to_do(config, config.output, problems, done)
@@ -276,11 +287,11 @@ def run_with_workers(config: RunConfig, problems: list[Any], skipped: list[str],
     if ray:
         from tessy.synthesis.ray_shards import run_on_ray
 
-        result = run_on_ray(config, ray, todo, progress=not quiet)
+        result = run_on_ray(config, ray, todo, progress=style)
     else:
         from tessy.synthesis.workers import run_workers
 
-        result = run_workers(config, todo, progress=not quiet)
+        result = run_workers(config, todo, progress=style)
     s = result.summary
     resumed = f", {s['resumed']} continued from checkpoints" if s["resumed"] else ""
     thinking = sum(s["tokens"].values())

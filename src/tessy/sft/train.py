@@ -20,6 +20,7 @@ from typing import Any
 from tessy.config import SFTTrainConfig
 from tessy.embedded import embedded_model_dir
 from tessy.errors import ConfigError, ModelLoadError
+from tessy.progress import quiet_libraries, trainer_log_callback
 from tessy.sft.examples import ExampleSet
 from tessy.sft.masks import MaskReport, check_dataset
 from tessy.sft.schedule import WeightProbe, plan_steps, warn_if_few
@@ -96,7 +97,7 @@ def _world() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))  # processes under `accelerate launch`
 
 
-def _arguments(config: SFTTrainConfig, work: Path, bf16: bool, device: str, progress: bool):
+def _arguments(config: SFTTrainConfig, work: Path, bf16: bool, device: str):
     from trl import SFTConfig
 
     world = _world()
@@ -112,7 +113,7 @@ def _arguments(config: SFTTrainConfig, work: Path, bf16: bool, device: str, prog
         max_length=None,  # check_dataset leaves long rows out: TRL would cut off the answer
         completion_only_loss=True, assistant_only_loss=False, logging_steps=1,
         save_strategy="steps" if config.save_steps else "epoch", save_steps=config.save_steps or 500,
-        save_total_limit=1, report_to="none", disable_tqdm=not progress,
+        save_total_limit=1, report_to="none", disable_tqdm=True,  # progress: trainer_log_callback
         dataloader_pin_memory=device.startswith("cuda"))
 
 
@@ -152,11 +153,7 @@ def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
     from tessy.sft.card import write_card
 
     if not progress:
-        import datasets
-        from transformers.utils import logging
-
-        datasets.disable_progress_bars()
-        logging.disable_progress_bar()
+        quiet_libraries()
     out = Path(config.output)
     fresh_output(out)
     work = out.with_name(out.name + ".partial")
@@ -171,7 +168,7 @@ def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
     rows = [e.conversation(instruct, i) for i, e in enumerate(data.examples)]
     work.mkdir(parents=True, exist_ok=True)
     (work / "run.json").write_text(json.dumps({"key": key}))
-    trainer = SFTTrainer(model=model, args=_arguments(config, work, bf16, device, progress),
+    trainer = SFTTrainer(model=model, args=_arguments(config, work, bf16, device),
                          train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          peft_config=_lora(config))
     trainer.train_dataset, masks = check_dataset(trainer.train_dataset, data.examples, tokenizer,
@@ -180,8 +177,9 @@ def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
                       _world(), config.epochs, config.warmup)
     trainer.args.warmup_steps = plan.warmup  # read when train() builds the scheduler
     warn_if_few(plan, masks.rows, config.batch_size, config.epochs)
-    if not progress:
-        trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(PrinterCallback)  # raw dicts; ours formats them
+    if progress:
+        trainer.add_callback(trainer_log_callback(every=10.0))
     result = trainer.train(resume_from_checkpoint=resume)
     final = work / "model"
     trainer.accelerator.wait_for_everyone()

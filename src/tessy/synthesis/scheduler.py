@@ -23,6 +23,7 @@ from tessy.errors import GenerationError, RequestRejected, ServerUnavailable, Tr
 from tessy.io.jsonl import write_json
 from tessy.io.run_record import record_attempt
 from tessy.io.writer import RecordWriter
+from tessy.progress import Progress
 from tessy.records import ROLES, Problem, Trajectory, build_record
 from tessy.synthesis.checkpoint import CheckpointLog
 from tessy.synthesis.cooperate import Cooperation
@@ -105,10 +106,12 @@ async def student_counts(traj: Trajectory, roles: dict[str, RoleRuntime]) -> dic
 
 async def synthesize(
     config: RunConfig, problems: Iterable[Problem], roles: dict[str, RoleRuntime],
-    progress: bool = True, stop: StopRequest | None = None, done: set[str] | None = None,
+    progress: bool | str = True, stop: StopRequest | None = None, done: set[str] | None = None,
+    progress_every: float = 30.0,
 ) -> RunSummary:
     """Write a trajectory for every problem not already in the output (nor in `done`: ids
-    finished elsewhere, e.g. by other shards of the run)."""
+    finished elsewhere, e.g. by other shards of the run). `progress`: a `tessy.progress` style
+    (True: auto, False: none); log-line styles write one line per `progress_every` seconds."""
     save_effective_config(config)
     stop = stop or StopRequest()
     summary = RunSummary()
@@ -125,7 +128,7 @@ async def synthesize(
                              pacing=make_pacing(config.synthesis.scheduler))
         todo = [p for p in problems if p.id not in writer.done]
         summary.already_done = len(writer.done)
-        bar = _progress_bar(len(todo), progress)
+        bar = Progress(len(todo), "problems", "problem", progress, progress_every)
 
         async def one(problem: Problem) -> None:
             running.add(problem.id)
@@ -210,15 +213,7 @@ async def _wait_some(pending: set[asyncio.Task[None]], wake: asyncio.Future[Any]
     return pending - done
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="problems", unit="problem", disable=not enabled,
-                dynamic_ncols=True)
-
-
-def _update_bar(bar: Any, summary: RunSummary, started: float) -> None:
+def _update_bar(bar: Progress, summary: RunSummary, started: float) -> None:
     elapsed = max(1e-9, time.perf_counter() - started)
-    bar.update(1)
-    bar.set_postfix(tok_s=f"{sum(summary.tokens.values()) / elapsed:.1f}",
-                    teacher=f"{summary.teacher_share():.0%}", failed=summary.failed)
+    bar.update(1, tok_s=round(sum(summary.tokens.values()) / elapsed, 1),
+               teacher=f"{summary.teacher_share():.0%}", failed=summary.failed)
