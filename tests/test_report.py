@@ -166,6 +166,9 @@ def test_figures_html_table_and_show():
     assert "tessy" in table(figs) and "2.667" in table(figs)
     out = show(coop.samples[0])
     assert "\x1b[33m Two plus two is four.\x1b[0m" in out  # the teacher's span in yellow
+    plain = show(coop.samples[0], color=False)
+    assert "[T] Two plus two is four.[/T]" in plain and "\x1b" not in plain
+    assert "[S] student  [T] teacher" in plain.splitlines()[0]
 
 
 def test_report_and_show_commands(tmp_path, capsys):
@@ -181,7 +184,11 @@ def test_report_and_show_commands(tmp_path, capsys):
     assert figs["reference"] == "solo" and figs["datasets"]["tessy"]["accuracy"] == 1.0
     assert html_path.read_text().startswith("<!doctype html>")
     assert main(["show", paths[0], "--id", "b"]) == 0
-    assert "The choice is B" in capsys.readouterr().out
+    piped = capsys.readouterr().out  # not a terminal: markers, not colours
+    assert "The choice is B" in piped and "[/S]" in piped and "\x1b" not in piped
+    assert main(["show", paths[0], "--id", "b", "--color", "always"]) == 0
+    colored = capsys.readouterr().out
+    assert "\x1b[36m" in colored and "[/S]" not in colored  # the student's spans in cyan
     assert main(["show", paths[0], "--id", "zz"]) == 1
     assert "no record with id 'zz'" in capsys.readouterr().err
     assert load_dataset(paths[1]).strategy == "student-only"

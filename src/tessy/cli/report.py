@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 
@@ -59,7 +61,10 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
 @click.option("--id", "sample_id", help="Record id (default: the first record).")
 @click.option("-n", "--index", type=int, default=0, show_default=True, help="Record number.")
-def show_command(data: str, sample_id: str | None, index: int) -> None:
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True, help="auto: colour on a terminal (unless NO_COLOR is set), "
+              "else [S]...[/S] student, [T] teacher, [A] answer markers.")
+def show_command(data: str, sample_id: str | None, index: int, color: str) -> None:
     """Print one trajectory of DATA with the student's and the teacher's spans coloured."""
     from tessy.errors import InputError
     from tessy.report.dataset import load_dataset
@@ -75,4 +80,6 @@ def show_command(data: str, sample_id: str | None, index: int) -> None:
         sample = samples[index]
     else:
         raise InputError(f"{data}: record {index} out of range (it has {len(samples)})")
-    click.echo(show(sample), color=None)
+    colored = color == "always" or (color == "auto" and click.get_text_stream("stdout").isatty()
+                                    and not os.environ.get("NO_COLOR"))
+    click.echo(show(sample, colored), color=colored)

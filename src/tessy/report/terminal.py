@@ -10,6 +10,8 @@ from tessy.records import Sample
 from tessy.report.figures import headline
 
 FG = {"student": "cyan", "teacher": "yellow", "unknown": "white", "answer": "green"}
+# Without colour (a pipe, a file, --color never) spans are told apart by markers.
+MARK = {"student": "S", "teacher": "T", "unknown": "?", "answer": "A"}
 
 
 def _cell(value: Any, width: int) -> str:
@@ -40,8 +42,14 @@ def table(figs: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def show(sample: Sample) -> str:
-    """The sample's assistant text with each span coloured by origin (ANSI)."""
+def show(sample: Sample, color: bool = True) -> str:
+    """The sample's assistant text with each span coloured by origin (ANSI), or marked
+    `[S]...[/S]` (student), `[T]` (teacher), `[A]` (answer), `[?]` (unknown) without colour."""
+    if not color:
+        parts = [text if origin is None else f"[{MARK[origin]}]{text}[/{MARK[origin]}]"
+                 for origin, text in sample.pieces()]
+        legend = "  ".join(f"[{m}] {o}" for o, m in MARK.items())
+        return f"{sample.id}  {legend}\nuser: {sample.prompt}\n\n{''.join(parts)}"
     parts = [click.style(text, dim=True) if origin is None else click.style(text, fg=FG[origin])
              for origin, text in sample.pieces()]
     legend = "  ".join(click.style(o, fg=c) for o, c in FG.items())
