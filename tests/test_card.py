@@ -58,7 +58,8 @@ def test_report_license_and_language_go_in_when_given(records, tmp_path):
     assert "| student NLL per token, teacher spans | 1.250 |" in card
     assert "| answer accuracy (5 gold answers) | 80.0% |" in card
     assert "| records | 5 |" in card and "| model | `fake-teacher` | `fake-student` |" in card
-    assert 'load_from_disk("ds")' in card and "| `messages` |" in card and "`tessy`" not in \
+    assert meta["configs"][0]["data_files"] == [{"split": "train", "path": "data/train-*"}]
+    assert 'load_dataset("ds", split="train")' in card and "| `messages` |" in card and "`tessy`" not in \
         card.split("## Columns")[1]
 
 

@@ -61,6 +61,9 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
         front.append(f"license: {license}")
     if language:
         front += ["language:", *(f"- {code}" for code in language)]
+    if fmt == "dataset" or repo_id:  # the hub layout: README.md beside data/ (io/export.py)
+        front += ["configs:", "- config_name: default", "  data_files:", "  - split: train",
+                  "    path: data/train-*"]
     front.append("---")
     synthesis = config.get("synthesis", {})
     lines = [*front, "", f"# {name}", "",
@@ -96,7 +99,7 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
         loader = f'load_dataset("parquet", data_files="{Path(dest).name}")["train"]'
         function = "load_dataset"
     else:
-        loader, function = f'load_from_disk("{Path(dest).name}")', "load_from_disk"
+        loader, function = f'load_dataset("{Path(dest).name}", split="train")', "load_dataset"
     lines += ["", "## Loading", "", "```python", f"from datasets import {function}", "",
               f"ds = {loader}", "```", "", "## Columns", "", "| column | holds |", "|---|---|",
               "| `id` | the problem's id in the input |", "| `prompt` | the problem as asked |"]
