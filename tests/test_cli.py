@@ -87,6 +87,27 @@ def test_records_name_a_model_as_told(tmp_path):
     assert json.loads(out.read_text())["tessy"]["models"] == {"teacher": "org/big", "student": "org/small"}
 
 
+def test_a_single_role_run_loads_only_that_role(tmp_path):
+    cfg = tmp_path / "c.toml"  # a teacher that cannot load: a student-only run never loads it
+    cfg.write_text(f'[teacher]\nbackend = "local"\nmodel = "{tmp_path / "no-such-model"}"\n'
+                   '[student]\nbackend = "fake"\n')
+    out = tmp_path / "o.jsonl"
+    assert main(["synthesize", "-q", "--config", str(cfg), "-o", str(out), "--limit", "1",
+                 "--strategy", "student-only"]) == 0
+    assert json.loads(out.read_text())["tessy"]["models"] == {"student": "fake-student"}
+
+
+def test_help_says_which_defaults_apply_when():
+    from click.testing import CliRunner
+
+    from tessy.cli import cli
+
+    text = CliRunner().invoke(cli, ["synthesize", "--help"], terminal_width=200).output
+    assert "embedded default" in text and "temperature 0.7" in text and "concurrency 2" in text
+    assert "Boundary_Predictor_Student_Code" in text.split("--student-predictor")[1].split("--")[0]
+    assert "Boundary_Predictor_Teacher_Code" in text.split("--teacher-predictor")[1].split("--")[0]
+
+
 def test_bad_option_value_is_one_line_error(tmp_path, capsys):
     code = main(["synthesize", "--dry-run", "-q", "-o", str(tmp_path / "o.jsonl"),
                  "--temperature", "-1"])

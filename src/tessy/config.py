@@ -135,7 +135,7 @@ class RoleConfig:
                           default="auto")
     predictor: str = setting(
         "Boundary predictor: lexicon, or a token-classifier dir / hub id (e.g. "
-        "CoopReason/Boundary_Predictor_Teacher_Code).", default="lexicon")
+        "CoopReason/Boundary_Predictor_{Role}_Code).", default="lexicon")
     predictor_device: str = setting("Device of a model predictor: auto, cpu, cuda, mps.",
                                     cli="shared", how=True, default="auto")
     predictor_mode: str = setting(

@@ -21,6 +21,7 @@ import click
 from tessy import aio
 from tessy.cli.options import apply, overrides, run_config_options
 from tessy.config import RunConfig, check_keys, load_config_file, run_config_from_dict
+from tessy.embedded import DEMO_SAMPLING, DEMO_SYNTHESIS
 from tessy.errors import ConfigError, ServerUnavailable
 from tessy.io import shards as shard_files
 from tessy.io.jsonl import read_ids
@@ -30,9 +31,16 @@ from tessy.progress import STYLES, quiet_libraries
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's convention, 128 + signal number
 
-# Settings of the embedded default: short traces, so a laptop CPU finishes in a few minutes.
-DEMO_SYNTHESIS = {"max_thinking_tokens": 160, "max_answer_tokens": 48, "concurrency": 2}
 CONFIG_OPTIONS = run_config_options()
+HELP = f"""Write SFT records for the problems in INPUTS (default: the shipped demo problems).
+
+With no --teacher/--student this runs the embedded default: gemma-3-270m (teacher) and
+SmolLM2-135M-Instruct (student) in-process on the CPU, with settings of its own where the
+defaults below say otherwise: temperature {DEMO_SAMPLING['temperature']}, top-p
+{DEMO_SAMPLING['top_p']}, concurrency {DEMO_SYNTHESIS['concurrency']},
+{DEMO_SYNTHESIS['max_thinking_tokens']} thinking and {DEMO_SYNTHESIS['max_answer_tokens']}
+answer tokens (options given still win). The defaults below apply to every other run.
+"""
 
 
 def role_spec(role: str, specs: tuple[str, ...]) -> dict[str, Any]:
@@ -133,7 +141,9 @@ SPEC_OPTIONS = [
     click.option("--messages", is_flag=True, help="Write `messages` instead of `dialogs`."),
     click.option("--config", type=click.Path(exists=True, dir_okay=False),
                  help="TOML/JSON config file (the RunConfig fields; options override it)."),
-    click.option("--dry-run", is_flag=True, help="Scripted fake models: checks inputs and plumbing."),
+    click.option("--dry-run", is_flag=True, help="Both roles as tessy's scripted fake model (no "
+                 "model loaded, no server asked): checks that the inputs read, the prompt "
+                 "template renders and the output is writable; its records are placeholders."),
     click.option("--ray", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
                  help="Run the shards (--workers N of them, default one per node) as Ray tasks "
                  "on the cluster at ADDRESS (alone: this machine's cluster or a new local one); "
@@ -159,15 +169,10 @@ def run_options(skip: tuple[str, ...] = ()):
     return decorate
 
 
-@click.command("synthesize")
+@click.command("synthesize", help=HELP)
 @click.argument("inputs", nargs=-1)
 @run_options()
 def synthesize_command(inputs: tuple[str, ...], **opts: Any) -> None:
-    """Write SFT records for the problems in INPUTS (default: the shipped demo problems).
-
-    With no --teacher/--student this runs the embedded default: gemma-3-270m (teacher) and
-    SmolLM2-135M-Instruct (student) in-process on the CPU.
-    """
     run_synthesis(inputs, opts)
 
 
