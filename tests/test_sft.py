@@ -335,3 +335,58 @@ def test_the_warm_up_never_takes_every_step():
     assert plan_steps(7, 4, 2, 1, 1.0, 0.9) == StepPlan(2, 1)  # 4 micro-batches, 2 per step
     assert plan_steps(100, 2, 2, 1, 2.0, 0.1) == StepPlan(100, 10)
     assert plan_steps(100, 8, 4, 2, 1.0, 0.0) == StepPlan(13, 0)  # 2 processes x 4 per step
+
+
+def test_an_eval_split_gives_an_eval_loss_in_the_card(smol_like, tmp_path, capsys):
+    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(8)])
+    out = tmp_path / "m"
+    assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--eval-fraction", "0.25") == 0
+    summary = json.loads((out / "tessy_sft.json").read_text())
+    assert summary["eval_examples"] == 2 and summary["masks"]["rows"] == 6  # held out of training
+    assert len(summary["eval_loss"]) == 1 and summary["eval_loss"][0][1] > 0
+    assert "## Evaluation" in (out / "README.md").read_text()
+    assert "eval loss" in capsys.readouterr().out
+
+
+def test_gradient_checkpointing_and_other_sft_config_fields(smol_like, tmp_path):
+    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(8)])
+    out = tmp_path / "m"
+    assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--gradient-checkpointing",
+               "on", "--sft-arg", "logging_steps=2", "--sft-arg", "max_grad_norm=0.5") == 0
+    summary = json.loads((out / "tessy_sft.json").read_text())
+    assert summary["gradient_checkpointing"] is True and summary["steps"] == 4
+    assert len(summary["loss"]) == 2  # logged every 2nd of the 4 steps, as --sft-arg asked
+    assert summary["moved"]["tensors_changed"] > 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--sft-arg", "loging_steps=2"], "--sft-arg loging_steps: not a field of TRL's SFTConfig; "
+                                      "did you mean logging_steps?"),
+    (["--sft-arg", "logging_steps"], "expected key=value"),
+    (["--report-to", "nosuchlogger"], "--report-to: unknown logger 'nosuchlogger'"),
+])
+def test_wrong_trainer_settings_stop_before_anything_loads(tmp_path, capsys, args, message):
+    data = write_records(tmp_path / "d.jsonl", [record(1)])
+    assert main(["sft", str(data), "-o", str(tmp_path / "m"), "--model", "no/such-model", *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "m.partial").exists()
+
+
+def test_report_to_tensorboard_writes_its_events(smol_like, tmp_path):
+    pytest.importorskip("tensorboard")
+    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(2)])
+    assert sft(str(data), "-o", str(tmp_path / "m"), "--model", str(smol_like), "--report-to",
+               "tensorboard") == 0
+    assert list((tmp_path / "m" / "runs").rglob("events.out.tfevents.*"))  # kept with the model
+
+
+def test_a_logger_that_is_not_installed_is_named_with_its_package(tmp_path, capsys):
+    import importlib.util
+
+    missing = next((n for n in ("wandb", "mlflow", "trackio") if importlib.util.find_spec(n) is None),
+                   None)
+    if missing is None:
+        pytest.skip("every logger is installed")
+    data = write_records(tmp_path / "d.jsonl", [record(1)])
+    assert main(["sft", str(data), "-o", str(tmp_path / "m"), "--report-to", missing]) == 1
+    assert f"the {missing} package is not installed (pip install {missing})" in capsys.readouterr().err

@@ -464,7 +464,17 @@ class SFTTrainConfig:
     device: str = setting("auto, cpu, cuda, mps.", default="auto")
     save_steps: int = setting("Checkpoint every N optimizer steps (0: every epoch); a killed "
                               "run resumes from the last one.", default=0)
-    seed: int = setting("Seed of the shuffling and of LoRA's initialisation.", default=0)
+    seed: int = setting("Seed of the shuffling, the eval split and LoRA's initialisation.", default=0)
+    eval_fraction: float = setting("Share of the examples held out for an eval loss after every "
+                                   "epoch (in the card); 0: none.", default=0.0)
+    report_to: str = setting("Trainer loggers, comma-separated: none, tensorboard, wandb, mlflow, "
+                             "trackio (each needs its package).", default="none")
+    gradient_checkpointing: str = setting(
+        "Recompute activations in the backward pass (less memory, ~20-30% slower): on, off, or "
+        "auto (on a GPU).", choices=("auto", "on", "off"), default="auto")
+    sft_args: list[str] = setting("Other fields of TRL's SFTConfig as key=value (JSON values, "
+                                  "e.g. max_grad_norm=0.5); they win over tessy's.", cli=None,
+                                  default_factory=list)
 
     def __post_init__(self) -> None:
         w = "sft"
@@ -475,5 +485,6 @@ class SFTTrainConfig:
         _check(self.epochs > 0, f"{w}.epochs", "must be > 0")
         _check(self.learning_rate > 0, f"{w}.learning_rate", "must be > 0")
         _check(0 <= self.warmup < 1, f"{w}.warmup", "must be in [0, 1)")
+        _check(0 <= self.eval_fraction < 1, f"{w}.eval_fraction", "must be in [0, 1)")
         _check(self.batch_size % self.micro_batch == 0 or self.batch_size < self.micro_batch,
                f"{w}.batch_size", f"must be a multiple of micro_batch ({self.micro_batch})")

@@ -108,6 +108,11 @@ def write_card(out: Path, config: SFTTrainConfig, framing: str, data: ExampleSet
     lines.append(f"| weights moved | {moved_text(result.moved)} |")
     if result.resumed_from:
         lines.append(f"| resumed from | `{Path(result.resumed_from).name}` |")
+    if result.eval_loss:
+        lines += ["", "## Evaluation", "", f"Loss per trained token on {result.eval_examples} "
+                  "held-out examples (`--eval-fraction`), left out of training:", "",
+                  "| epoch | eval loss |", "|---|---|",
+                  *[f"| {e:.2f} | {v:.4f} |" for e, v in result.eval_loss]]
     if result.loss:
         lines += ["", "## Training curve", ""]
         if plot_loss(result.loss, out / "loss.png"):
