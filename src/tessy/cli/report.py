@@ -6,6 +6,8 @@ import os
 
 import click
 
+FEW_SAMPLES = 20  # below this a dataset's shares and rates are mostly noise (accuracy ±20 pts)
+
 
 @click.command("report")
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
@@ -32,8 +34,6 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
                    batch_size: int, sandbox: str, quiet: bool) -> None:
     """Is DATA on-policy for the student? NLL by span origin, shares, style, similarity, and
     answers graded as their rows say (gold answers; code run on its tests in a sandbox)."""
-    import os
-
     from tessy import aio
     from tessy.report.run import open_scorer, write_report
     from tessy.report.terminal import table
@@ -53,6 +53,11 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
                                       not quiet, sandbox)
 
     figs = aio.run(run())
+    for label, d in figs["datasets"].items():
+        if d["samples"] < FEW_SAMPLES:
+            click.secho(f"warning: {label} ({d['path']}): {d['samples']} samples; its figures "
+                        f"(shares, NLL, style, accuracy) need {FEW_SAMPLES}+ to mean much",
+                        fg="yellow", err=True)
     click.echo(table(figs))
     click.echo(f"report -> {output}" + (f", figures -> {json_path}" if json_path else ""))
 
