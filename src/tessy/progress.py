@@ -100,6 +100,12 @@ class Progress:
         elif self.n != self.shown:
             self._line()
 
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def trainer_log_line(logs: dict[str, Any], step: int, steps: int) -> str:
     """One Trainer log as a line: `step 3/10  epoch 0.5  loss 1.01  lr 5.00e-05 ...`."""

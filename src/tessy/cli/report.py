@@ -27,7 +27,7 @@ FEW_SAMPLES = 20  # below this a dataset's shares and rates are mostly noise (ac
 @click.option("--sandbox", default="auto", show_default=True, metavar="ISOLATION|URL",
               help="Where code answers run to be graded: auto, bwrap, unshare, none (local "
               "processes with limits; see README, Security model) or a SandboxFusion URL.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress, no loading bars.")
 def report_command(data: tuple[str, ...], student: str | None, student_template: str | None,
                    student_tokenizer: str | None, student_model: str | None,
                    reference: str | None, output: str, json_path: str | None, no_nll: bool,
@@ -35,8 +35,12 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
     """Is DATA on-policy for the student? NLL by span origin, shares, style, similarity, and
     answers graded as their rows say (gold answers; code run on its tests in a sandbox)."""
     from tessy import aio
+    from tessy.progress import quiet_libraries
     from tessy.report.run import open_scorer, write_report
     from tessy.report.terminal import table
+
+    if quiet:
+        quiet_libraries()
 
     async def run():
         if no_nll:
