@@ -62,6 +62,7 @@ def test_quiet_prints_only_the_summary_even_while_loading_a_model(tiny_backbone,
         logging.enable_progress_bar()
         assert main([*args, "-o", str(tmp_path / "b.jsonl"), "-q"]) == 0
         captured = capsys.readouterr()
-    finally:
+    finally:  # -q set the variable for the process: undo it for the tests that follow
+        monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
         logging.enable_progress_bar()
     assert captured.err == "" and len(captured.out.splitlines()) == 1

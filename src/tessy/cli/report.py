@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -89,6 +90,6 @@ def show_command(data: str, sample_id: str | None, index: int, color: str) -> No
         sample = samples[index]
     else:
         raise InputError(f"{data}: record {index} out of range (it has {len(samples)})")
-    colored = color == "always" or (color == "auto" and click.get_text_stream("stdout").isatty()
+    colored = color == "always" or (color == "auto" and sys.stdout.isatty()
                                     and not os.environ.get("NO_COLOR"))
     click.echo(show(sample, colored), color=colored)
