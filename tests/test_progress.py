@@ -51,7 +51,8 @@ def test_quiet_prints_only_the_summary_even_while_loading_a_model(tiny_backbone,
     pytest.importorskip("transformers")
     from transformers.utils import logging
 
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")  # restored after the test
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")  # both restored after the test
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "warning")
     logging.enable_progress_bar()
     args = ["synthesize", "--strategy", "student-only", "--student", str(tiny_backbone),
             "--student-template", "plain-think", "--limit", "1", "--max-thinking-tokens", "4",
@@ -65,4 +66,5 @@ def test_quiet_prints_only_the_summary_even_while_loading_a_model(tiny_backbone,
     finally:  # -q set the variable for the process: undo it for the tests that follow
         monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
         logging.enable_progress_bar()
+        logging.set_verbosity_warning()
     assert captured.err == "" and len(captured.out.splitlines()) == 1

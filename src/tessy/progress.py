@@ -25,12 +25,15 @@ def style_of(progress: bool | str) -> str:
 
 
 def quiet_libraries() -> None:
-    """No loading or download bars from the model libraries (`-q`)."""
+    """No loading or download bars, nor notices, from the model libraries (`-q`); tessy's own
+    warnings still show."""
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read when huggingface_hub is imported
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"  # read when transformers is imported
     if "transformers" in sys.modules:
         from transformers.utils import logging
 
         logging.disable_progress_bar()
+        logging.set_verbosity_error()
     if "huggingface_hub" in sys.modules:
         from huggingface_hub.utils import disable_progress_bars
 
