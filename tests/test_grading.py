@@ -225,7 +225,7 @@ def test_samples_are_problems_of_their_own_resumed_exactly_once(tmp_path, capsys
     assert sorted(ids) == sorted(f"{p}#{k}" for p in {i.split("#")[0] for i in ids}
                                  for k in range(3)) and len(ids) == 6
     assert main(args) == 0
-    assert "0 written, 0 failed, 6 already done" in capsys.readouterr().out
+    assert "nothing to do: 6 already done" in capsys.readouterr().out
     assert main(args[:-1] + ["4"]) == 0  # more samples later: only the new ones are written
     assert len(out.read_text().splitlines()) == 8
 

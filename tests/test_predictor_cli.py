@@ -83,6 +83,20 @@ def test_cut_segments_are_word_aligned_and_near_the_asked_length():
     assert all(b1 <= a2 for (_, b1), (a2, _) in zip(cuts, cuts[1:], strict=False))
 
 
+def test_sampling_from_records_says_how_many_traces_were_too_short(tmp_path, capsys):
+    path = tmp_path / "solo.jsonl"
+    rows = [{"id": f"r{i}", "dialogs": [{"role": "user", "content": "q"},
+                                        {"role": "assistant", "content": f"<think>\n{text}\n</think>\n\nA"}]}
+            for i, text in enumerate(["Okay.", "Okay, let me see. " * 10, "Hmm, two words"])]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "segs.jsonl"
+    assert main(["predictor", "sample", "--role", "student", "--from-records", str(path), "-o",
+                 str(out), "--words", "12"]) == 0
+    said = capsys.readouterr().out
+    assert f"from 3 traces in 1 file(s); 2 shorter than 6 words gave none -> {out}" in said
+    assert len(_rows(out)) >= 2
+
+
 def test_sampling_refuses_cooperative_records(tmp_path):
     path = tmp_path / "coop.jsonl"
     record = {"id": "x", "dialogs": [{"role": "user", "content": "q"},

@@ -103,8 +103,24 @@ def test_export(tmp_path, fmt, chat_key):
     dest = str(tmp_path / ("out.parquet" if fmt == "parquet" else "ds"))
     assert export(src, dest, fmt, chat_key) == 1
     ds = (datasets.Dataset.from_parquet(dest) if fmt == "parquet"
-          else datasets.load_from_disk(dest))
+          else datasets.load_dataset(dest, split="train"))  # the hub layout: as users load data
     assert ds[0][chat_key][1]["content"].endswith("y") and ds[0]["tessy"]["switches"] == 1
+    assert [p.id for p in ProblemReader([dest])] == ["a"]  # and tessy reads it back
+
+
+def test_export_puts_records_in_the_order_of_the_runs_inputs(tmp_path):
+    import pyarrow.parquet as pq
+
+    from tessy.cli import main
+
+    problems = write_jsonl(tmp_path / "p.jsonl", [{"id": f"q{i}", "prompt": f"{i}?"} for i in range(4)])
+    out = tmp_path / "o.jsonl"
+    assert main(["synthesize", problems, "-o", str(out), "-q", "--dry-run", "--samples", "2"]) == 0
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(reversed(lines)) + "\n")  # as if they had finished the other way round
+    assert main(["export", str(out), str(tmp_path / "d.parquet"), "--no-card"]) == 0
+    ids = pq.read_table(tmp_path / "d.parquet").column("id").to_pylist()
+    assert ids == [f"q{i}#{k}" for i in range(4) for k in range(2)]
 
 
 def test_template_renders_in_a_sandbox_that_refuses_python_internals(tmp_path):

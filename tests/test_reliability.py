@@ -71,6 +71,17 @@ async def test_prompt_too_long_is_an_error_row_and_never_retried(tmp_path):
     error = rows(tmp_path / "o.jsonl.errors.jsonl")[0]
     assert error["id"] == "long" and "maximum context length is 200" in error["error"]
     assert len(asked) == 1  # a 400 is final: no retry
+    assert error["final"] is True  # nor retried by a rerun of the same config (unless asked)
+
+
+async def test_retries_spent_on_server_errors_are_retried_by_the_next_run(tmp_path):
+    t, s = pair()
+    with t, s:
+        s.fail_status = 500
+        summary = await run(http_config(tmp_path / "o.jsonl", t, s, retries=1), PROBLEMS[:1])
+    assert summary.failed == 1
+    error = rows(tmp_path / "o.jsonl.errors.jsonl")[0]
+    assert "gave up after 2 failed requests" in error["error"] and error["final"] is False
 
 
 def stop_after(server: FakeOpenAIServer, out, n_records: int) -> threading.Thread:

@@ -166,6 +166,25 @@ def test_figures_html_table_and_show():
     assert "tessy" in table(figs) and "2.667" in table(figs)
     out = show(coop.samples[0])
     assert "\x1b[33m Two plus two is four.\x1b[0m" in out  # the teacher's span in yellow
+    plain = show(coop.samples[0], color=False)
+    assert "[T] Two plus two is four.[/T]" in plain and "\x1b" not in plain
+    assert "[S] student  [T] teacher" in plain.splitlines()[0]
+
+
+def test_style_marker_labels_do_not_overlap():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tessy.report.html import style_figure
+
+    figs = compute([dataset(COOP, "tessy"), dataset(SOLO, "student-only")], None, None)
+    fig = style_figure(figs["datasets"])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[0].get_yticklabels() if t.get_text()]
+    assert len(boxes) > 5
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
 
 
 def test_report_and_show_commands(tmp_path, capsys):
@@ -179,9 +198,16 @@ def test_report_and_show_commands(tmp_path, capsys):
                  "--json", str(json_path)]) == 0
     figs = json.loads(json_path.read_text())
     assert figs["reference"] == "solo" and figs["datasets"]["tessy"]["accuracy"] == 1.0
+    warned = capsys.readouterr().err
+    n = len(COOP)
+    assert f"warning: tessy ({paths[0]}): {n} samples; its figures" in warned and "need 20+" in warned
     assert html_path.read_text().startswith("<!doctype html>")
     assert main(["show", paths[0], "--id", "b"]) == 0
-    assert "The choice is B" in capsys.readouterr().out
+    piped = capsys.readouterr().out  # not a terminal: markers, not colours
+    assert "The choice is B" in piped and "[/S]" in piped and "\x1b" not in piped
+    assert main(["show", paths[0], "--id", "b", "--color", "always"]) == 0
+    colored = capsys.readouterr().out
+    assert "\x1b[36m" in colored and "[/S]" not in colored  # the student's spans in cyan
     assert main(["show", paths[0], "--id", "zz"]) == 1
     assert "no record with id 'zz'" in capsys.readouterr().err
     assert load_dataset(paths[1]).strategy == "student-only"

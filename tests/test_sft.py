@@ -129,13 +129,16 @@ def sft(*args: str) -> int:
 def test_sft_writes_model_tokenizer_curve_and_card(smol_like, tmp_path):
     data = write_records(tmp_path / "tessy.jsonl", [record(i) for i in range(4)])
     out = tmp_path / "student"
-    assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--epochs", "3") == 0
+    assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--epochs", "3",
+               "--model-name", "org/tiny-smol") == 0
     names = {p.name for p in out.iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json", "README.md", "loss.png",
             "training_log.json", "chat_template.jinja"} <= names
     assert not (tmp_path / "student.partial").exists()
     card = (out / "README.md").read_text()
-    assert "| `" + str(data) + "` | 4 |" in card and "accuracy" in card
+    assert "| `tessy.jsonl` | 4 |" in card and "accuracy" in card
+    assert "`org/tiny-smol` fine-tuned" in card and str(tmp_path) not in card  # names, no paths
+    assert "base_model" not in card  # a local directory has no hub id to give
     assert "Trained on 4 examples" in card and "--student-template chat-think" in card
     log = json.loads((out / "training_log.json").read_text())
     assert len([r for r in log if "loss" in r]) == 6  # 4 examples / 2 per step x 3 epochs
@@ -297,8 +300,93 @@ def test_the_loop_on_the_real_student(tmp_path, capsys):
                  "--strategy", "student-only", "--student", str(out), "--max-thinking-tokens",
                  "24", "--max-answer-tokens", "12", "--temperature", "0", "-q"]) == 0
     written = [json.loads(line) for line in evaluation.open()]
-    assert len(written) == len(held) and written[0]["tessy"]["models"] == {"student": str(out)}
+    assert len(written) == len(held) and written[0]["tessy"]["models"] == {"student": "student"}
     assert main(["report", str(evaluation), "--no-nll", "-o", str(tmp_path / "r.html"),
                  "--json", str(tmp_path / "r.json")]) == 0
     figures = json.loads((tmp_path / "r.json").read_text())["datasets"]["eval"]
     assert figures["gold_answers"] == len(held) and figures["accuracy"] is not None
+
+
+def test_a_tiny_run_changes_the_weights_and_says_how_far(smol_like, tmp_path, capsys, caplog):
+    """6 records at the default batch of 8: one optimizer step, which must not be a warm-up
+    step at learning rate 0 (TRL rounds the warm-up share up to the only step)."""
+    from safetensors import safe_open
+
+    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(6)])
+    out = tmp_path / "m"
+    assert main(["sft", "--epochs", "1", str(data), "-o", str(out), "--model", str(smol_like)]) == 0
+    assert "only 1 optimizer step(s) (6 examples / batch 8 x 1 epochs, 0 warm-up)" in caplog.text
+    captured = capsys.readouterr()  # Trainer logs as lines, not dicts of strings
+    assert "step 1/1  epoch 1.00  loss " in captured.err and "{'" not in captured.err
+    assert "weights moved" in captured.out
+    with safe_open(str(out / "model.safetensors"), "pt") as new, \
+            safe_open(str(smol_like / "model.safetensors"), "pt") as base:
+        assert any(not new.get_tensor(k).equal(base.get_tensor(k)) for k in base.keys())
+    summary = json.loads((out / "tessy_sft.json").read_text())
+    assert summary["steps"] == 1 and summary["warmup_steps"] == 0
+    assert summary["moved"]["relative_change"] > 0 and summary["moved"]["tensors_changed"] > 0
+    assert (out / "loss.png").exists() and "| weights moved |" in (out / "README.md").read_text()
+
+
+def test_the_warm_up_never_takes_every_step():
+    from tessy.sft.schedule import StepPlan, plan_steps
+
+    assert plan_steps(6, 8, 4, 1, 1.0, 0.99) == StepPlan(1, 0)  # TRL: ceil(0.99) = the only step
+    assert plan_steps(7, 4, 2, 1, 1.0, 0.9) == StepPlan(2, 1)  # 4 micro-batches, 2 per step
+    assert plan_steps(100, 2, 2, 1, 2.0, 0.1) == StepPlan(100, 10)
+    assert plan_steps(100, 8, 4, 2, 1.0, 0.0) == StepPlan(13, 0)  # 2 processes x 4 per step
+
+
+def test_an_eval_split_gives_an_eval_loss_in_the_card(smol_like, tmp_path, capsys):
+    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(8)])
+    out = tmp_path / "m"
+    assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--eval-fraction", "0.25") == 0
+    summary = json.loads((out / "tessy_sft.json").read_text())
+    assert summary["eval_examples"] == 2 and summary["masks"]["rows"] == 6  # held out of training
+    assert len(summary["eval_loss"]) == 1 and summary["eval_loss"][0][1] > 0
+    assert "## Evaluation" in (out / "README.md").read_text()
+    assert "eval loss" in capsys.readouterr().out
+
+
+def test_gradient_checkpointing_and_other_sft_config_fields(smol_like, tmp_path):
+    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(8)])
+    out = tmp_path / "m"
+    assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--gradient-checkpointing",
+               "on", "--sft-arg", "logging_steps=2", "--sft-arg", "max_grad_norm=0.5") == 0
+    summary = json.loads((out / "tessy_sft.json").read_text())
+    assert summary["gradient_checkpointing"] is True and summary["steps"] == 4
+    assert len(summary["loss"]) == 2  # logged every 2nd of the 4 steps, as --sft-arg asked
+    assert summary["moved"]["tensors_changed"] > 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--sft-arg", "loging_steps=2"], "--sft-arg loging_steps: not a field of TRL's SFTConfig; "
+                                      "did you mean logging_steps?"),
+    (["--sft-arg", "logging_steps"], "expected key=value"),
+    (["--report-to", "nosuchlogger"], "--report-to: unknown logger 'nosuchlogger'"),
+])
+def test_wrong_trainer_settings_stop_before_anything_loads(tmp_path, capsys, args, message):
+    data = write_records(tmp_path / "d.jsonl", [record(1)])
+    assert main(["sft", str(data), "-o", str(tmp_path / "m"), "--model", "no/such-model", *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "m.partial").exists()
+
+
+def test_report_to_tensorboard_writes_its_events(smol_like, tmp_path):
+    pytest.importorskip("tensorboard")
+    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(2)])
+    assert sft(str(data), "-o", str(tmp_path / "m"), "--model", str(smol_like), "--report-to",
+               "tensorboard") == 0
+    assert list((tmp_path / "m" / "runs").rglob("events.out.tfevents.*"))  # kept with the model
+
+
+def test_a_logger_that_is_not_installed_is_named_with_its_package(tmp_path, capsys):
+    import importlib.util
+
+    missing = next((n for n in ("wandb", "mlflow", "trackio") if importlib.util.find_spec(n) is None),
+                   None)
+    if missing is None:
+        pytest.skip("every logger is installed")
+    data = write_records(tmp_path / "d.jsonl", [record(1)])
+    assert main(["sft", str(data), "-o", str(tmp_path / "m"), "--report-to", missing]) == 1
+    assert f"the {missing} package is not installed (pip install {missing})" in capsys.readouterr().err

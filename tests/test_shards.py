@@ -61,6 +61,7 @@ def test_changing_n_between_runs_then_merging_keeps_every_id_once(tmp_path, monk
         for line in first:
             log.append(json.loads(line))
     assert merge(out) > 0
+    assert not (tmp_path / "o.jsonl.errors.jsonl").exists()  # no failures: no error file
     assert merge(out) == 0  # nothing left, nothing doubled
     assert main(run) == 0  # the run without a shard finishes the rest
     got = ids(out)

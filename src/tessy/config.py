@@ -13,9 +13,10 @@ Validation lives in `__post_init__` and raises `ConfigError` naming the field an
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from tessy.errors import ConfigError
@@ -108,6 +109,9 @@ class RoleConfig:
     model: str | None = setting(
         "Model name on the server (default: the first of /v1/models); for the local backend a "
         "HF directory, GGUF file or hub id.", default=None)
+    model_name: str | None = setting(
+        "The model's name in records and cards (default: its hub id, GGUF name and "
+        "quantisation, or directory name; never a path of this machine).", how=True, default=None)
     base_urls: list[str] = setting(
         "OpenAI-compatible base URLs (…/v1); several = replicas, one chosen per problem.",
         cli=None, how=True, default_factory=list)
@@ -135,7 +139,7 @@ class RoleConfig:
                           default="auto")
     predictor: str = setting(
         "Boundary predictor: lexicon, or a token-classifier dir / hub id (e.g. "
-        "CoopReason/Boundary_Predictor_Teacher_Code).", default="lexicon")
+        "CoopReason/Boundary_Predictor_{Role}_Code).", default="lexicon")
     predictor_device: str = setting("Device of a model predictor: auto, cpu, cuda, mps.",
                                     cli="shared", how=True, default="auto")
     predictor_mode: str = setting(
@@ -156,6 +160,8 @@ class RoleConfig:
     def __post_init__(self) -> None:
         if isinstance(self.sampling, dict):
             self.sampling = SamplingConfig(**self.sampling)
+        if self.backend == "fake" and self.template == "auto":
+            self.template = "qwen3"  # the scripted model writes Qwen3's format (`--teacher fake`)
         where = self.role
         _check_fields(self, where)
         _at_least(self, where, 1, "concurrency", "step_tokens")
@@ -249,6 +255,10 @@ class RunConfig:
         how=True, default=None)
     workers: int = setting("Client processes on this machine, one shard each, merged at the end.",
                            how=True, default=1)
+    retry_failed: bool = setting(
+        "Retry problems whose recorded failure would recur under the same config (empty thinking "
+        "on every retry, a request the server refused); a rerun leaves them otherwise. Failures "
+        "of the servers (timeouts, 5xx) are always retried.", how=True, default=False)
     chat_key: str = setting("Name of the chat field in records.", choices=("dialogs", "messages"),
                             default="dialogs")
     teacher: RoleConfig = setting("The teacher.", default_factory=RoleConfig)
@@ -319,12 +329,38 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
+WRITTEN_ONLY = ("config_hash",)  # what `OUT.config.json` adds to the fields: read, not used
+
+
+def _section(f: Field) -> type | None:
+    """The config dataclass a field holds (a section of the file), or None."""
+    if f.default_factory is MISSING:
+        return None
+    value = f.default_factory()
+    return type(value) if is_dataclass(value) else None
+
+
+def check_keys(data: dict[str, Any], where: str, cls: type | None = None, prefix: str = "") -> None:
+    """Refuse a key no config field has, naming it, `where` and the nearest valid key."""
+    cls = cls or RunConfig
+    known = {f.name: f for f in fields(cls)}
+    for key, value in data.items():
+        if not prefix and key in WRITTEN_ONLY:
+            continue
+        if key not in known:
+            near = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"did you mean {prefix}{near[0]}?" if near else f"valid: {', '.join(known)}"
+            raise ConfigError(f"{where}: unknown key {prefix}{key}; {hint}")
+        section = _section(known[key])
+        if section is not None and isinstance(value, dict):
+            check_keys(value, where, section, f"{prefix}{key}.")
+
+
 def run_config_from_dict(data: dict[str, Any], where: str = "config") -> RunConfig:
-    """Build a RunConfig from nested dicts, naming unknown fields."""
-    known = {f.name for f in fields(RunConfig)}
-    unknown = set(data) - known
-    _check(not unknown, where, f"unknown field(s) {sorted(unknown)}")
-    kwargs = dict(data)
+    """Build a RunConfig from nested dicts (what `OUT.config.json` holds, too), naming
+    unknown keys."""
+    kwargs = {k: v for k, v in data.items() if k not in WRITTEN_ONLY}
+    check_keys(kwargs, where)
     try:
         for role in ("teacher", "student"):
             if role in kwargs:
@@ -424,6 +460,9 @@ class SFTTrainConfig:
                           flags=("-o", "--output"), default="sft-model")
     model: str = setting("Student to fine-tune: HF dir, hub id or GGUF; smollm2 = the embedded "
                          "student.", default="smollm2")
+    model_name: str | None = setting("The base model's name in the card (default: its hub id, "
+                                     "GGUF name and quantisation, or directory name).",
+                                     default=None)
     template: str = setting("How the prompt is framed, as in `synthesize --student-template`: "
                             "chat (the model's template, thinking on), chat-think (plus the "
                             "think-in-<think> system instruction), auto (chat-think when the "
@@ -453,7 +492,17 @@ class SFTTrainConfig:
     device: str = setting("auto, cpu, cuda, mps.", default="auto")
     save_steps: int = setting("Checkpoint every N optimizer steps (0: every epoch); a killed "
                               "run resumes from the last one.", default=0)
-    seed: int = setting("Seed of the shuffling and of LoRA's initialisation.", default=0)
+    seed: int = setting("Seed of the shuffling, the eval split and LoRA's initialisation.", default=0)
+    eval_fraction: float = setting("Share of the examples held out for an eval loss after every "
+                                   "epoch (in the card); 0: none.", default=0.0)
+    report_to: str = setting("Trainer loggers, comma-separated: none, tensorboard, wandb, mlflow, "
+                             "trackio (each needs its package).", default="none")
+    gradient_checkpointing: str = setting(
+        "Recompute activations in the backward pass (less memory, ~20-30% slower): on, off, or "
+        "auto (on a GPU).", choices=("auto", "on", "off"), default="auto")
+    sft_args: list[str] = setting("Other fields of TRL's SFTConfig as key=value (JSON values, "
+                                  "e.g. max_grad_norm=0.5); they win over tessy's.", cli=None,
+                                  default_factory=list)
 
     def __post_init__(self) -> None:
         w = "sft"
@@ -464,5 +513,6 @@ class SFTTrainConfig:
         _check(self.epochs > 0, f"{w}.epochs", "must be > 0")
         _check(self.learning_rate > 0, f"{w}.learning_rate", "must be > 0")
         _check(0 <= self.warmup < 1, f"{w}.warmup", "must be in [0, 1)")
+        _check(0 <= self.eval_fraction < 1, f"{w}.eval_fraction", "must be in [0, 1)")
         _check(self.batch_size % self.micro_batch == 0 or self.batch_size < self.micro_batch,
                f"{w}.batch_size", f"must be a multiple of micro_batch ({self.micro_batch})")

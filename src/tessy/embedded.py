@@ -15,6 +15,9 @@ from tessy.errors import ModelLoadError
 
 SETUP_HINT = "install the demo models with `make setup` (or see README: Embedded default)"
 DEMO_PROBLEMS = Path(__file__).parent / "data" / "demo_problems.jsonl"
+DEMO_SAMPLING = {"temperature": 0.7, "top_p": 0.9, "seed": 0}
+# Short traces, so a laptop CPU finishes in a few minutes.
+DEMO_SYNTHESIS = {"max_thinking_tokens": 160, "max_answer_tokens": 48, "concurrency": 2}
 
 
 def smollm2_gguf() -> Path:
@@ -44,7 +47,7 @@ def gemma_gguf() -> Path:
 
 def demo_models() -> tuple[RoleConfig, RoleConfig]:
     """(teacher, student) configs of the embedded default."""
-    sampling = SamplingConfig(temperature=0.7, top_p=0.9, seed=0)
+    sampling = SamplingConfig(**DEMO_SAMPLING)
     teacher = RoleConfig(role="teacher", backend="local", model=str(gemma_gguf()),
                           template="plain-think", sampling=sampling, concurrency=4)
     student = RoleConfig(role="student", backend="local", model=str(smollm2_gguf()),

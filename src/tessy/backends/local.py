@@ -17,6 +17,7 @@ from typing import Any
 
 from tessy.backends.base import BackendCounters, Delta, GenerationRequest
 from tessy.backends.loading import load_causal_lm
+from tessy.backends.naming import model_name
 from tessy.backends.sampling import sample_token
 from tessy.config import RoleConfig
 from tessy.errors import RequestRejected
@@ -49,7 +50,7 @@ class LocalBackend:
     def __init__(self, config: RoleConfig, *, reuse_cache: bool = True, max_cached: int = 256,
                  model: Any = None, tokenizer: Any = None) -> None:
         self.config = config
-        self.name = config.model or "local"
+        self.name = model_name(config.model)  # what it is, not where it lies
         self.model, self.tokenizer = model, tokenizer
         self.reuse_cache = reuse_cache
         self.max_cached = max_cached

@@ -39,11 +39,11 @@ def _default(f: Field) -> Any:
 
 
 def option_for(f: Field, dest: str, names: tuple[str, ...], paths: tuple[Path, ...],
-               help_prefix: str = "") -> ConfigOption:
-    """The click option of one field."""
+               help_prefix: str = "", role: str = "teacher") -> ConfigOption:
+    """The click option of one field (`{Role}` in its help names the option's role)."""
     meta, kind = f.metadata, str(f.type).split("|")[0].strip()
     default = _default(f)
-    text = f"{help_prefix}{meta['help']}"
+    text = f"{help_prefix}{meta['help']}".replace("{Role}", role.capitalize())
     attrs: dict[str, Any] = {"default": None}
     if kind == "bool":
         on = not default  # a flag switches the default off (--no-stream) or on
@@ -86,7 +86,7 @@ def role_options() -> Iterator[ConfigOption]:
             for role in ROLES:
                 dest = f"{role}_{f.name}"
                 yield option_for(f, dest, _names(f, dest), ((role, *sub, f.name),),
-                                 f"{role.capitalize()}. ")
+                                 f"{role.capitalize()}. ", role)
 
 
 def run_config_options() -> list[ConfigOption]:

@@ -46,9 +46,13 @@ def sample_command(inputs: tuple[str, ...], role: str, output: str, from_records
         run_synthesis(inputs, opts | {"output": traces, "strategy": f"{role}-only",
                                       "allow_failures": True})  # sample what was written
         sources = [traces]
-    rows = list(sample_segments(sources, role, words, per_trace, segment_seed))
+    counts: dict[str, int] = {}
+    rows = list(sample_segments(sources, role, words, per_trace, segment_seed, counts))
     write_jsonl(output, rows)  # whole or not at all: a rerun gives the same segments
-    click.echo(f"{len(rows)} segments of {role} thinking from {len(sources)} file(s) -> {output}")
+    short = (f"; {counts['too_short']} shorter than {max(1, words // 2)} words gave none"
+             if counts["too_short"] else "")
+    click.echo(f"{len(rows)} segments of {role} thinking from {counts['traces']} traces in "
+               f"{len(sources)} file(s){short} -> {output}")
 
 
 @predictor_group.command("annotate")

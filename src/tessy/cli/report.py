@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
+
+FEW_SAMPLES = 20  # below this a dataset's shares and rates are mostly noise (accuracy ±20 pts)
 
 
 @click.command("report")
@@ -23,7 +28,7 @@ import click
 @click.option("--sandbox", default="auto", show_default=True, metavar="ISOLATION|URL",
               help="Where code answers run to be graded: auto, bwrap, unshare, none (local "
               "processes with limits; see README, Security model) or a SandboxFusion URL.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress, no loading bars.")
 def report_command(data: tuple[str, ...], student: str | None, student_template: str | None,
                    student_tokenizer: str | None, student_model: str | None,
                    reference: str | None, output: str, json_path: str | None, no_nll: bool,
@@ -31,9 +36,13 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
     """Is DATA on-policy for the student? NLL by span origin, shares, style, similarity, and
     answers graded as their rows say (gold answers; code run on its tests in a sandbox)."""
     from tessy import aio
+    from tessy.progress import quiet_libraries
     from tessy.report.run import open_scorer, write_report
     from tessy.report.terminal import table
     from tessy.secrets import env_api_key
+
+    if quiet:
+        quiet_libraries()
 
     async def run():
         if no_nll:
@@ -50,6 +59,11 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
                                       not quiet, sandbox)
 
     figs = aio.run(run())
+    for label, d in figs["datasets"].items():
+        if d["samples"] < FEW_SAMPLES:
+            click.secho(f"warning: {label} ({d['path']}): {d['samples']} samples; its figures "
+                        f"(shares, NLL, style, accuracy) need {FEW_SAMPLES}+ to mean much",
+                        fg="yellow", err=True)
     click.echo(table(figs))
     click.echo(f"report -> {output}" + (f", figures -> {json_path}" if json_path else ""))
 
@@ -58,7 +72,10 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
 @click.option("--id", "sample_id", help="Record id (default: the first record).")
 @click.option("-n", "--index", type=int, default=0, show_default=True, help="Record number.")
-def show_command(data: str, sample_id: str | None, index: int) -> None:
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True, help="auto: colour on a terminal (unless NO_COLOR is set), "
+              "else [S]...[/S] student, [T] teacher, [A] answer markers.")
+def show_command(data: str, sample_id: str | None, index: int, color: str) -> None:
     """Print one trajectory of DATA with the student's and the teacher's spans coloured."""
     from tessy.errors import InputError
     from tessy.report.dataset import load_dataset
@@ -74,4 +91,6 @@ def show_command(data: str, sample_id: str | None, index: int) -> None:
         sample = samples[index]
     else:
         raise InputError(f"{data}: record {index} out of range (it has {len(samples)})")
-    click.echo(show(sample), color=None)
+    colored = color == "always" or (color == "auto" and sys.stdout.isatty()
+                                    and not os.environ.get("NO_COLOR"))
+    click.echo(show(sample, colored), color=colored)

@@ -2,7 +2,7 @@
 
 Its options come from the config dataclasses (`tessy.cli.options`); the few written here are
 the ones that are not one field: the role specs (`--teacher URL|model|fake`), `--step-tokens
-K|STUDENT/TEACHER`, `--messages`, `--config`, `--dry-run` and `--quiet`.
+K|STUDENT/TEACHER`, `--messages`, `--config`, `--dry-run`, `--progress` and `--quiet`.
 """
 
 from __future__ import annotations
@@ -13,25 +13,37 @@ import os
 import signal
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import click
 
 from tessy import aio
 from tessy.cli.options import apply, overrides, run_config_options
-from tessy.config import RunConfig, load_config_file, run_config_from_dict
+from tessy.config import RunConfig, check_keys, load_config_file, run_config_from_dict
+from tessy.embedded import DEMO_SAMPLING, DEMO_SYNTHESIS
 from tessy.errors import ConfigError, ServerUnavailable
 from tessy.escape import printable
 from tessy.io import shards as shard_files
+from tessy.io.jsonl import read_ids
 from tessy.io.shards import Shard, finished_ids, locked, shard_dir
+from tessy.io.writer import final_failures
+from tessy.progress import STYLES, quiet_libraries
 from tessy.secrets import auth_env, env_api_key
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's convention, 128 + signal number
 FAILED_EXIT = 3  # the run ended, but some problems failed (a bad key, a dead endpoint ...)
 
-# Settings of the embedded default: short traces, so a laptop CPU finishes in a few minutes.
-DEMO_SYNTHESIS = {"max_thinking_tokens": 160, "max_answer_tokens": 48, "concurrency": 2}
 CONFIG_OPTIONS = run_config_options()
+HELP = f"""Write SFT records for the problems in INPUTS (default: the shipped demo problems).
+
+With no --teacher/--student this runs the embedded default: gemma-3-270m (teacher) and
+SmolLM2-135M-Instruct (student) in-process on the CPU, with settings of its own where the
+defaults below say otherwise: temperature {DEMO_SAMPLING['temperature']}, top-p
+{DEMO_SAMPLING['top_p']}, concurrency {DEMO_SYNTHESIS['concurrency']},
+{DEMO_SYNTHESIS['max_thinking_tokens']} thinking and {DEMO_SYNTHESIS['max_answer_tokens']}
+answer tokens (options given still win). The defaults below apply to every other run.
+"""
 
 
 def role_spec(role: str, specs: tuple[str, ...]) -> dict[str, Any]:
@@ -42,7 +54,7 @@ def role_spec(role: str, specs: tuple[str, ...]) -> dict[str, Any]:
     if all(v.startswith(("http://", "https://")) for v in values):
         return {"backend": "openai_http", "base_urls": values}
     if values == ["fake"]:
-        return {"backend": "fake", "template": "qwen3"}
+        return {"backend": "fake"}
     if len(values) == 1:
         return {"backend": "local", "model": values[0]}
     raise ConfigError(f"--{role}: give URLs (replicas), one local model, or 'fake'")
@@ -71,6 +83,7 @@ def step_tokens(value: str) -> dict[str, Any]:
 def build_config(inputs: tuple[str, ...], opts: dict[str, Any]) -> tuple[RunConfig, bool]:
     """The run config from a config file and CLI options; True when it is the embedded default."""
     data: dict[str, Any] = load_config_file(opts["config"]) if opts.get("config") else {}
+    check_keys(data, opts.get("config") or "config")
     roles = {r: role_spec(r, opts.get(r) or ()) for r in ("teacher", "student")}
     if opts.get("dry_run"):
         for spec in roles.values():
@@ -135,7 +148,9 @@ SPEC_OPTIONS = [
                  "TESSY_STUDENT_API_KEY, else OPENAI_API_KEY); never written to a file."),
     click.option("--config", type=click.Path(exists=True, dir_okay=False),
                  help="TOML/JSON config file (the RunConfig fields; options override it)."),
-    click.option("--dry-run", is_flag=True, help="Scripted fake models: checks inputs and plumbing."),
+    click.option("--dry-run", is_flag=True, help="Both roles as tessy's scripted fake model (no "
+                 "model loaded, no server asked): checks that the inputs read, the prompt "
+                 "template renders and the output is writable; its records are placeholders."),
     click.option("--ray", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
                  help="Run the shards (--workers N of them, default one per node) as Ray tasks "
                  "on the cluster at ADDRESS (alone: this machine's cluster or a new local one); "
@@ -143,7 +158,13 @@ SPEC_OPTIONS = [
     click.option("--allow-failures", is_flag=True, help="Exit 0 even when problems failed "
                  f"(default: exit {FAILED_EXIT} after writing the rest, so scripts and CI see a "
                  "bad key or a dead endpoint; a rerun retries the failed ones)."),
-    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    click.option("--progress", type=click.Choice(STYLES[:-1]), default="auto", show_default=True,
+                 help="auto: a bar on a terminal, else a log line every --progress-every "
+                 "seconds; json: those lines as JSON (batch jobs)."),
+    click.option("--progress-every", type=float, default=30.0, show_default=True,
+                 help="Seconds between progress lines (log, json)."),
+    click.option("-q", "--quiet", is_flag=True, help="Print only the summary: no progress, no "
+                 "loading bars."),
 ]
 
 
@@ -158,15 +179,10 @@ def run_options(skip: tuple[str, ...] = ()):
     return decorate
 
 
-@click.command("synthesize")
+@click.command("synthesize", help=HELP)
 @click.argument("inputs", nargs=-1)
 @run_options()
 def synthesize_command(inputs: tuple[str, ...], **opts: Any) -> None:
-    """Write SFT records for the problems in INPUTS (default: the shipped demo problems).
-
-    With no --teacher/--student this runs the embedded default: gemma-3-270m (teacher) and
-    SmolLM2-135M-Instruct (student) in-process on the CPU.
-    """
     run_synthesis(inputs, opts)
 
 
@@ -177,6 +193,9 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     from tessy.synthesis.scheduler import StopRequest, open_roles, synthesize
 
     opts["prompt_template"] = template_text(opts.get("prompt_template"))
+    style = "none" if opts["quiet"] else opts["progress"]
+    if opts["quiet"]:
+        quiet_libraries()
     config, embedded = build_config(inputs, opts)
     if not config.shard:  # a shard writes its own file (OUT.shards/K-of-N.jsonl)
         check_output(config.output, config.inputs)
@@ -187,15 +206,20 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     problems = with_samples(problems, config.samples)
     for line in reader.skipped:
         click.secho(f"skipped {printable(line)}", fg="yellow", err=True)
-    if embedded:
+    if embedded and not opts["quiet"]:
         click.echo("embedded default: gemma-3-270m (teacher) + SmolLM2-135M-Instruct (student), "
                    "in-process on the CPU", err=True)
     if config.workers > 1 or opts.get("ray"):
         if config.shard:
             raise ConfigError("--ray: runs every shard itself; leave out --shard")
-        return run_with_workers(config, problems, reader.skipped, opts["quiet"], opts.get("ray"),
+        return run_with_workers(config, problems, reader.skipped, style, opts.get("ray"),
                                 opts.get("allow_failures", False))
+    main_output = config.output
     config, problems, done, lock = sharded(config, problems)
+    problems, finished, failed = left_to_do(config, main_output, problems, done)
+    if not any(p.id not in finished for p in problems):
+        nothing_to_do(config, len(finished), failed)
+        return config
 
     stop = StopRequest()
 
@@ -210,15 +234,17 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, on_signal, sig.name)
-            return await synthesize(config, problems, roles, progress=not opts["quiet"], stop=stop,
+            return await synthesize(config, problems, roles, progress=style, stop=stop,
+                                    progress_every=opts["progress_every"],
                                     done=done)
 
     with lock:
         summary = aio.run(run())
     resumed = f", {summary.resumed} continued from checkpoints" if summary.resumed else ""
+    left = f", {len(failed)} failed before (--retry-failed)" if failed else ""
     click.echo(
-        f"{summary.written} written, {summary.failed} failed, {summary.already_done} already done,"
-        f" {len(reader.skipped)} bad rows{resumed} -> {config.output} "
+        f"{summary.written} written, {summary.failed} failed{left}, {summary.already_done} already"
+        f" done, {len(reader.skipped)} bad rows{resumed} -> {config.output} "
         f"(teacher share {summary.teacher_share():.0%}, {summary.seconds:.1f}s)"
     )
     for line in summary.errors[:5]:
@@ -239,6 +265,25 @@ def failed_exit(failed: int, opts: dict[str, Any]) -> None:
         raise click.exceptions.Exit(FAILED_EXIT)
 
 
+def left_to_do(config: RunConfig, main_output: str, problems: list[Any], done: set[str] | None
+               ) -> tuple[list[Any], set[str], set[str]]:
+    """The problems a run goes through (those that failed for good under this config are left
+    out unless `retry_failed`), the ids already written, and the ids left out."""
+    finished = read_ids(Path(config.output)) | (done or set())
+    failed: set[str] = set()
+    if not config.retry_failed:
+        key = config.config_hash()
+        failed = (final_failures(main_output, key) | final_failures(config.output, key)) - finished
+    failed &= {p.id for p in problems}
+    return [p for p in problems if p.id not in failed], finished, failed
+
+
+def nothing_to_do(config: RunConfig, finished: int, failed: set[str]) -> None:
+    """Say so, without loading a model or touching the run record."""
+    retry = f", {len(failed)} failed before (--retry-failed retries them)" if failed else ""
+    click.echo(f"nothing to do: {finished} already done{retry} -> {config.output}")
+
+
 def sharded(config: RunConfig, problems: list[Any]) -> tuple[
         RunConfig, list[Any], set[str] | None, AbstractContextManager[None]]:
     """With `shard`: the config writing to the shard's file, the shard's problems, the ids every
@@ -257,19 +302,23 @@ def sharded(config: RunConfig, problems: list[Any]) -> tuple[
 
 
 def run_with_workers(config: RunConfig, problems: list[Any], skipped: list[str],
-                     quiet: bool, ray: str | None = None, allow_failures: bool = False
+                     style: str, ray: str | None = None, allow_failures: bool = False
                      ) -> RunConfig:
     """`--workers N` / `--ray`: the run as shard processes or Ray tasks, merged at the end."""
     done = finished_ids(config.output)
+    problems, _, failed = left_to_do(config, config.output, problems, done)
     todo = sum(p.id not in done for p in problems)
+    if not todo:
+        nothing_to_do(config, len(done), failed)
+        return config
     if ray:
         from tessy.synthesis.ray_shards import run_on_ray
 
-        result = run_on_ray(config, ray, todo, progress=not quiet)
+        result = run_on_ray(config, ray, todo, progress=style)
     else:
         from tessy.synthesis.workers import run_workers
 
-        result = run_workers(config, todo, progress=not quiet)
+        result = run_workers(config, todo, progress=style)
     s = result.summary
     resumed = f", {s['resumed']} continued from checkpoints" if s["resumed"] else ""
     thinking = sum(s["tokens"].values())

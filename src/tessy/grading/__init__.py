@@ -30,15 +30,15 @@ def grade_samples(samples: list[Sample], sandbox: str = "auto", progress: bool =
                   desc: str = "grading") -> list[Grade | None]:
     """The grade of each sample's answer (None: nothing grades it); a sandbox is opened only
     when there is code to run. `sandbox`: see `open_executor`."""
-    from tqdm.auto import tqdm
+    from tessy.progress import Progress
 
     items = [Gradable(s.answer, s.grading, s.gold) for s in samples]
     if not any(grader_of(i.fields, i.gold) for i in items):
         return [None] * len(items)
     executor = open_executor(sandbox) if needs_sandbox(items) else None
     try:
-        with tqdm(total=len(items), desc=desc, unit="answer",  # a bar only for what runs
-                  disable=not progress or executor is None) as bar:
+        with Progress(len(items), desc, "answer",  # a bar only for what runs
+                      progress and executor is not None) as bar:
             return grade_all(items, executor, on_done=bar.update)
     finally:
         if executor is not None:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tessy.backends.naming import model_name, public
 from tessy.errors import InputError
 from tessy.escape import LANGUAGE, LICENSE, code, md
 from tessy.io.jsonl import read_ids
@@ -68,6 +69,9 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
             raise InputError(f"--language {lang!r}: not a language code (e.g. en, zh, pt-BR)")
     if language:
         front += ["language:", *(f"- {lang}" for lang in language)]
+    if fmt == "dataset" or repo_id:  # the hub layout: README.md beside data/ (io/export.py)
+        front += ["configs:", "- config_name: default", "  data_files:", "  - split: train",
+                  "    path: data/train-*"]
     front.append("---")
     synthesis = config.get("synthesis", {})
     lines = [*front, "", f"# {md(name)}", "",
@@ -77,12 +81,13 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
              "data keeps the teacher's skill while staying close to the student's own "
              "distribution.", "", "## How it was made", "", "| | teacher | student |",
              "|---|---|---|"]
-    models = f["models"]
+    # Records of older runs name local models by their path: a card shows names only.
+    models = {role: model_name(m) for role, m in f["models"].items()}
     lines.append(f"| model | {code(models.get('teacher', '?'))} | "
                  f"{code(models.get('student', '?'))} |")
     for key, label in (("template", "prompt template"), ("predictor", "boundary predictor")):
         if all(key in config.get(role, {}) for role in ROLES):
-            values = [config[role][key] or "(default)" for role in ROLES]
+            values = [public(str(config[role][key] or "(default)")) for role in ROLES]
             lines.append(f"| {label} | {code(values[0])} | {code(values[1])} |")
     for key in ("strategy", "mode"):
         if key in synthesis:
@@ -103,7 +108,7 @@ def dataset_card(records: list[dict[str, Any]], source: str | Path, dest: str, f
         loader = f'load_dataset("parquet", data_files="{Path(dest).name}")["train"]'
         function = "load_dataset"
     else:
-        loader, function = f'load_from_disk("{Path(dest).name}")', "load_from_disk"
+        loader, function = f'load_dataset("{Path(dest).name}", split="train")', "load_dataset"
     lines += ["", "## Loading", "", "```python", f"from datasets import {function}", "",
               f"ds = {loader}", "```", "", "## Columns", "", "| column | holds |", "|---|---|",
               "| `id` | the problem's id in the input |", "| `prompt` | the problem as asked |"]

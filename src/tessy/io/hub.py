@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tessy.errors import TessyError
-
-DATA_PATH = "data/train-00000-of-00001.parquet"  # where `load_dataset(ORG/NAME)` finds it
+from tessy.io.export import DATA_PATH
 
 
 def push(records: list[dict[str, Any]], card: str | None, repo_id: str, private: bool,

@@ -230,12 +230,15 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
 
 
 def _dataset_rows(source: str, local: bool) -> Iterator[Row]:
-    """A `datasets` dataset saved with save_to_disk, or a hub id (`org/name[:split]`)."""
+    """A `datasets` directory (hub layout, e.g. a `tessy export`, or a save_to_disk folder), or
+    a hub id (`org/name[:split]`)."""
     import datasets
 
     try:
-        if local:
+        if local and (Path(source) / "state.json").exists():  # save_to_disk's layout
             ds = datasets.load_from_disk(source)
+        elif local:
+            ds = datasets.load_dataset(source)
         else:
             name, _, split = source.partition(":")
             ds = datasets.load_dataset(name, split=split or "train")

@@ -17,7 +17,7 @@ import os
 import re
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +100,9 @@ def merge(output: str | Path) -> int:
     if not shards:
         return 0
     moved = 0
-    with AppendLog(output) as records, AppendLog(output.with_name(output.name + ".errors.jsonl")) as errors:
+    has_errors = any(p.with_name(p.name + ".errors.jsonl").exists() for p in shards)
+    errors_out = output.with_name(output.name + ".errors.jsonl")
+    with AppendLog(output) as records, (AppendLog(errors_out) if has_errors else nullcontext()) as errors:
         done = read_ids(output)
         for path in shards:
             with locked(path):
@@ -118,7 +120,8 @@ def merge(output: str | Path) -> int:
                         if record_id(row, f"{errors_path}:{lineno}") not in done:
                             errors.append(row, fsync=False)
                 records.sync()
-                errors.sync()
+                if errors is not None:  # a clean run leaves no error file
+                    errors.sync()
                 for leftover in path.parent.glob(path.name + "*"):
                     leftover.unlink()
     folder = shard_dir(output)

@@ -81,7 +81,7 @@ async def annotate_file(source: str, output: str, annotator: str, role: str,
                         concurrency: int = 32, progress: bool = True,
                         instruction: str = INSTRUCTION) -> AnnotateSummary:
     """Label every segment of `source` not yet in `output` (or its malformed file)."""
-    from tqdm.auto import tqdm
+    from tessy.progress import Progress
 
     rows = _read_segments(source)
     out, bad = Path(output), Path(output + ".malformed.jsonl")
@@ -96,8 +96,7 @@ async def annotate_file(source: str, output: str, annotator: str, role: str,
             stack.push_async_callback(llm.close)
             await llm.start()
         gate = asyncio.Semaphore(concurrency)
-        bar = stack.enter_context(tqdm(total=len(todo), desc="annotate", unit="seg",
-                                       disable=not progress))
+        bar = stack.enter_context(Progress(len(todo), "annotate", "seg", progress))
 
         async def one(row: dict[str, Any]) -> None:
             answer = None

@@ -43,8 +43,11 @@ def thinking_of(record: dict[str, Any], role: str, where: str) -> str:
 
 
 def sample_segments(paths: list[str], role: str, words: int = 60, per_trace: int | None = None,
-                    seed: int = 0) -> Iterator[dict[str, Any]]:
-    """Segment rows {id, source, role, text} from the records in `paths`."""
+                    seed: int = 0, counts: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
+    """Segment rows {id, source, role, text} from the records in `paths`; `counts` gets the
+    number of `traces` read and of those `too_short` to give a segment (< words / 2 words)."""
+    counts = {} if counts is None else counts
+    counts.update(traces=0, too_short=0)
     rng = random.Random(seed)
     for path in paths:
         for lineno, record in read_jsonl(path):
@@ -53,6 +56,8 @@ def sample_segments(paths: list[str], role: str, words: int = 60, per_trace: int
                 raise InputError(f"{where}: not a JSON object")
             text = thinking_of(record, role, where)
             cuts = cut_segments(text, words, rng)
+            counts["traces"] += 1
+            counts["too_short"] += not cuts
             if per_trace is not None and len(cuts) > per_trace:
                 cuts = sorted(rng.sample(cuts, per_trace))
             rid = str(record.get("id", where))

@@ -20,6 +20,7 @@ from tessy.embedded import embedded_model_dir
 from tessy.errors import ConfigError, ModelLoadError
 from tessy.io.jsonl import replace_file
 from tessy.predictor.labels import IGNORE, LabelledSegment, encode_segment
+from tessy.progress import quiet_libraries, trainer_log_callback
 
 LABELS = {0: "capability", 1: "style"}
 
@@ -139,6 +140,8 @@ def train(segments: list[LabelledSegment], config: PredictorTrainConfig, progres
     from tessy.backends.loading import pick_device
 
     set_seed(config.seed)
+    if not progress:
+        quiet_libraries()
     if config.max_segments and len(segments) > config.max_segments:
         segments = random.Random(config.seed).sample(segments, config.max_segments)
     train_rows, held_out = split(segments, config.eval_fraction, config.seed)
@@ -166,12 +169,13 @@ def train(segments: list[LabelledSegment], config: PredictorTrainConfig, progres
             weight_decay=config.weight_decay, lr_scheduler_type=config.scheduler,
             logging_steps=10, save_strategy="no", report_to="none",
             logging_strategy="steps" if progress else "no",
-            seed=config.seed, use_cpu=device == "cpu", disable_tqdm=not progress,
+            seed=config.seed, use_cpu=device == "cpu", disable_tqdm=True,  # lines instead
             remove_unused_columns=False, bf16=device == "cuda")
         trainer = Trainer(model=model, args=args, train_dataset=encode,
                           data_collator=_Collator(tokenizer.pad_token_id, takes_positions))
-        if not progress:
-            trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict
+        trainer.remove_callback(PrinterCallback)  # raw dicts; ours formats them
+        if progress:
+            trainer.add_callback(trainer_log_callback())
         result = trainer.train()
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,27 @@ def _bars(ax, labels: list[str], groups: dict[str, list[float]], ylabel: str) ->
         ax.legend(fontsize=8)
 
 
+def style_figure(data: dict[str, Any]) -> Any:
+    """Style markers per 1000 words as horizontal bars: each marker's label on a line of its
+    own (the figure grows with their number), so no two labels overlap however many."""
+    import matplotlib.pyplot as plt
+
+    markers = list(next(iter(data.values()))["style_per_1000_words"])
+    height = 0.8 / max(1, len(data))
+    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.32 * len(markers) * max(1, len(data)) ** 0.5))
+    for i, (name, d) in enumerate(data.items()):
+        ys = [y + i * height for y in range(len(markers))]
+        ax.barh(ys, [d["style_per_1000_words"][m] for m in markers], height, label=name,
+                color=COLOURS.get(name))
+    ax.set_yticks([y + height * (len(data) - 1) / 2 for y in range(len(markers))], markers)
+    ax.invert_yaxis()  # the first marker on top
+    ax.set_xlabel("per 1000 words")
+    ax.set_title("Style markers")
+    if len(data) > 1:
+        ax.legend(fontsize=8)
+    return fig
+
+
 def plots(figs: dict[str, Any]) -> dict[str, str]:
     """Title -> base64 PNG."""
     import matplotlib
@@ -65,12 +86,7 @@ def plots(figs: dict[str, Any]) -> dict[str, str]:
     ax.set_title("Who wrote the thinking")
     ax.legend(fontsize=8)
     out["shares"] = _png(fig)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    markers = list(next(iter(data.values()))["style_per_1000_words"])
-    _bars(ax, markers, {k: [data[k]["style_per_1000_words"][m] for m in markers] for k in labels},
-          "per 1000 words")
-    ax.set_title("Style markers")
-    out["style"] = _png(fig)
+    out["style"] = _png(style_figure(data))
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.boxplot([data[k]["response_words_all"] or [0] for k in labels], tick_labels=labels)
     ax.set_ylabel("words per response")

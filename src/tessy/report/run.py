@@ -52,12 +52,12 @@ async def open_scorer(student: str, template: str, tokenizer: str | None, model_
 
 async def score_all(datasets: list[Dataset], scorer: Scorer, progress: bool = True
                     ) -> dict[str, NLL]:
-    """Student NLL of every dataset, with one progress bar over all samples."""
-    from tqdm.auto import tqdm
+    """Student NLL of every dataset, with one progress bar (or log line) over all samples."""
+    from tessy.progress import Progress
 
     out = {}
     total = sum(len(d.samples) for d in datasets)
-    with tqdm(total=total, desc="scoring", unit="sample", disable=not progress) as bar:
+    with Progress(total, "scoring", "sample", progress) as bar:
         for ds in datasets:
             out[ds.label] = NLL()
             await scorer.score(ds.samples, out[ds.label], progress=bar)

@@ -11,6 +11,8 @@ from tessy.records import Sample
 from tessy.report.figures import headline
 
 FG = {"student": "cyan", "teacher": "yellow", "unknown": "white", "answer": "green"}
+# Without colour (a pipe, a file, --color never) spans are told apart by markers.
+MARK = {"student": "S", "teacher": "T", "unknown": "?", "answer": "A"}
 
 
 def _cell(value: Any, width: int) -> str:
@@ -41,9 +43,17 @@ def table(figs: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def show(sample: Sample) -> str:
-    """The sample's assistant text with each span coloured by origin (ANSI)."""
-    # Record text is data: its control characters (screen clears, clipboard writes) are escaped.
+def show(sample: Sample, color: bool = True) -> str:
+    """The sample's assistant text with each span coloured by origin (ANSI), or marked
+    `[S]...[/S]` (student), `[T]` (teacher), `[A]` (answer), `[?]` (unknown) without colour.
+    Record text is data: its control characters (screen clears, clipboard writes) are escaped."""
+    if not color:
+        parts = [printable(text) if origin is None
+                 else f"[{MARK[origin]}]{printable(text)}[/{MARK[origin]}]"
+                 for origin, text in sample.pieces()]
+        legend = "  ".join(f"[{m}] {o}" for o, m in MARK.items())
+        return (f"{printable(sample.id)}  {legend}\nuser: {printable(sample.prompt)}\n\n"
+                f"{''.join(parts)}")
     parts = [click.style(printable(text), dim=True) if origin is None
              else click.style(printable(text), fg=FG[origin]) for origin, text in sample.pieces()]
     legend = "  ".join(click.style(o, fg=c) for o, c in FG.items())

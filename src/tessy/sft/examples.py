@@ -8,6 +8,7 @@ turn, no `<think>` block, empty thinking or answer) stops the run with its file:
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,18 @@ class Example:
         """TRL's conversational prompt/completion row; `index` finds the example again."""
         return {"index": index, "prompt": self.prompt_messages(instruct_thinking),
                 "completion": [{"role": "assistant", "content": self.assistant}]}
+
+
+def split_eval(rows: list[dict[str, Any]], fraction: float, seed: int
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(training rows, held-out rows): `fraction` of them, at least one when asked for and at
+    least one left to train on, drawn with `seed`."""
+    if not fraction or len(rows) < 2:
+        return rows, []
+    n = min(len(rows) - 1, max(1, round(fraction * len(rows))))
+    held = set(random.Random(seed).sample(range(len(rows)), n))
+    return ([r for i, r in enumerate(rows) if i not in held],
+            [r for i, r in enumerate(rows) if i in held])
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -20,9 +19,12 @@ from typing import Any
 from tessy.config import SFTTrainConfig
 from tessy.embedded import embedded_model_dir
 from tessy.errors import ConfigError, ModelLoadError
-from tessy.sft.examples import ExampleSet
+from tessy.progress import quiet_libraries, trainer_log_callback
+from tessy.sft.examples import ExampleSet, split_eval
 from tessy.sft.masks import MaskReport, check_dataset
+from tessy.sft.schedule import WeightProbe, plan_steps, warn_if_few
 from tessy.sft.template import check_template, instructs_thinking, use_chat_template
+from tessy.sft.trl_args import extra_args, report_to, sft_config, world_size
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -39,6 +41,11 @@ class SFTResult:
     seconds: float
     loss: list[tuple[float, float]]  # (epoch, training loss) per logged step
     resumed_from: str | None
+    warmup_steps: int
+    moved: dict[str, Any]  # how far the weights moved (`schedule.WeightProbe.moved`)
+    eval_loss: list[tuple[float, float]]  # (epoch, loss on the held-out examples)
+    eval_examples: int
+    gradient_checkpointing: bool
 
 
 def fresh_output(out: Path) -> None:
@@ -49,7 +56,7 @@ def fresh_output(out: Path) -> None:
 
 def run_key(config: SFTTrainConfig, data: ExampleSet) -> str:
     """Identifies the settings and the data, so a checkpoint is resumed only by the same run."""
-    settings = {k: v for k, v in asdict(config).items() if k != "output"}
+    settings = {k: v for k, v in asdict(config).items() if k not in ("output", "report_to")}
     if config.chat_template:  # its text, not its path: an edited template is another run
         settings["chat_template"] = Path(config.chat_template).read_text(encoding="utf-8")
     blob = json.dumps([settings, [(e.prompt, e.assistant) for e in data.examples]])
@@ -89,26 +96,6 @@ def _load(config: SFTTrainConfig) -> tuple[Any, Any, str]:
     return model, tokenizer, "chat-think" if instruct else "chat"
 
 
-def _arguments(config: SFTTrainConfig, work: Path, bf16: bool, device: str, progress: bool):
-    from trl import SFTConfig
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    micro = min(config.micro_batch, config.batch_size)
-    return SFTConfig(
-        output_dir=str(work / "checkpoints"), num_train_epochs=config.epochs,
-        learning_rate=config.learning_rate, per_device_train_batch_size=micro,
-        gradient_accumulation_steps=max(1, math.ceil(config.batch_size / (micro * world))),
-        lr_scheduler_type=config.scheduler, warmup_steps=config.warmup,
-        weight_decay=config.weight_decay, seed=config.seed, bf16=bf16, fp16=False,
-        use_cpu=device == "cpu", packing=False,
-        activation_checkpointing=device.startswith("cuda"),  # long traces on a GPU; small runs on a CPU
-        max_length=None,  # check_dataset leaves long rows out: TRL would cut off the answer
-        completion_only_loss=True, assistant_only_loss=False, logging_steps=1,
-        save_strategy="steps" if config.save_steps else "epoch", save_steps=config.save_steps or 500,
-        save_total_limit=1, report_to="none", disable_tqdm=not progress,
-        dataloader_pin_memory=device.startswith("cuda"))
-
-
 def _lora(config: SFTTrainConfig) -> Any:
     if not config.lora:
         return None
@@ -145,13 +132,11 @@ def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
     from tessy.sft.card import write_card
 
     if not progress:
-        import datasets
-        from transformers.utils import logging
-
-        datasets.disable_progress_bars()
-        logging.disable_progress_bar()
+        quiet_libraries()
     out = Path(config.output)
     fresh_output(out)
+    report_to(config.report_to)  # a logger not installed or a wrong --sft-arg stops here,
+    extra_args(config.sft_args)  # before anything loads
     work = out.with_name(out.name + ".partial")
     key = run_key(config, data)
     resume = _resume_point(work, key)
@@ -159,18 +144,32 @@ def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
     bf16 = _precision(config, device)
     set_seed(config.seed)
     model, tokenizer, framing = _load(config)
+    probe = WeightProbe(model)  # before LoRA wraps it: the merged model has the same names
     instruct = framing == "chat-think"
     rows = [e.conversation(instruct, i) for i, e in enumerate(data.examples)]
     work.mkdir(parents=True, exist_ok=True)
     (work / "run.json").write_text(json.dumps({"key": key}))
-    trainer = SFTTrainer(model=model, args=_arguments(config, work, bf16, device, progress),
+    rows, held_out = split_eval(rows, config.eval_fraction, config.seed)
+    trainer = SFTTrainer(model=model, args=sft_config(config, work, bf16, device, bool(held_out)),
                          train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         eval_dataset=Dataset.from_list(held_out) if held_out else None,
                          peft_config=_lora(config))
     trainer.train_dataset, masks = check_dataset(trainer.train_dataset, data.examples, tokenizer,
                                                  config.max_length)
-    if not progress:
-        trainer.remove_callback(PrinterCallback)
+    if held_out:  # held-out rows are checked (and left out when too long) as training rows are
+        trainer.eval_dataset, _ = check_dataset(trainer.eval_dataset, data.examples, tokenizer,
+                                                config.max_length)
+    plan = plan_steps(masks.rows, config.batch_size, config.micro_batch,
+                      world_size(), config.epochs, config.warmup)
+    trainer.args.warmup_steps = plan.warmup  # read when train() builds the scheduler
+    warn_if_few(plan, masks.rows, config.batch_size, config.epochs)
+    trainer.remove_callback(PrinterCallback)  # raw dicts; ours formats them
+    if progress:
+        trainer.add_callback(trainer_log_callback(every=10.0))
     result = trainer.train(resume_from_checkpoint=resume)
+    if held_out and not any(r.get("step") == result.global_step and "eval_loss" in r
+                            for r in trainer.state.log_history):
+        trainer.evaluate()  # a fractional last epoch: the final model's eval loss all the same
     final = work / "model"
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():  # under `accelerate launch` one process saves
@@ -185,10 +184,15 @@ def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
     summary = SFTResult(
         str(out), len(data.examples), masks, len(data.skipped), result.global_step,
         round(result.metrics.get("train_runtime", 0.0), 1),
-        [(r["epoch"], r["loss"]) for r in history if "loss" in r], resume)
+        [(r["epoch"], r["loss"]) for r in history if "loss" in r], resume, plan.warmup,
+        probe.moved(trained), [(r["epoch"], r["eval_loss"]) for r in history if "eval_loss" in r],
+        len(trainer.eval_dataset) if held_out else 0, bool(trainer.args.activation_checkpointing))
     (final / "tessy_sft.json").write_text(json.dumps(asdict(summary) | {"framing": framing},
                                                      indent=1) + "\n")
     write_card(final, config, framing, data, summary, report)
+    runs = work / "checkpoints" / "runs"  # --report-to tensorboard's logs stay with the model
+    if runs.is_dir():
+        shutil.move(runs, final / "runs")
     os.replace(final, out)  # the finished model appears whole, or not at all
     shutil.rmtree(work, ignore_errors=True)
     return summary

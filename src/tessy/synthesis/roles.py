@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from tessy.backends import Backend, open_backend
 from tessy.boundary import load_predictor
 from tessy.boundary.base import BoundaryPredictor
-from tessy.config import RunConfig, SamplingConfig
+from tessy.config import RoleConfig, RunConfig, SamplingConfig
 from tessy.records import ROLES
 from tessy.templates import PromptTemplate, resolve_template
 
@@ -35,8 +35,11 @@ async def open_roles(config: RunConfig) -> AsyncIterator[dict[str, RoleRuntime]]
     async with AsyncExitStack() as stack:
         roles: dict[str, RoleRuntime] = {}
         models: dict[tuple[str, str, str, float], BoundaryPredictor] = {}
+        idle = {"teacher-only": "student", "student-only": "teacher"}.get(config.synthesis.strategy)
         for role in ROLES:
             rc = config.role(role)
+            if role == idle:  # it writes nothing in a single-role run: load no model for it
+                rc = RoleConfig(role=role, backend="fake")
             backend = await stack.enter_async_context(open_backend(rc))
             template = resolve_template(rc.template, tokenizer=backend.tokenizer,
                                         model_name=backend.name, where=f"--{role}-template")

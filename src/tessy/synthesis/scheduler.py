@@ -4,7 +4,8 @@ Finished records are appended durably as they finish; a re-run skips their ids, 
 checkpointed in-flight problems from their last turn and re-does failed problems. A failed
 problem becomes an error row; only a server that stays away stops the run. A StopRequest
 (SIGINT/SIGTERM) stops new problems and gives in-flight ones a grace period. `OUT.run.json`
-sums up the last run: counts, seconds, and each backend's requests, bytes and cached tokens.
+keeps every attempt's figures (`io/run_record.py`): counts, seconds, and each backend's
+requests, bytes and cached tokens.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import Any
 
 from tessy.boundary.base import BoundaryPredictor
 from tessy.config import RunConfig
-from tessy.errors import GenerationError, RequestRejected, ServerUnavailable
+from tessy.errors import GenerationError, RequestRejected, ServerUnavailable, TransientBackendError
 from tessy.io.jsonl import write_json
+from tessy.io.run_record import record_attempt
 from tessy.io.writer import RecordWriter
+from tessy.progress import Progress
 from tessy.records import ROLES, Problem, Trajectory, build_record
 from tessy.secrets import redact
 from tessy.synthesis.checkpoint import CheckpointLog
@@ -101,26 +104,29 @@ async def student_counts(traj: Trajectory, roles: dict[str, RoleRuntime]) -> dic
 
 async def synthesize(
     config: RunConfig, problems: Iterable[Problem], roles: dict[str, RoleRuntime],
-    progress: bool = True, stop: StopRequest | None = None, done: set[str] | None = None,
+    progress: bool | str = True, stop: StopRequest | None = None, done: set[str] | None = None,
+    progress_every: float = 30.0,
 ) -> RunSummary:
     """Write a trajectory for every problem not already in the output (nor in `done`: ids
-    finished elsewhere, e.g. by other shards of the run)."""
+    finished elsewhere, e.g. by other shards of the run). `progress`: a `tessy.progress` style
+    (True: auto, False: none); log-line styles write one line per `progress_every` seconds."""
     save_effective_config(config)
     stop = stop or StopRequest()
     summary = RunSummary()
     config_hash = config.config_hash()
     writers = {"teacher-only": ("teacher",), "student-only": ("student",)}
-    models = {r: roles[r].backend.name for r in writers.get(config.synthesis.strategy, ROLES)}
+    models = {r: config.role(r).model_name or roles[r].backend.name
+              for r in writers.get(config.synthesis.strategy, ROLES)}
     started = time.perf_counter()
     running: set[str] = set()  # ids started and not yet written (or failed)
-    with RecordWriter(config.output) as writer:
+    with RecordWriter(config.output, config_hash) as writer:
         writer.done |= done or set()
         checkpoints = CheckpointLog(config.output, config_hash, writer.done)
         engine = Cooperation(roles, config.synthesis, on_turn=checkpoints.save_turn,
                              pacing=make_pacing(config.synthesis.scheduler))
         todo = [p for p in problems if p.id not in writer.done]
         summary.already_done = len(writer.done)
-        bar = _progress_bar(len(todo), progress)
+        bar = Progress(len(todo), "problems", "problem", progress, progress_every)
 
         async def one(problem: Problem) -> None:
             running.add(problem.id)
@@ -131,7 +137,9 @@ async def synthesize(
                 counts = await student_counts(traj, roles)
             except (GenerationError, RequestRejected) as exc:
                 reason = redact(str(exc))  # a server's error body may echo a token
-                writer.write_error(problem.id, problem.source, reason)
+                # Retries spent on a server's failures may go better next run; the rest recur.
+                final = not isinstance(exc.__cause__, TransientBackendError)
+                writer.write_error(problem.id, problem.source, reason, final=final)
                 summary.failed += 1
                 summary.errors.append(f"{problem.id}: {reason}")
             else:
@@ -159,8 +167,7 @@ async def synthesize(
     summary.backends = {r: asdict(roles[r].backend.counters) for r in ROLES}
     summary.predictors = {r: predictor_summary(roles[r].predictor, config.synthesis.predict_every)
                           for r in ROLES}
-    write_json(Path(config.output).with_name(Path(config.output).name + ".run.json"),
-               asdict(summary) | {"teacher_share": summary.teacher_share()})
+    record_attempt(config.output, asdict(summary) | {"teacher_share": summary.teacher_share()})
     return summary
 
 
@@ -205,15 +212,7 @@ async def _wait_some(pending: set[asyncio.Task[None]], wake: asyncio.Future[Any]
     return pending - done
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="problems", unit="problem", disable=not enabled,
-                dynamic_ncols=True)
-
-
-def _update_bar(bar: Any, summary: RunSummary, started: float) -> None:
+def _update_bar(bar: Progress, summary: RunSummary, started: float) -> None:
     elapsed = max(1e-9, time.perf_counter() - started)
-    bar.update(1)
-    bar.set_postfix(tok_s=f"{sum(summary.tokens.values()) / elapsed:.1f}",
-                    teacher=f"{summary.teacher_share():.0%}", failed=summary.failed)
+    bar.update(1, tok_s=round(sum(summary.tokens.values()) / elapsed, 1),
+               teacher=f"{summary.teacher_share():.0%}", failed=summary.failed)

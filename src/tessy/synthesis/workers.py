@@ -25,6 +25,7 @@ from typing import Any
 from tessy.config import RunConfig
 from tessy.io.jsonl import write_json
 from tessy.io.shards import Shard, merge, shard_dir
+from tessy.progress import Progress
 from tessy.records import ROLES
 
 POLL_SECONDS = 0.25
@@ -111,7 +112,7 @@ def finish(config: RunConfig, config_path: Path, shards: list[Shard], codes: lis
     return result
 
 
-def run_workers(config: RunConfig, todo: int, progress: bool = True) -> WorkersResult:
+def run_workers(config: RunConfig, todo: int, progress: bool | str = True) -> WorkersResult:
     """Run `config` as `config.workers` shard processes; merge when all of them succeed."""
     config_path, env, shards = prepare(config, config.workers)
     procs = [run_shard(config_path, shard, config.output, env) for shard in shards]
@@ -131,23 +132,18 @@ def run_workers(config: RunConfig, todo: int, progress: bool = True) -> WorkersR
 
 
 def watch(alive: Callable[[], bool], shards: list[Shard], output: str, todo: int,
-          progress: bool) -> None:
-    """One progress bar over every shard's records while `alive()`."""
-    from tqdm import tqdm
-
+          progress: bool | str) -> None:
+    """One progress bar (or log line, `tessy.progress`) over every shard's records while `alive()`."""
     written = [LineCounter(s.output(output)) for s in shards]
     failed = [LineCounter(s.output(output).with_name(s.output(output).name + ".errors.jsonl"))
               for s in shards]
     start = [c.poll() for c in written]  # records of earlier runs are not this run's progress
-    bar = tqdm(total=todo, disable=not progress, unit="problem", dynamic_ncols=True,
-               desc=f"{len(shards)} shards")
+    bar = Progress(todo, f"{len(shards)} shards", "problem", progress)
     try:
         while True:
             running = alive()
             done = sum(c.poll() - s for c, s in zip(written, start, strict=True))
-            bar.n = done
-            bar.set_postfix(failed=sum(c.poll() for c in failed), refresh=False)
-            bar.refresh()
+            bar.set(done, failed=sum(c.poll() for c in failed))
             if not running:
                 return
             time.sleep(POLL_SECONDS)
