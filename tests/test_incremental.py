@@ -178,6 +178,7 @@ def _cuts(path, verify, role, text, seed):
     return session, predictor, out
 
 
+@pytest.mark.timeout(600)  # ~600 predictor calls: minutes when other jobs share the cores
 @pytest.mark.parametrize("role", ["student", "teacher"])
 def test_a_call_whose_cut_rests_on_an_unsure_word_is_read_again_from_the_window(unsure, role):
     text = TRACE[:2500]
