@@ -1,13 +1,14 @@
 """Real SmolLM2 traces and a SmolLM2-135M classifier trained on them (predictor_cost.py --smollm2).
 
-    python -m benchmarks.predictor_data DIR [--next]   # ~45 min on 2 cores (+25 with --next)
+    python -m benchmarks.predictor_data DIR [--next]   # times: BENCHMARKS.md
 
 Each step is skipped when its output exists, so a rerun continues:
-1. DIR/problems.jsonl: 160 arithmetic word problems (seeded), the training split;
-   DIR/heldout-problems.jsonl: 64 more from the same generator, which training never sees;
+1. DIR/problems.jsonl: 128 arithmetic word problems (seeded), the training split;
+   DIR/heldout-problems.jsonl: 48 more from the same generator, which training never sees;
 2. DIR/traces.jsonl, DIR/heldout-traces.jsonl: SmolLM2-135M-Instruct (the embedded GGUF, served
    by llama.cpp) writes the thinking of each, `tessy predictor sample --role student` (512
-   tokens, temperature 0.7);
+   tokens, temperature 0.7, one problem at a time: llama-cpp-python keeps one KV state, so with
+   several in flight each request re-reads its whole prompt);
 3. DIR/long.jsonl: the traces joined into long student-only records (6 seeded shuffles, groups
    of 6), DIR/long-labels.jsonl: lexicon labels of ~300-word segments of them (and the same
    for the held-out traces: DIR/heldout-long-labels.jsonl);
@@ -37,12 +38,11 @@ NAMES = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivo", "J
 THINGS = ["apples", "books", "coins", "marbles", "stamps", "pencils", "cards", "shells"]
 
 
-TRAIN, HELD_OUT = 160, 64  # problems; the held-out ones follow the training ones in one stream
+TRAIN, HELD_OUT = 128, 48  # problems; the held-out ones follow the training ones in one stream
 
 
 def problems(path: Path, heldout: Path) -> None:
-    """The first TRAIN problems to `path`, the next HELD_OUT to `heldout` (one seeded stream,
-    so the training split is the same as before there was a held-out one)."""
+    """The first TRAIN problems to `path`, the next HELD_OUT to `heldout` (one seeded stream)."""
     rng = random.Random(0)
     with path.open("w") as fh, heldout.open("w") as held:
         for i in range(TRAIN + HELD_OUT):
@@ -72,7 +72,7 @@ def sample(d: Path, split: str, url: str) -> None:
           "-o", str(d / f"{split}segments.jsonl"), "--traces", str(d / f"{split}traces.jsonl"),
           "--student", url, "--teacher", url, "--student-template", "chat-think",
           "--teacher-template", "plain-think", "--student-tokenizer", gguf,
-          "--words", "40", "--max-thinking-tokens", "512", "--concurrency", "4",
+          "--words", "40", "--max-thinking-tokens", "512", "--concurrency", "1",
           "--temperature", "0.7", "--seed", "0", "-q")
 
 
