@@ -13,7 +13,7 @@ Each step is skipped when its output exists, so a rerun continues:
    of 6), DIR/long-labels.jsonl: lexicon labels of ~300-word segments of them (and the same
    for the held-out traces: DIR/heldout-long-labels.jsonl);
 4. DIR/predictor/: `tessy predictor train --backbone smollm2 --label-shift current
-   --min-window 32 --session-share 0.8 --epochs 3` on DIR/long-labels.jsonl only: trained for
+   --min-window 32 --session-share 0.8 --epochs 3` (--epochs) on DIR/long-labels.jsonl only: trained for
    both modes (stretches that start anywhere, 80% read as an incremental session reads), each
    word labelled at its first token;
 5. with --next, DIR/next/: the same with `--label-shift next` (the published checkpoints'
@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8102)
     parser.add_argument("--next", action="store_true",
                         help="also DIR/next/: the same classifier with next-token labels")
+    parser.add_argument("--epochs", default="3", help="of the classifiers' training")
     args = parser.parse_args()
     d = args.dir
     d.mkdir(parents=True, exist_ok=True)
@@ -131,7 +132,7 @@ def main() -> None:
         if not (d / name / "config.json").exists():
             tessy("predictor", "train", str(d / "long-labels.jsonl"), "-o", str(d / name),
                   "--backbone", "smollm2", "--label-shift", shift, "--window", "200",
-                  "--min-window", "32", "--session-share", "0.8", "--epochs", "3",
+                  "--min-window", "32", "--session-share", "0.8", "--epochs", args.epochs,
                   "--batch-size", "8", "--eval-fraction", "0.1", "--device", "cpu")
     scores(d, names)
 
