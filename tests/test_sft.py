@@ -283,9 +283,13 @@ def assistant_nll(model_dir: str, rows: list[dict]) -> float:
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     total = count = 0.0
+    def encode(messages: list[dict], **kw) -> list[int]:
+        text = tok.apply_chat_template(messages, tokenize=False, **kw)
+        return tok(text, add_special_tokens=False)["input_ids"]
+
     for row in rows:
-        prompt = tok.apply_chat_template(row["dialogs"][:1], add_generation_prompt=True)
-        ids = tok.apply_chat_template(row["dialogs"])
+        prompt = encode(row["dialogs"][:1], add_generation_prompt=True)
+        ids = encode(row["dialogs"])
         labels = [-100] * len(prompt) + ids[len(prompt):]
         with torch.no_grad():
             out = model(torch.tensor([ids]), labels=torch.tensor([labels]))
