@@ -50,7 +50,7 @@ bench-predictor: setup $(VENV)/.llama-server-portable
 	mkdir -p out/bench
 	$(PY) -m benchmarks.predictor_data out/bench/smollm2-predictor | tee out/bench/predictor_data.md
 	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 | tee out/bench/predictor_cost.md
-	$(PY) -m benchmarks.predictor_cost --skip-tiny --problems 16 --smollm2-problems 32 --thinking 200 \
+	$(PY) -m benchmarks.predictor_cost --skip-tiny --problems 16 --smollm2-problems 16 --thinking 200 \
 		--smollm2 out/bench/smollm2-predictor | tee out/bench/predictor_cost_smollm2.md
 
 # The loop: synthesize the train split 3 ways on the embedded models, fine-tune the student on
