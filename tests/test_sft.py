@@ -299,7 +299,7 @@ def assistant_nll(model_dir: str, rows: list[dict]) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # a real fine-tune, two NLL passes and a synthesis on a CPU
+@pytest.mark.timeout(1800)  # a real fine-tune, two NLL passes and a synthesis on a CPU
 def test_the_loop_on_the_real_student(tmp_path, capsys):
     """SmolLM2-135M (the embedded student): fine-tuned through its own template on the train
     split, which it then fits better; evaluated as the student of a student-only run on the
