@@ -40,38 +40,39 @@ test-fast: setup
 test-stress: setup
 	$(PY) -m tests.stress --runs 3 -- -q -m "not slow" -p no:cacheprovider
 
-bench: setup $(VENV)/.llama-server-portable   ## serving + tiny-predictor figures of BENCHMARKS.md -> out/bench/ (~16 min)
+bench: setup $(VENV)/.llama-server-portable   ## serving + tiny-predictor figures of BENCHMARKS.md -> out/bench/
 	$(PY) -m benchmarks.serving --setting all --out out/bench
 	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 | tee out/bench/predictor_cost.md
 
 # Predictor cost and cut agreement with tiny classifiers and with a SmolLM2-135M classifier
-# trained on real SmolLM2 traces (~1 h 15 min: the traces and the classifier ~35 min, made once).
+# trained on real SmolLM2 traces, measured on those and on held-out traces (times: BENCHMARKS.md).
 bench-predictor: setup $(VENV)/.llama-server-portable
 	mkdir -p out/bench
-	$(PY) -m benchmarks.predictor_data out/bench/smollm2-predictor
-	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 \
-		--smollm2 out/bench/smollm2-predictor | tee out/bench/predictor_cost.md
+	$(PY) -m benchmarks.predictor_data out/bench/smollm2-predictor | tee out/bench/predictor_data.md
+	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 | tee out/bench/predictor_cost.md
+	$(PY) -m benchmarks.predictor_cost --skip-tiny --problems 16 --smollm2-problems 16 --thinking 200 \
+		--smollm2 out/bench/smollm2-predictor | tee out/bench/predictor_cost_smollm2.md
 
 # The loop: synthesize the train split 3 ways on the embedded models, fine-tune the student on
-# each (`tessy sft`), evaluate all four students on the held-out split (~18 min on 2 cores).
+# each (`tessy sft`), evaluate all four students on the held-out split.
 loop: setup
 	mkdir -p out/loop
 	$(PY) -m benchmarks.loop --out out/loop | tee out/loop/table.md
 
-# Client CPU per streamed token at 256 paced streams, the transports compared, and --workers
-# 1 vs 2 in a client-bound setting (~7 min).
+# Client CPU per streamed token at 256 paced streams (two runs, the first profiled), the
+# transports compared, and --workers 1 vs 2 in a client-bound setting.
 bench-client: setup
 	mkdir -p out/bench
 	$(PY) -m benchmarks.transports | tee out/bench/transports.md
-	$(PY) -m benchmarks.client_load --profile | tee out/bench/client_load.md
+	$(PY) -m benchmarks.client_load --profile --runs 2 | tee out/bench/client_load.md
 	$(PY) -m benchmarks.workers | tee out/bench/workers.md
 
-# What the code sandbox costs: 1000 HumanEval samples graded in it vs bare subprocesses (~2 min).
+# What the code sandbox costs: 1000 HumanEval samples graded in it vs bare subprocesses.
 bench-grading: setup
 	mkdir -p out/bench
 	$(PY) -m benchmarks.grading --samples 1000 | tee out/bench/grading.md
 
-# A paper-shaped run: 2000 problems, 512 in flight, 4 teacher + 2 student replicas (~14 min).
+# A paper-shaped run: 2000 problems, 512 in flight, 4 teacher + 2 student replicas.
 bench-scale: setup
 	$(PY) -m benchmarks.scale
 

@@ -7,9 +7,11 @@ events coalesce and flatters the client). The client is a real `tessy synthesize
 a warm-up, its CPU time (from /proc) over a window is divided by the events the servers streamed
 in that window. `--profile` records the window with py-spy and prints where the time goes.
 
-    python -m benchmarks.client_load --streams 256 --step 0.02 --seconds 30 [--profile]
+    python -m benchmarks.client_load --streams 256 --step 0.02 --seconds 30 [--profile] [--runs 2]
 
-`--pythonpath DIR` runs another checkout's tessy (`DIR` = its `src/`) for before/after tables.
+`--pythonpath DIR` runs another checkout's tessy (`DIR` = its `src/`) for before/after tables,
+`--client` names the client in the table's first column; `--runs N` measures each mode N times,
+a row each (this machine's noise is about +-10%), the profile taken in the first.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ def streamed(urls: list[str]) -> tuple[float, float, float]:
                  for k in ("sim:streamed_events", "sim:requests", "vllm:num_requests_running"))
 
 
-def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path) -> dict:
+def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path,
+            profile: bool) -> dict:
     """One client run: CPU per event over the window after the warm-up."""
     problems = write_problems(work / "problems.jsonl", args.streams * 4)
     out = work / f"{label.split()[0]}.jsonl"
@@ -92,7 +95,7 @@ def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path) 
             if client.poll() is not None:
                 raise RuntimeError(f"{label}: the client exited early; see {log.name}")
             profiler = None
-            if args.profile:
+            if profile:
                 spy = str(Path(sys.executable).with_name("py-spy"))
                 profiler = subprocess.Popen(
                     [spy, "record", "--nonblocking", "--format", "raw", "-r", "200",
@@ -112,7 +115,7 @@ def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path) 
     return {"label": label, "events": events, "events_per_s": events / (t1 - t0),
             "requests_per_s": (requests1 - requests0) / (t1 - t0),
             "running": running, "cpu": cpu1 - cpu0, "us_per_event": 1e6 * (cpu1 - cpu0) / max(1, events),
-            "profile": work / f"{label.split()[0]}.profile" if args.profile else None}
+            "profile": work / f"{label.split()[0]}.profile" if profile else None}
 
 
 def by_module(profile: Path) -> list[tuple[float, str]]:
@@ -155,19 +158,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="The measured window.")
     parser.add_argument("--profile", action="store_true", help="py-spy the measured window.")
     parser.add_argument("--pythonpath", help="Measure the tessy in this source dir instead.")
+    parser.add_argument("--client", default="this checkout", help="The client, as the table names it.")
+    parser.add_argument("--runs", type=int, default=1, help="Measure each mode this many times.")
     parser.add_argument("--modes", default="all", help="Comma-separated labels' first words.")
     parser.add_argument("--out", default="out/bench/client_load")
     args = parser.parse_args()
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     modes = [m for m in MODES if args.modes == "all" or m[0].split()[0] in args.modes.split(",")]
-    rows = [measure(label, extra, args, work) for label, extra in modes]
+    rows = [measure(label, extra, args, work, args.profile and run == 0) | {"run": run + 1}
+            for label, extra in modes for run in range(args.runs)]
     print(f"### Client CPU per streamed token: {args.streams} streams, one SSE event per "
           f"{args.step * 1000:.0f} ms step each\n")
-    print("| mode | streams running | events/s | requests/s | client CPU | µs per event |")
-    print("|---|---|---|---|---|---|")
+    print("| client | mode | run | streams running | events/s | requests/s | client CPU | "
+          "µs per event |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['label']} | {r['running']:.0f} | {r['events_per_s']:,.0f} | "
+        print(f"| {args.client} | {r['label']} | {r['run']} | {r['running']:.0f} | "
+              f"{r['events_per_s']:,.0f} | "
               f"{r['requests_per_s']:,.0f} | "
               f"{100 * r['cpu'] / args.seconds:.0f}% of a core | {r['us_per_event']:.1f} |")
     for r in rows:

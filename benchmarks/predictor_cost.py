@@ -11,13 +11,15 @@ many words apart the two land when they differ. The trajectory-level share (cuts
 reference also made by the variant's own run) is given too; it counts every later cut of a
 trajectory as missed once one cut moved its text.
 
-    python -m benchmarks.predictor_cost                      # tiny Qwen3 predictors (~3 min)
+    python -m benchmarks.predictor_cost                      # tiny Qwen3 predictors (~8 min)
     python -m benchmarks.predictor_cost --smollm2 DIR        # + a SmolLM2-135M classifier
 
 DIR holds `traces.jsonl` (real SmolLM2 traces, e.g. from `tessy predictor sample`),
-`predictor/` (a classifier trained on them with `tessy predictor train`) and optionally `next/`
-(one with next-token labels), each measured; the scripted models replay those traces.
-`make bench-predictor` builds DIR first.
+`predictor/` (a classifier trained on them with `tessy predictor train`), optionally `next/`
+(one with next-token labels) and `heldout-traces.jsonl` (traces of problems the training never
+saw); each classifier is measured with the scripted models replaying the trained-on traces and
+again replaying the held-out ones, and a last table puts the two side by side.
+`make bench-predictor` builds DIR first (benchmarks/predictor_data.py).
 """
 
 from __future__ import annotations
@@ -81,11 +83,11 @@ class Variant:
     verify: float = 0.0  # incremental: re-read a call whose cut rests on a word this unsure
 
 
-REFERENCE = Variant("window, every 16 tokens (reference; the default before)", "window", 16)
+REFERENCE = Variant("before: window, every 16 tokens (the reference)", "window", 16)
 VARIANTS = [
     REFERENCE,
     Variant("incremental, every 1 token", "incremental", 1),
-    Variant("incremental, every 4 tokens (its default)", "incremental", 4),
+    Variant("after: incremental, every 4 tokens (its default)", "incremental", 4),
     Variant("incremental, every 16 tokens", "incremental", 16),
 ]
 
@@ -326,7 +328,7 @@ def table(title: str, results: list[dict], shadows: list[tuple[str, dict]]) -> N
 
 
 def measure(paths: dict[str, str], scripts, problems: list[Problem], args, shared: bool,
-            title: str, variants: list[Variant], costed: int, floor: bool) -> None:
+            title: str, variants: list[Variant], costed: int, floor: bool) -> tuple[list, list]:
     """Cost of each variant over the first `costed` problems, in rounds of --problems in flight;
     then the shadow agreement over all of them: incremental sessions (also re-reading unsure
     calls with --verify) and, with `floor`, the reference's own with a window 8 tokens shorter."""
@@ -357,14 +359,17 @@ def measure(paths: dict[str, str], scripts, problems: list[Problem], args, share
         print(f"  {title}: {label}: {total['same']} of {total['cuts']} cuts identical",
               file=sys.stderr, flush=True)
     table(title, results, found)
+    return results, found
 
 
-def smollm2_scripts(directory: Path, problems: int) -> tuple[list[Problem], dict]:
+def smollm2_scripts(path: Path, problems: int) -> tuple[list[Problem], dict]:
     """Scripts from real SmolLM2 traces: each problem's student replays its own trace and a few
-    more, the teacher another problem's (so long traces from short real ones)."""
+    more, the teacher another problem's (so long traces from short real ones); at most one
+    problem per trace, so no two replay the same text."""
     traces = [" ".join(r["tessy"]["segments"][0]["text"].split())
-              for _, r in read_jsonl(directory / "traces.jsonl") if r["tessy"]["segments"]]
-    chosen = [Problem(f"s{i}", f"Replayed problem {i}: what is the answer?") for i in range(problems)]
+              for _, r in read_jsonl(path) if r["tessy"]["segments"]]
+    chosen = [Problem(f"s{i}", f"Replayed problem {i}: what is the answer?")
+              for i in range(min(problems, len(traces)))]
     scripts: dict[str, dict[str, list[str]]] = {"student": {}, "teacher": {}}
     for i, p in enumerate(chosen):
         for role, first in (("student", i), ("teacher", i + len(traces) // 2)):
@@ -406,18 +411,43 @@ def main() -> None:
                                                       "one per role (two models)"),
                         variants(args.verify), len(problems), True)
     if args.smollm2:
-        problems, scripts = smollm2_scripts(args.smollm2, args.smollm2_problems)
-        for name, labels in (("predictor", "current-token labels: a word labelled at its first "
-                                            "token"),
-                             ("next", "next-token labels (the published format): a word "
-                                      "labelled at the token before it")):
-            path = str(args.smollm2 / name)
-            if name in args.classifiers.split(",") and Path(path, "config.json").exists():
-                measure({"student": path, "teacher": path}, scripts, problems, args, True,
-                        f"SmolLM2-135M classifier trained on real SmolLM2 traces ({labels}), "
-                        "both roles",
-                        [VARIANTS[0], VARIANTS[2], *variants(args.verify)[len(VARIANTS):]],
-                        args.problems, args.floor)
+        smollm2(args)
+
+
+TRACES = (("trained-on traces", "traces.jsonl"), ("held-out traces", "heldout-traces.jsonl"))
+LABELS = {"predictor": "current-token labels: a word labelled at its first token",
+          "next": "next-token labels (the published format): a word labelled at the token "
+                  "before it"}
+
+
+def smollm2(args) -> None:
+    """Each SmolLM2 classifier of DIR replaying the traces it was trained on, then held-out
+    ones; last, one table of both."""
+    rows = []
+    for name, labels in LABELS.items():
+        path = str(args.smollm2 / name)
+        if name not in args.classifiers.split(",") or not Path(path, "config.json").exists():
+            continue
+        for traces, file in TRACES:
+            if not (args.smollm2 / file).exists():
+                continue
+            problems, scripts = smollm2_scripts(args.smollm2 / file, args.smollm2_problems)
+            results, found = measure(
+                {"student": path, "teacher": path}, scripts, problems, args, True,
+                f"SmolLM2-135M classifier ({labels}), both roles, replaying {traces}",
+                [VARIANTS[0], VARIANTS[2], *variants(args.verify)[len(VARIANTS):]],
+                args.problems, args.floor)
+            rows.append((name, traces, results, found[0][1]))
+    if rows:
+        print("\n### SmolLM2-135M classifiers: trained-on vs held-out traces\n")
+        print("| classifier | traces replayed | reference cuts identical incrementally | "
+              "forwards / kept token, before (window) | forwards / kept token, after "
+              "(incremental) |")
+        print("|---|---|---|---|---|")
+        for name, traces, results, found in rows:
+            print(f"| {name} | {traces} | {found['same'] / max(1, found['cuts']):.2%} "
+                  f"({found['same']} of {found['cuts']}) | "
+                  f"{results[0]['forwards_per_kept']:.2f} | {results[1]['forwards_per_kept']:.2f} |")
 
 
 def variants(verify: float) -> list[Variant]:

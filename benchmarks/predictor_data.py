@@ -1,18 +1,25 @@
 """Real SmolLM2 traces and a SmolLM2-135M classifier trained on them (predictor_cost.py --smollm2).
 
-    python -m benchmarks.predictor_data DIR [--next]   # ~40 min on 2 cores (+25 with --next)
+    python -m benchmarks.predictor_data DIR [--next]   # times: BENCHMARKS.md
 
 Each step is skipped when its output exists, so a rerun continues:
-1. DIR/problems.jsonl: 160 arithmetic word problems (seeded);
-2. DIR/traces.jsonl: SmolLM2-135M-Instruct (the embedded GGUF, served by llama.cpp) writes the
-   thinking of each, `tessy predictor sample --role student` (512 tokens, temperature 0.7);
+1. DIR/problems.jsonl: 128 arithmetic word problems (seeded), the training split;
+   DIR/heldout-problems.jsonl: 48 more from the same generator, which training never sees;
+2. DIR/traces.jsonl, DIR/heldout-traces.jsonl: SmolLM2-135M-Instruct (the embedded GGUF, served
+   by llama.cpp) writes the thinking of each, `tessy predictor sample --role student` (512
+   tokens, temperature 0.7, one problem at a time: llama-cpp-python keeps one KV state, so with
+   several in flight each request re-reads its whole prompt);
 3. DIR/long.jsonl: the traces joined into long student-only records (6 seeded shuffles, groups
-   of 6), DIR/long-labels.jsonl: lexicon labels of ~300-word segments of them;
+   of 6), DIR/long-labels.jsonl: lexicon labels of ~300-word segments of them (and the same
+   for the held-out traces: DIR/heldout-long-labels.jsonl);
 4. DIR/predictor/: `tessy predictor train --backbone smollm2 --label-shift current
-   --min-window 32 --session-share 0.8 --epochs 3`: trained for both modes (stretches that start
-   anywhere, 80% read as an incremental session reads), each word labelled at its first token;
+   --min-window 32 --session-share 0.8 --epochs 3` (--epochs) on DIR/long-labels.jsonl only: trained for
+   both modes (stretches that start anywhere, 80% read as an incremental session reads), each
+   word labelled at its first token;
 5. with --next, DIR/next/: the same with `--label-shift next` (the published checkpoints'
-   format: a word labelled at the token before it, i.e. before it is seen).
+   format: a word labelled at the token before it, i.e. before it is seen);
+6. `tessy predictor eval` of each classifier on the trained-on and on the held-out segments,
+   printed as one table (the tools' own output goes to stderr).
 """
 
 from __future__ import annotations
@@ -31,10 +38,14 @@ NAMES = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivo", "J
 THINGS = ["apples", "books", "coins", "marbles", "stamps", "pencils", "cards", "shells"]
 
 
-def problems(path: Path, n: int = 160) -> None:
+TRAIN, HELD_OUT = 128, 48  # problems; the held-out ones follow the training ones in one stream
+
+
+def problems(path: Path, heldout: Path) -> None:
+    """The first TRAIN problems to `path`, the next HELD_OUT to `heldout` (one seeded stream)."""
     rng = random.Random(0)
-    with path.open("w") as fh:
-        for i in range(n):
+    with path.open("w") as fh, heldout.open("w") as held:
+        for i in range(TRAIN + HELD_OUT):
             who, what = rng.choice(NAMES), rng.choice(THINGS)
             a, b, c = rng.randint(3, 60), rng.randint(2, 30), rng.randint(2, 9)
             prompt = [
@@ -46,11 +57,52 @@ def problems(path: Path, n: int = 160) -> None:
                 "many pages in all? Show your work.",
                 f"What is {a} times {c} minus {b}? Explain each step carefully.",
             ][i % 4]
-            fh.write(json.dumps({"id": f"q{i}", "prompt": prompt}) + "\n")
+            (fh if i < TRAIN else held).write(json.dumps({"id": f"q{i}", "prompt": prompt}) + "\n")
 
 
 def tessy(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "tessy", *args], check=True)
+    # stdout is the table this script prints; the tools report on stderr
+    subprocess.run([sys.executable, "-m", "tessy", *args], check=True, stdout=sys.stderr)
+
+
+def sample(d: Path, split: str, url: str) -> None:
+    """SmolLM2's traces of one split's problems (`split` is "" or "heldout-")."""
+    gguf = str(smollm2_gguf())
+    tessy("predictor", "sample", str(d / f"{split}problems.jsonl"), "--role", "student",
+          "-o", str(d / f"{split}segments.jsonl"), "--traces", str(d / f"{split}traces.jsonl"),
+          "--student", url, "--teacher", url, "--student-template", "chat-think",
+          "--teacher-template", "plain-think", "--student-tokenizer", gguf,
+          "--words", "40", "--max-thinking-tokens", "512", "--concurrency", "1",
+          "--temperature", "0.7", "--seed", "0", "-q")
+
+
+def labels(d: Path, split: str) -> None:
+    """Lexicon labels of ~300-word segments of one split's traces joined into long records."""
+    long_records(d / f"{split}traces.jsonl", d / f"{split}long.jsonl")
+    tessy("predictor", "sample", "--role", "student", "--from-records", str(d / f"{split}long.jsonl"),
+          "--words", "300", "-o", str(d / f"{split}long-segments.jsonl"), "-q")
+    tessy("predictor", "annotate", str(d / f"{split}long-segments.jsonl"),
+          "-o", str(d / f"{split}long-labels.jsonl"), "-q")
+
+
+SPLITS = (("trained-on segments", "", "trained"), ("held-out segments", "heldout-", "heldout"))
+
+
+def scores(d: Path, names: list[str]) -> None:
+    """Each classifier scored on the segments it was trained on and on held-out ones."""
+    print("| classifier | segments | count | word accuracy | style word recall | span F1 | "
+          "student cut agreement |")
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        for label, split, short in SPLITS:
+            out = d / f"eval-{name}-{short}.json"
+            if not out.exists():
+                tessy("predictor", "eval", str(d / name), str(d / f"{split}long-labels.jsonl"),
+                      "--device", "cpu", "--json", str(out))
+            s = json.loads(out.read_text())
+            print(f"| {name} | {label} | {s['segments']} | {s['word_accuracy']:.1%} | "
+                  f"{s['style_word_recall']:.1%} | {s['span_f1']:.2f} | "
+                  f"{s['student_cut_agreement']:.1%} |")
 
 
 def main() -> None:
@@ -59,33 +111,30 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8102)
     parser.add_argument("--next", action="store_true",
                         help="also DIR/next/: the same classifier with next-token labels")
+    parser.add_argument("--epochs", default="3", help="of the classifiers' training")
     args = parser.parse_args()
     d = args.dir
     d.mkdir(parents=True, exist_ok=True)
-    if not (d / "problems.jsonl").exists():
-        problems(d / "problems.jsonl")
-    if not (d / "segments.jsonl").exists():
+    if not (d / "heldout-problems.jsonl").exists():
+        problems(d / "problems.jsonl", d / "heldout-problems.jsonl")
+    missing = [s for s in ("", "heldout-") if not (d / f"{s}segments.jsonl").exists()]
+    if missing:
         url = f"http://127.0.0.1:{args.port}/v1"
         with server(llama_server_cmd("student", args.port), url, d / "llama.log"):
-            gguf = str(smollm2_gguf())
-            tessy("predictor", "sample", str(d / "problems.jsonl"), "--role", "student",
-                  "-o", str(d / "segments.jsonl"), "--traces", str(d / "traces.jsonl"),
-                  "--student", url, "--teacher", url, "--student-template", "chat-think",
-                  "--teacher-template", "plain-think", "--student-tokenizer", gguf,
-                  "--words", "40", "--max-thinking-tokens", "512", "--concurrency", "4",
-                  "--temperature", "0.7", "--seed", "0", "-q")
-    if not (d / "long-labels.jsonl").exists():
-        long_records(d / "traces.jsonl", d / "long.jsonl")
-        tessy("predictor", "sample", "--role", "student", "--from-records", str(d / "long.jsonl"),
-              "--words", "300", "-o", str(d / "long-segments.jsonl"), "-q")
-        tessy("predictor", "annotate", str(d / "long-segments.jsonl"),
-              "-o", str(d / "long-labels.jsonl"), "-q")
+            for split in missing:
+                sample(d, split, url)
+    for split in ("", "heldout-"):
+        if not (d / f"{split}long-labels.jsonl").exists():
+            labels(d, split)
+    names = []
     for name, shift in (("predictor", "current"), ("next", "next"))[:1 + args.next]:
+        names.append(name)
         if not (d / name / "config.json").exists():
             tessy("predictor", "train", str(d / "long-labels.jsonl"), "-o", str(d / name),
                   "--backbone", "smollm2", "--label-shift", shift, "--window", "200",
-                  "--min-window", "32", "--session-share", "0.8", "--epochs", "3",
+                  "--min-window", "32", "--session-share", "0.8", "--epochs", args.epochs,
                   "--batch-size", "8", "--eval-fraction", "0.1", "--device", "cpu")
+    scores(d, names)
 
 
 def long_records(traces: Path, out: Path, group: int = 6, shuffles: int = 6) -> None:

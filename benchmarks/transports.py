@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 
 import orjson
 
@@ -27,6 +28,10 @@ from benchmarks.client_load import sim_replicas
 from benchmarks.serving import ROOT
 
 VARIANTS = ["httpx", "aiohttp", "tessy"]
+NAMES = {"httpx": "httpx {httpx} (`aiter_lines`; tessy's path through a proxy)",
+         "aiohttp": "aiohttp {aiohttp} (`iter_any`, events split by hand)",
+         "tessy": "tessy's transport (`tessy/transport/`: asyncio `BufferedProtocol`, one reused "
+                  "read buffer, chunked framing and SSE split in `buffer_updated`)"}
 LOOPS = ["asyncio", "uvloop"]
 
 
@@ -128,7 +133,8 @@ def main() -> None:
                                      timeout=args.warmup + args.seconds + 60)
                 result = json.loads(out.stdout.strip().splitlines()[-1])
                 cells.append(f"{result['us_per_event']:.1f} ({result['events_per_s']:,.0f}/s)")
-            rows.append(f"| {variant} | " + " | ".join(cells) + " |")
+            name = NAMES[variant].format(httpx=version("httpx"), aiohttp=version("aiohttp"))
+            rows.append(f"| {name} | " + " | ".join(cells) + " |")
     print(f"### Client CPU per SSE event (µs; events read per second): {args.streams} streams, "
           f"one event per {args.step * 1000:.0f} ms step each\n")
     print("| transport | " + " | ".join(LOOPS) + " |\n|---|---|---|")

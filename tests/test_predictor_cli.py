@@ -117,11 +117,30 @@ def test_the_authors_preset_sets_their_recipe_and_given_options_still_win():
         ("Qwen/Qwen3-0.6B-Base", 32, 3.0, 0.05)
     assert (config.scheduler, config.warmup, config.seed, config.max_segments, config.window) == \
         ("constant", 0.0, 42, 10_000, 512)
+    assert config.truncation == "right"  # their tokenizer keeps a segment's first 512 tokens
     assert config.learning_rate == 2e-5  # given: wins over the preset's 1e-5
     plain = train_command.make_context("train", ["x.jsonl"])
     default = train_config({k: v for k, v in plain.params.items()
                             if k not in ("labelled", "preset", "quiet")}, None)
     assert (default.learning_rate, default.scheduler, default.batch_size) == (5e-5, "linear", 16)
+    assert default.truncation == "left"  # the last window tokens, as a run-time window reads
+
+
+def test_right_truncation_trains_on_a_segments_first_tokens_left_on_its_last(tiny_backbone):
+    from transformers import AutoTokenizer
+
+    from tessy.predictor.labels import LabelledSegment, encode_segment
+
+    tok = AutoTokenizer.from_pretrained(tiny_backbone)
+    text = "Okay, so " + " ".join(f"step {i} is done." for i in range(40)) + " Wait, check it."
+    segment = LabelledSegment("s", text, [(0, 9), (len(text) - 15, len(text) - 10)])
+    whole = encode_segment(tok, segment, "current", None)
+    first = encode_segment(tok, segment, "current", 16, "right")
+    last = encode_segment(tok, segment, "current", 16, "left")
+    assert len(whole["input_ids"]) > 32
+    assert (first["input_ids"], first["labels"]) == (whole["input_ids"][:16], whole["labels"][:16])
+    assert (last["input_ids"], last["labels"]) == (whole["input_ids"][-16:], whole["labels"][-16:])
+    assert 1 in first["labels"][:4] and 1 in last["labels"]  # each end's style words come along
 
 
 def _repeated_labels(tmp_path, times):

@@ -142,8 +142,9 @@ def test_local_scorer_on_a_uniform_model_gives_log_vocab(tiny_model, tiny_tokeni
     model = copy.deepcopy(tiny_model)
     with torch.no_grad():
         model.lm_head.weight.zero_()  # every next token equally likely
-    tiny_tokenizer.pad_token = tiny_tokenizer.eos_token
-    scorer = LocalScorer(model, tiny_tokenizer, qwen3(), batch_size=2)
+    tokenizer = copy.deepcopy(tiny_tokenizer)  # the fixture is shared by the whole session
+    tokenizer.pad_token = tokenizer.eos_token
+    scorer = LocalScorer(model, tokenizer, qwen3(), batch_size=2)
     nll = NLL()
     ds = dataset(COOP + SOLO[:1], "c")
     asyncio.run(scorer.score(ds.samples, nll))

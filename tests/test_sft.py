@@ -278,33 +278,66 @@ def test_a_killed_run_resumes_from_its_checkpoint(smol_like, tmp_path):
     assert "| resumed from | `checkpoint-" in card and not (tmp_path / "m.partial").exists()
 
 
+def assistant_nll(model_dir: str, rows: list[dict]) -> float:
+    """Mean NLL per token of the assistant turns of `rows` under the model in `model_dir`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    total = count = 0.0
+    def encode(messages: list[dict], **kw) -> list[int]:
+        text = tok.apply_chat_template(messages, tokenize=False, **kw)
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    for row in rows:
+        prompt = encode(row["dialogs"][:1], add_generation_prompt=True)
+        ids = encode(row["dialogs"])
+        labels = [-100] * len(prompt) + ids[len(prompt):]
+        with torch.no_grad():
+            out = model(torch.tensor([ids]), labels=torch.tensor([labels]))
+        n = sum(x != -100 for x in labels[1:])
+        total, count = total + out.loss.item() * n, count + n
+    return total / count
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a real fine-tune, two NLL passes and a synthesis on a CPU
 def test_the_loop_on_the_real_student(tmp_path, capsys):
-    """SmolLM2-135M (the embedded student): fine-tuned through its own template, then evaluated
-    as the student of a student-only run on held-out problems, graded by `tessy report`."""
+    """SmolLM2-135M (the embedded student): fine-tuned through its own template on the train
+    split, which it then fits better; evaluated as the student of a student-only run on the
+    held-out problems, graded by `tessy report`."""
     from transformers import AutoTokenizer
 
-    from tessy.embedded import smollm2_gguf
+    from tessy.embedded import embedded_model_dir, smollm2_gguf
 
     assert main(["problems", str(tmp_path / "p"), "--count", "10", "--held-out", "0.2"]) == 0
+    train = [json.loads(line) for line in (tmp_path / "p" / "train.jsonl").open()]
     held = [json.loads(line) for line in (tmp_path / "p" / "held_out.jsonl").open()]
-    rows = [record(i, thinking=f"Okay, let's see. {r['prompt'][:60]} So the result is {r['answer']}.",
-                   answer=f"Answer: {r['answer']}") for i, r in enumerate(held)]
+    rows = [{"id": r["id"], "prompt": r["prompt"], "answer": r["answer"], "dialogs": [
+        {"role": "user", "content": r["prompt"]},
+        {"role": "assistant", "content": f"<think>\nOkay, let's see. {r['prompt'][:60]} So the "
+                                         f"result is {r['answer']}.\n</think>\n\nAnswer: {r['answer']}"}]}
+        for r in train]
     data = write_records(tmp_path / "train.jsonl", rows)
     out = tmp_path / "student"
     assert sft(str(data), "-o", str(out), "--model", str(smollm2_gguf()), "--max-length", "256") == 0
     tok = AutoTokenizer.from_pretrained(out)
     assert "<think>" not in tok.chat_template  # SmolLM2's own template, so prompts are chat-think
+    before, after = assistant_nll(embedded_model_dir("smollm2"), rows), assistant_nll(str(out), rows)
+    assert after < 0.9 * before, (before, after)  # it learned its training traces
     evaluation = tmp_path / "eval.jsonl"
     assert main(["synthesize", str(tmp_path / "p" / "held_out.jsonl"), "-o", str(evaluation),
                  "--strategy", "student-only", "--student", str(out), "--max-thinking-tokens",
                  "24", "--max-answer-tokens", "12", "--temperature", "0", "-q"]) == 0
     written = [json.loads(line) for line in evaluation.open()]
-    assert len(written) == len(held) and written[0]["tessy"]["models"] == {"student": "student"}
+    assert sorted(r["id"] for r in written) == sorted(r["id"] for r in held)
+    assert not {r["id"] for r in held} & {r["id"] for r in train}
+    assert all(r["tessy"]["models"] == {"student": out.name} for r in written)
     assert main(["report", str(evaluation), "--no-nll", "-o", str(tmp_path / "r.html"),
                  "--json", str(tmp_path / "r.json")]) == 0
     figures = json.loads((tmp_path / "r.json").read_text())["datasets"]["eval"]
-    assert figures["gold_answers"] == len(held) and figures["accuracy"] is not None
+    assert figures["gold_answers"] == len(held) and 0.0 <= figures["accuracy"] <= 1.0
 
 
 def test_a_tiny_run_changes_the_weights_and_says_how_far(smol_like, tmp_path, capsys, caplog):

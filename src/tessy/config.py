@@ -375,12 +375,13 @@ def run_config_from_dict(data: dict[str, Any], where: str = "config") -> RunConf
 # The authors' predictor recipe (CoopReason/TESSY, Boundary_Predictor/train_predictor.py):
 # Qwen3-0.6B-Base, AdamW at a constant 1e-5 (torch's defaults: weight decay 0.01, no warm-up),
 # batch 32, 3 epochs, 5% validation split, seed 42, at most 10,000 sampled segments, sequences
-# up to 512 tokens, labels shifted to the next token.
+# up to 512 tokens (the tokenizer's right truncation: a segment's first 512), labels shifted to
+# the next token.
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "authors": {"backbone": "Qwen/Qwen3-0.6B-Base", "learning_rate": 1e-5, "scheduler": "constant",
                 "warmup": 0.0, "weight_decay": 0.01, "batch_size": 32, "epochs": 3.0,
                 "eval_fraction": 0.05, "seed": 42, "max_segments": 10_000, "window": 512,
-                "label_shift": "next"},
+                "truncation": "right", "label_shift": "next"},
 }
 
 
@@ -397,7 +398,11 @@ class PredictorTrainConfig:
     label_shift: str = setting("next: label i is about token i+1 (the published format); "
                                "current: about token i.", choices=("next", "current"),
                                default="next")
-    window: int = setting("Tokens per training example (left-truncated).", default=200)
+    window: int = setting("Tokens per training example (see --truncation).", default=200)
+    truncation: str = setting(
+        "Which tokens of a segment longer than --window are trained on: left truncation keeps "
+        "the last window tokens (what a run-time window reads), right the first (the authors' "
+        "training). Not used with --min-window.", choices=("left", "right"), default="left")
     min_window: int | None = setting(
         "Train on contexts of any start: each example is a stretch of its segment, min_window "
         "to window tokens long, ending anywhere, drawn anew each epoch (for predictors read "

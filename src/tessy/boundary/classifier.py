@@ -63,8 +63,9 @@ class PredictorMeta:
 
     def reads_incrementally(self) -> bool:
         """Whether `auto` reads it by session: trained for both readings, with current-token
-        labels. Those kept 99.6% of the window's cuts; next-token ones trained the same way, and
-        predictors trained on windows only, far fewer (BENCHMARKS.md, predictor cost)."""
+        labels. Those keep nearly all of the window's cuts, on held-out text too; next-token ones
+        trained the same way, and predictors trained on windows only, fewer (BENCHMARKS.md,
+        predictor cost)."""
         return self.session_share > 0 and self.label_shift == "current"
 
     @classmethod

@@ -68,11 +68,11 @@ def token_labels(segment: LabelledSegment, offsets: list[tuple[int, int]], shift
 
 
 def encode_segment(tokenizer: Any, segment: LabelledSegment, shift: str,
-                   window: int | None) -> dict[str, list[int]]:
-    """input_ids, attention_mask and labels of one segment, left-truncated to `window` tokens
-    (None: all of them)."""
+                   window: int | None, truncation: str = "left") -> dict[str, list[int]]:
+    """input_ids, attention_mask and labels of one segment truncated to `window` tokens (None:
+    all of them): its last ones (`left`) or its first (`right`)."""
     enc = tokenizer(segment.text, add_special_tokens=False, return_offsets_mapping=True)
     labels = token_labels(segment, enc["offset_mapping"], shift)
-    keep = -window if window else 0
-    ids = enc["input_ids"][keep:]
-    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels[keep:]}
+    keep = slice(None, window) if truncation == "right" else slice(-window if window else 0, None)
+    ids = enc["input_ids"][keep]
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels[keep]}

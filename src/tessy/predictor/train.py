@@ -150,7 +150,8 @@ def train(segments: list[LabelledSegment], config: PredictorTrainConfig, progres
     model, tokenizer = load_backbone(config)
     stretches = config.min_window is not None
     encode: Any = [encode_segment(tokenizer, s, config.label_shift,
-                                  None if stretches else config.window) for s in train_rows]
+                                  None if stretches else config.window, config.truncation)
+                   for s in train_rows]
     session_share = 0.0
     if stretches:
         encode = Stretches(encode, config.min_window, config.window, config.seed,
@@ -213,8 +214,10 @@ def write_card(out: Path, config: PredictorTrainConfig, figures: dict) -> None:
         + ("The label at token i is about token i+1 (next-token labels, as the published "
            "CoopReason checkpoints)" if config.label_shift == "next"
            else "The label at token i is about token i (current-token labels)")
-        + f"; read over the last {config.window} tokens, left-truncated, left-padded. "
-        "Details in `tessy_predictor.json`.", "",
+        + f"; read over the last {config.window} tokens, left-truncated, left-padded"
+        + (" (trained on each segment's first tokens)" if config.truncation == "right"
+           and config.min_window is None else "")
+        + ". Details in `tessy_predictor.json`.", "",
         "## Training", "", "| setting | value |", "|---|---|",
         *[f"| {k} | {v} |" for k, v in asdict(config).items() if k != "output"],
         *[f"| {k} | {v} |" for k, v in figures.items() if k != "held_out"], "",
