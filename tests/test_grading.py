@@ -37,6 +37,13 @@ def test_candidate_is_the_last_fenced_block_else_the_answer():
     assert candidate("The answer is 3.") is None
 
 
+def test_the_stated_answer_is_the_last_statement_on_its_own_line():
+    from tessy.grading.answers import final_span
+
+    assert final_span("So the final answer is:\nAnswer: -4") == "-4"
+    assert final_span("The answer is 7.\nDone.") == "7."
+
+
 def test_outputs_compare_as_contest_judges_do():
     assert same_output("1 2  \n3\n\n\n", "1 2\n3")
     assert not same_output("1 2\n3", "1 2 3")

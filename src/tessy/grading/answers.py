@@ -10,7 +10,9 @@ import re
 
 _LETTER = re.compile(r"(?<![A-Za-z])\(?([A-J])\)?(?![A-Za-z])")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_ANSWER_IS = re.compile(r"\banswer\s*(?:is\s*:?|:)\s*(\S[^\n]*)", re.IGNORECASE)
+# The stated answer runs to the end of its line: "the final answer is:\nAnswer: -4" is two
+# statements, the last of which ("-4") counts, not one that swallows the next line's marker.
+_ANSWER_IS = re.compile(r"\banswer[ \t]*(?:is[ \t]*:?|:)[ \t]*(\S[^\n]*)", re.IGNORECASE)
 
 
 def final_span(answer: str) -> str:
