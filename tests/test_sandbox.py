@@ -129,3 +129,16 @@ def test_unknown_isolation_is_one_line():
 
     with pytest.raises(ConfigError, match="sandbox isolation"):
         LocalSandbox("docker")
+
+
+def test_a_python_under_tmp_runs_in_the_sandbox(tmp_path):
+    """A venv under /tmp (as in a CI clone) is still visible inside the cell's private /tmp."""
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    with LocalSandbox(python=str(venv / "bin" / "python")) as box:
+        out = box.run(Job("import sys\nprint(sys.prefix)"))
+    assert out.ok, out.why()
+    assert out.stdout.strip() == str(venv)

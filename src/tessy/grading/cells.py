@@ -122,10 +122,12 @@ class Cell:
         for kind, path in visible:  # ("link", "/bin") or ("bind", "/usr")
             mounts += (["--symlink", os.readlink(path), path] if kind == "link"
                        else ["--ro-bind", path, path])
+        # The private /tmp first: Python's trees may live under /tmp (a venv in a CI clone),
+        # and a mount made before it would be hidden by it.
         argv = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                "--as-pid-1", "--new-session", "--cap-drop", "ALL",
+                "--as-pid-1", "--new-session", "--cap-drop", "ALL", "--tmpfs", "/tmp",
                 *mounts, "--dev-bind", "/dev/null", "/dev/null", "--dev-bind", "/dev/urandom",
-                "/dev/urandom", "--tmpfs", "/tmp", "--bind", str(scratch), INSIDE,
+                "/dev/urandom", "--bind", str(scratch), INSIDE,
                 "--remount-ro", "/", "--chdir", INSIDE,
                 python, "-I", "-S", "-c", _SERVER, python, json.dumps(JOB_ENV)]
         join = 'echo $$ > "$1"; shift; exec "$@"' if cgroup else 'shift; exec "$@"'

@@ -216,7 +216,8 @@ def visible_paths(python: str) -> list[tuple[str, str]]:
     system = [p for p in SYSTEM_DIRS if os.path.lexists(p)]
     out = [("link" if os.path.islink(p) else "bind", p) for p in system]
     real = Path(python).resolve()
-    trees = {sys.prefix, sys.base_prefix, str(real.parent.parent)}
+    trees = {sys.prefix, sys.base_prefix, str(real.parent.parent),
+             str(Path(python).absolute().parent.parent)}  # a venv of its own: bin/ -> its root
     out += [("bind", t) for t in sorted(trees) if os.path.isdir(t)
             and not any(t == d or t.startswith(d + "/") for d in system)]
     return out
