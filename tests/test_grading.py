@@ -68,18 +68,9 @@ def test_code_is_graded_by_running_it(box):
         Gradable("```python\nprint(5)\n```", STDIO),
         Gradable("```python\nimport time\ntime.sleep(60)\n```", STDIO | {"grader": "stdio"}),
     ]
-    from tessy.grading.sandbox import Job, Limits
+    from tessy.grading.sandbox import Limits
 
-    class Quick:  # the sleeper need not wait the default 20 s
-        name = box.name
-
-        def run(self, job):
-            return box.run(Job(job.program, job.stdin, Limits(wall_seconds=3)))
-
-        def close(self):
-            pass
-
-    grades = grade_all(items, Quick())
+    grades = grade_all(items, box, limits=Limits(wall_seconds=3))  # the sleeper need not wait 20 s
     assert [g.passed for g in grades] == [True, True, False, False, False, True, False, False]
     assert [g.reason for g in grades[2:5]] == [Reason.WRONG_ANSWER, Reason.NO_CODE,
                                                 Reason.RUNTIME_ERROR]

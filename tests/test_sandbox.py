@@ -70,21 +70,11 @@ def test_hostile_samples_fail_and_harm_nothing(isolation, tmp_path, monkeypatch)
         assert box.isolation == isolation
         items = [Gradable(f"```python\n{code}{RIGHT}```",
                           {"test": TEST, "entry_point": "double"}) for code in samples.values()]
-        box_limits = limits
-
-        class Limited:  # the same sandbox, with the short limits of this test
-            name = box.name
-
-            def run(self, job: Job):
-                return box.run(Job(job.program, job.stdin, box_limits))
-
-            def close(self) -> None:
-                pass
-
-        grades = grade_all(items, Limited())
+        grades = grade_all(items, box, limits=limits)
         # the right function alone passes in the same sandbox: the failures are the harm's
         assert grade_all([Gradable(f"```python\n{RIGHT}```",
-                                   {"test": TEST, "entry_point": "double"})], Limited())[0].passed
+                                   {"test": TEST, "entry_point": "double"})], box,
+                         limits=limits)[0].passed
     for (name, _), grade in zip(samples.items(), grades, strict=True):
         assert grade is not None and not grade.passed, name
         assert grade.reason in (Reason.TIMEOUT, Reason.RUNTIME_ERROR), (name, grade)

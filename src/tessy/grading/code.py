@@ -31,7 +31,8 @@ def looks_like_code(text: str) -> bool:
 def humaneval_program(code: str, test: str, entry_point: str, stub: str = "") -> str:
     """HumanEval's check: the problem's stub (its imports and signature; the candidate may
     repeat the whole function or give only the body), the candidate, the tests, the call."""
-    return f"{stub}{code}\n\n\n{test}\n\n\ncheck({entry_point})\n"
+    head = stub.rstrip("\n") + "\n" if stub else ""
+    return f"{head}{code}\n\n\n{test}\n\n\ncheck({entry_point})\n"
 
 
 def same_output(got: str, expected: str) -> bool:

@@ -28,6 +28,7 @@ from tessy.grading.executor import Executor, Job, Limits, Outcome, cores
 
 CODE_GRADERS = ("humaneval", "stdio")
 GYM = "reasoning_gym:"
+CODE_LIMITS = Limits()  # each run of an answer's code, unless the caller says otherwise
 
 
 class Reason(StrEnum):
@@ -83,12 +84,10 @@ def check_row(fields: dict[str, Any], gold: str | None, where: str) -> None:
         if not isinstance(fields.get("entry_point"), str) or not fields["entry_point"].isidentifier():
             raise InputError(f"{where}: `test` needs an `entry_point` (the function's name)")
     elif kind == "stdio":
-        tests = fields.get("tests")
-        if isinstance(tests, str):  # a JSON string, as CSV and some datasets carry it
-            try:
-                tests = json.loads(tests)
-            except ValueError:
-                tests = None
+        try:
+            tests = stdio_tests(fields)
+        except ValueError:
+            tests = None
         if not isinstance(tests, list) or not tests or not all(
                 isinstance(t, dict) and isinstance(t.get("input"), str)
                 and isinstance(t.get("output"), str) for t in tests):
@@ -116,8 +115,10 @@ def needs_sandbox(items: list[Gradable]) -> bool:
 
 
 def grade_all(items: list[Gradable], executor: Executor | None, workers: int | None = None,
-              on_done: Callable[[int], None] | None = None) -> list[Grade | None]:
-    """The grade of every item (None: ungraded), code run by `executor` (`workers` at once)."""
+              on_done: Callable[[int], None] | None = None, limits: Limits = CODE_LIMITS
+              ) -> list[Grade | None]:
+    """The grade of every item (None: ungraded), code run by `executor` (`workers` at once),
+    each run of an answer's code under `limits`."""
     grades: list[Grade | None] = [None] * len(items)
     code_jobs: list[int] = []
     gym_jobs: dict[str, list[int]] = {}
@@ -139,7 +140,7 @@ def grade_all(items: list[Gradable], executor: Executor | None, workers: int | N
     sandbox = executor
 
     def code_one(i: int) -> None:
-        grades[i] = _grade_code(items[i], sandbox)
+        grades[i] = _grade_code(items[i], sandbox, limits)
         if on_done:
             on_done(1)
 
@@ -169,7 +170,7 @@ def _grade_answer(item: Gradable) -> Grade:
     return Grade(False, Reason.WRONG_ANSWER, f"expected {item.gold!r}")
 
 
-def _grade_code(item: Gradable, executor: Executor) -> Grade:
+def _grade_code(item: Gradable, executor: Executor, limits: Limits) -> Grade:
     program = code.candidate(item.response)
     if program is None or not program.strip():
         return Grade(False, Reason.NO_CODE)
@@ -179,13 +180,11 @@ def _grade_code(item: Gradable, executor: Executor) -> Grade:
         if stub is None and code.looks_like_code(str(fields.get("prompt", ""))):
             stub = fields["prompt"]  # a HumanEval row as published: the prompt is the stub
         job = Job(code.humaneval_program(program, fields["test"], fields["entry_point"],
-                                         (stub or "").rstrip("\n") + "\n" if stub else ""),
-                  limits=Limits())
+                                         stub or ""), limits=limits)
         return _from_outcome(executor.run(job), expected=None)
-    tests = fields["tests"]
-    tests = json.loads(tests) if isinstance(tests, str) else tests
+    tests = stdio_tests(fields)
     for n, test in enumerate(tests, 1):
-        grade = _from_outcome(executor.run(Job(program, test["input"], Limits())),
+        grade = _from_outcome(executor.run(Job(program, test["input"], limits)),
                               expected=test["output"])
         if not grade.passed:
             return Grade(False, grade.reason, f"test {n}/{len(tests)}: {grade.detail}".rstrip(": "))
@@ -205,6 +204,12 @@ def _from_outcome(out: Outcome, expected: str | None) -> Grade:
         got = out.stdout.strip().splitlines()
         return Grade(False, Reason.WRONG_ANSWER, f"printed {(got[0] if got else '')[:60]!r}")
     return Grade(True, Reason.PASSED)
+
+
+def stdio_tests(fields: dict[str, Any]) -> Any:
+    """A row's `tests`, decoded where it is a JSON string (as CSV and some datasets carry it)."""
+    tests = fields.get("tests")
+    return json.loads(tests) if isinstance(tests, str) else tests
 
 
 def _gym_entry(fields: dict[str, Any]) -> Any:
