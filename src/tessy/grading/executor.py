@@ -10,7 +10,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _SIGNALS = {s.value for s in signal.Signals}
 
@@ -80,20 +83,16 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def run_jobs(executor: Executor, jobs: Iterable[Job], workers: int | None = None,
-             on_done: Callable[[], None] | None = None) -> list[Outcome]:
+def run_jobs(executor: Executor, jobs: Iterable[Job], workers: int | None = None) -> list[Outcome]:
     """Every job's outcome, in order, at most `workers` at a time (default: the cores)."""
-    workers = workers or cores()
+    return on_cores(executor.run, jobs, workers)
 
-    def one(job: Job) -> Outcome:
-        try:
-            return executor.run(job)
-        finally:
-            if on_done:
-                on_done()
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, jobs))
+def on_cores(work: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> list[R]:
+    """`work` of every item, in order, from at most `workers` threads (default: the cores): the
+    one place that caps how many sandboxed jobs run at once."""
+    with ThreadPoolExecutor(max_workers=workers or cores()) as pool:
+        return list(pool.map(work, items))
 
 
 def cores() -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 from tessy.errors import InputError
 from tessy.grading import code, gym
 from tessy.grading.answers import final_span, matches
-from tessy.grading.executor import Executor, Job, Limits, Outcome, cores
+from tessy.grading.executor import Executor, Job, Limits, Outcome, on_cores
 
 CODE_GRADERS = ("humaneval", "stdio")
 GYM = "reasoning_gym:"
@@ -144,8 +143,7 @@ def grade_all(items: list[Gradable], executor: Executor | None, workers: int | N
         if on_done:
             on_done(1)
 
-    with ThreadPoolExecutor(max_workers=workers or cores()) as pool:
-        list(pool.map(code_one, code_jobs))
+    on_cores(code_one, code_jobs, workers)
     for task, indices in gym_jobs.items():
         for start in range(0, len(indices), 200):  # one sandboxed scorer per 200 answers
             chunk = indices[start:start + 200]

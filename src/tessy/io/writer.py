@@ -51,7 +51,6 @@ def check_output(output: str | Path, inputs: list[str]) -> None:
                          "another output or remove it")
 
 
-
 def errors_path(output: str | Path) -> Path:
     """The error rows beside `output`."""
     output = Path(output)
