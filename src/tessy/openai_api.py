@@ -318,6 +318,8 @@ class OpenAIClient:
         for dialect in dialects:
             assert isinstance(dialect, tuple)
             n = await self._server_count(dialect, text, model)
+            if n == 0 and text and self._tokenize is None:
+                continue  # a server that ignores this dialect's key counts nothing (llama.cpp)
             if n is not None:
                 if self._tokenize is None:  # learn it, and what it adds (a BOS) to ""
                     self._tokenize = dialect

@@ -96,6 +96,15 @@ class Trajectory:
         """The shared thinking text, all segments joined."""
         return "".join(s.text for s in self.segments)
 
+    def role_at(self, char: int) -> Role:
+        """Who wrote character `char` of the thinking (the last writer past its end)."""
+        end = 0
+        for segment in self.segments:
+            end += len(segment.text)
+            if char < end:
+                return segment.role
+        return self.segments[-1].role if self.segments else "teacher"
+
     def tail(self, chars: int) -> str:
         """The last `chars` characters of the thinking, without joining all of it."""
         parts, n = [], 0

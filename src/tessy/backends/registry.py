@@ -9,5 +9,6 @@ from __future__ import annotations
 BACKENDS: dict[str, str] = {
     "openai_http": "tessy.backends.openai_http:OpenAIHTTPBackend",
     "local": "tessy.backends.local:LocalBackend",
+    "llama_server": "tessy.backends.llama_server:LlamaServerBackend",
     "fake": "tessy.backends.fake:FakeBackend",
 }

@@ -5,8 +5,9 @@ The same watcher serves `stream` mode (one long request, closed at the cut) and 
 deterministic model's text at the same place.
 
 Rules (docs/DESIGN.md, "Cuts"): the student keeps its leading style words and is cut at the first
-capability word; the teacher keeps its leading capability words and is cut at the first style
-word; a turn keeps at least one word; cuts fall at word ends, so no word is ever split.
+capability word, possibly before its first word (then the teacher writes on at once); the teacher
+keeps its leading capability words and is cut at the first style word, keeping at least one
+word, so every round moves the trace on; cuts fall at word ends, so no word is ever split.
 """
 
 from __future__ import annotations
@@ -149,8 +150,10 @@ class TurnWatcher:
             labels = await self.predictor.label(self._context(start), self.text[start:end], spans)
         wrong = first_wrong(labels[:settled - lo], self.role, self.undecided - lo)
         if wrong is not None:
-            keep_words = max(wrong + lo, 1)  # every turn keeps at least one word
-            return self.spans[keep_words - 1][1]
+            keep_words = wrong + lo
+            if self.role != "student":  # the teacher always moves the trace on
+                keep_words = max(keep_words, 1)
+            return self.spans[keep_words - 1][1] if keep_words else 0
         self.undecided = settled
         return None
 

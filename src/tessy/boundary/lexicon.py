@@ -6,10 +6,15 @@ thinking, after a newline, or after one of `. ! ? ; : ,`. "So the answer is 4" o
 "x = 4 so y = 2" does not. The list follows the paper's labelling instruction: transitional,
 filler and tone-setting phrases, never reasoning, code, formulas or problem-solving steps.
 
-It is role-aware. The *teacher's* predictor hands the floor back only at interjections and
-self-talk (`STRONG`): cutting the teacher at every "so" or "then" would fragment its reasoning.
-The *student's* predictor keeps all of it as style (`STRONG` + `CONNECTIVE`), so the student
-writes the connective tissue of the trace, as in the paper's traces.
+Left out on purpose: "yes" (to a yes/no question it is the answer, and a trace that opens
+with it commits the teacher to it) and "the answer is" (the same, for any question).
+
+It is role-aware. The *teacher's* predictor hands the floor back at interjections and self-talk
+(`STRONG`) wherever a clause starts, and at connectives (`CONNECTIVE`) only where a sentence or
+line starts ("Now we have 3", "\n2. First, ..."): cutting the teacher at every ", so" or ", then"
+would fragment its reasoning, while instruct models, which never say "hmm" or "wait", open most
+sentences with a connective. The *student's* predictor keeps all of it as style wherever a clause
+starts, so the student writes the connective tissue of the trace, as in the paper's traces.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from functools import lru_cache
 
 STRONG = (
     "okay", "ok", "alright", "all right", "hmm", "hm", "hmm wait", "um", "uh", "wait", "well",
-    "oh", "oh wait", "ah", "aha", "yeah", "yes", "right", "no wait", "but wait", "hold on",
+    "oh", "oh wait", "ah", "aha", "yeah", "right", "no wait", "but wait", "hold on",
     "let me see", "let's see", "let me think", "let me think about this", "let me think again",
     "let me check", "let me double-check", "let me verify", "let me make sure", "let me recall",
     "let me confirm", "let me reconsider", "let me re-examine", "let me re-read", "let me try",
@@ -33,9 +38,16 @@ CONNECTIVE = (
     "in other words", "on the other hand", "to summarize", "to sum up", "putting it together",
     "let me", "let's", "let us", "we need to", "we can", "the problem says", "the question is",
     "so far", "so now", "so the", "and then", "but then", "which means", "that is",
+    # framing that instruct models open sentences with (both models of the embedded default)
+    "to solve this", "to solve this problem", "to solve the problem", "to find",
+    "to find the answer", "to determine", "here's", "here is", "we know that", "this means",
+    "note that", "notice that", "given that", "recall that",
+    "in summary", "in conclusion", "as a result", "now that", "after that",
 )
 
 _CLAUSE_END = ".!?;:,"
+_SENTENCE_END = ".!?:"
+CLAUSE, SENTENCE = 1, 2  # where a word stands: after a clause's end, or a sentence's (or a line)
 _STRIP = "\"'*`_()[]"
 
 
@@ -56,11 +68,14 @@ class LexiconPredictor:
     """Role-aware phrase matcher; `role` picks the teacher's or the student's list."""
 
     def __init__(self, role: str = "student", extra_phrases: tuple[str, ...] = ()) -> None:
-        phrases = STRONG + extra_phrases + (CONNECTIVE if role == "student" else ())
+        strong = STRONG + extra_phrases
         self.name = f"lexicon-{role}"
-        self.phrases = _compile(phrases)
+        # Phrases by where they count: at any clause start, or at sentence starts only.
+        self.at_clause = _compile(strong + (CONNECTIVE if role == "student" else ()))
+        self.at_sentence = _compile(strong + CONNECTIVE)
+        self.phrases = self.at_sentence
         self.max_len = max(self.phrases)
-        self._longest_first = sorted(self.phrases, reverse=True)
+        self._longest_first = sorted(self.phrases, reverse=True)  # lengths
         # Word tuples that a longer phrase starts with: words ending in one may still change.
         self.prefixes = {words[:k] for group in self.phrases.values() for words in group
                          for k in range(1, len(words))}
@@ -88,8 +103,9 @@ class LexiconPredictor:
         labels = [False] * len(spans)
         i = 0
         while i < len(spans):
-            if words[i] in self.first_words and self._clause_start(context, text, spans, i):
-                n = self._match(words, i)
+            where = self._clause_start(context, text, spans, i) if words[i] in self.first_words else 0
+            if where:
+                n = self._match(words, i, self.at_sentence if where == SENTENCE else self.at_clause)
                 if n:
                     labels[i:i + n] = [True] * n
                     i += n
@@ -110,18 +126,23 @@ class LexiconPredictor:
         return 0
 
     @staticmethod
-    def _clause_start(context: str, text: str, spans: list[tuple[int, int]], i: int) -> bool:
+    def _clause_start(context: str, text: str, spans: list[tuple[int, int]], i: int) -> int:
+        """SENTENCE when word i opens a sentence or line, CLAUSE after `,` or `;`, else 0."""
         gap_start = spans[i - 1][1] if i else 0
         if "\n" in text[gap_start:spans[i][0]]:
-            return True
+            return SENTENCE
         if i:
-            return text[gap_start - 1] in _CLAUSE_END
-        before = context.rstrip(" \t")
-        return not before or before[-1] in _CLAUSE_END + "\n"
+            before = text[gap_start - 1]
+        else:
+            stripped = context.rstrip(" \t")
+            before = stripped[-1] if stripped else "\n"
+        if before in _SENTENCE_END or before == "\n":
+            return SENTENCE
+        return CLAUSE if before in _CLAUSE_END else 0
 
-    def _match(self, words: list[str], i: int) -> int:
-        """Length of the longest phrase starting at word i, 0 if none."""
+    def _match(self, words: list[str], i: int, phrases: dict[int, set[tuple[str, ...]]]) -> int:
+        """Length of the longest of `phrases` starting at word i, 0 if none."""
         for n in self._longest_first:
-            if i + n <= len(words) and tuple(words[i:i + n]) in self.phrases[n]:
+            if i + n <= len(words) and tuple(words[i:i + n]) in phrases.get(n, ()):
                 return n
         return 0

@@ -13,6 +13,7 @@ from tessy.cli.merge import merge_command
 from tessy.cli.predictor import predictor_group
 from tessy.cli.problems import problems_command
 from tessy.cli.report import report_command, show_command
+from tessy.cli.setup import setup_command
 from tessy.cli.sft import sft_command
 from tessy.cli.synthesize import synthesize_command
 from tessy.errors import TessyError
@@ -35,6 +36,7 @@ cli.add_command(show_command)
 cli.add_command(predictor_group)
 cli.add_command(problems_command)
 cli.add_command(sft_command)
+cli.add_command(setup_command)
 
 
 def main(argv: list[str] | None = None) -> int:

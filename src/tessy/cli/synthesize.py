@@ -29,6 +29,7 @@ from tessy.io.jsonl import read_ids
 from tessy.io.shards import Shard, finished_ids, locked, shard_dir
 from tessy.io.writer import final_failures
 from tessy.progress import STYLES, quiet_libraries
+from tessy.report.quality import quality_line
 from tessy.secrets import auth_env, env_api_key
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's convention, 128 + signal number
@@ -37,12 +38,13 @@ FAILED_EXIT = 3  # the run ended, but some problems failed (a bad key, a dead en
 CONFIG_OPTIONS = run_config_options()
 HELP = f"""Write SFT records for the problems in INPUTS (default: the shipped demo problems).
 
-With no --teacher/--student this runs the embedded default: gemma-3-270m (teacher) and
-SmolLM2-135M-Instruct (student) in-process on the CPU, with settings of its own where the
-defaults below say otherwise: temperature {DEMO_SAMPLING['temperature']}, top-p
-{DEMO_SAMPLING['top_p']}, concurrency {DEMO_SYNTHESIS['concurrency']},
-{DEMO_SYNTHESIS['max_thinking_tokens']} thinking and {DEMO_SYNTHESIS['max_answer_tokens']}
-answer tokens (options given still win). The defaults below apply to every other run.
+With no --teacher/--student this runs the embedded default: Qwen2.5-Coder-1.5B-Instruct
+(teacher) and SmolLM2-135M-Instruct (student), each on a llama-server tessy starts on this CPU
+(`tessy setup` builds it), with settings of its own where the defaults below say otherwise:
+temperature {DEMO_SAMPLING['temperature']}, top-p {DEMO_SAMPLING['top_p']}, concurrency
+{DEMO_SYNTHESIS['concurrency']}, {DEMO_SYNTHESIS['max_thinking_tokens']} thinking tokens, the
+answer read from the thinking (options given still win). The defaults below apply to every
+other run.
 """
 
 
@@ -55,6 +57,8 @@ def role_spec(role: str, specs: tuple[str, ...]) -> dict[str, Any]:
         return {"backend": "openai_http", "base_urls": values}
     if values == ["fake"]:
         return {"backend": "fake"}
+    if len(values) == 1 and values[0].endswith(".gguf"):  # on a llama-server tessy runs
+        return {"backend": "llama_server", "model": values[0]}
     if len(values) == 1:
         return {"backend": "local", "model": values[0]}
     raise ConfigError(f"--{role}: give URLs (replicas), one local model, or 'fake'")
@@ -137,8 +141,9 @@ def template_text(value: str | None) -> str | None:
 
 
 SPEC_OPTIONS = [
-    click.option("--teacher", multiple=True, help="Server URL(s) (…/v1), a local model dir/GGUF/"
-                 "hub id, or 'fake'. Repeat or comma-separate URLs for replicas."),
+    click.option("--teacher", multiple=True, help="Server URL(s) (…/v1), a GGUF file (served by a "
+                 "llama-server tessy starts), a local model dir/hub id (transformers, in-process), "
+                 "or 'fake'. Repeat or comma-separate URLs for replicas."),
     click.option("--student", multiple=True, help="Same as --teacher, for the student."),
     click.option("--step-tokens", help="k per request in step mode for both roles (K) or per "
                  "role (STUDENT/TEACHER; the authors' code: 5/10)."),
@@ -207,8 +212,8 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
     for line in reader.skipped:
         click.secho(f"skipped {printable(line)}", fg="yellow", err=True)
     if embedded and not opts["quiet"]:
-        click.echo("embedded default: gemma-3-270m (teacher) + SmolLM2-135M-Instruct (student), "
-                   "in-process on the CPU", err=True)
+        click.echo("embedded default: Qwen2.5-Coder-1.5B-Instruct (teacher) + SmolLM2-135M-Instruct "
+                   "(student), each on a llama-server on this CPU", err=True)
     if config.workers > 1 or opts.get("ray"):
         if config.shard:
             raise ConfigError("--ray: runs every shard itself; leave out --shard")
@@ -247,6 +252,8 @@ def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
         f" done, {len(reader.skipped)} bad rows{resumed} -> {config.output} "
         f"(teacher share {summary.teacher_share():.0%}, {summary.seconds:.1f}s)"
     )
+    if summary.written and not config.shard:
+        click.echo(quality_line(config.output))
     for line in summary.errors[:5]:
         click.secho(f"failed {printable(line)}", fg="red", err=True)
     if summary.stopped in SIGNAL_EXIT:
@@ -327,6 +334,8 @@ def run_with_workers(config: RunConfig, problems: list[Any], skipped: list[str],
                f"{len(skipped)} bad rows{resumed} by {len(result.codes)} "
                f"{'Ray tasks' if ray else 'workers'} -> {config.output}"
                f" (teacher share {share:.0%}, {s['seconds']:.1f}s; {result.merged} merged)")
+    if s["written"]:
+        click.echo(quality_line(config.output))
     broken = [(k, c) for k, c in enumerate(result.codes, 1) if c != 0]
     for k, code in broken:
         log = Shard(k, len(result.codes)).output(config.output)

@@ -26,6 +26,7 @@ from tessy.records import FinishReason, Problem, Role, RoleStats, Segment, Traje
 from tessy.synthesis.guards import is_looping
 from tessy.synthesis.health import ServerHealth
 from tessy.synthesis.pacing import FreePacing, Pacing
+from tessy.synthesis.read_answer import read_answer
 from tessy.synthesis.roles import RoleRuntime
 
 
@@ -241,7 +242,15 @@ class Cooperation:
                                  traj.problem.id, seed)
 
     async def _answer(self, traj: Trajectory) -> None:
-        """The answer role writes the final answer after the finished thinking."""
+        """The answer role writes the final answer after the finished thinking (or it is read
+        from the end of a thinking that was never closed: no tokens, the role that wrote it
+        keeps the credit)."""
+        closed = traj.finish_reason == FinishReason.END_OF_THINKING
+        if self.config.answer_from == "thinking" and not closed and traj.thinking.strip():
+            text, start = read_answer(traj.thinking)
+            traj.answer_finish_reason = "read"
+            traj.answer = Segment(traj.role_at(start), text, 0)
+            return
         role = self.answer_role
         rt = self.roles[role]
         prompt = rt.template.answer_prompt(traj.problem.prompt, traj.thinking)

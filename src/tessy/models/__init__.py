@@ -1,0 +1,1 @@
+"""Model files that tessy assembles itself (GGUFs shipped on PyPI in parts)."""

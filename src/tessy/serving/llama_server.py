@@ -1,0 +1,115 @@
+"""A llama-server subprocess that tessy starts, waits for and stops: one GGUF, `slots` parallel
+sequences (continuous batching, a prompt cache per slot), on a free loopback port.
+
+The server runs in its own session, so stopping it (SIGTERM, then SIGKILL after a grace period)
+reaches nothing else; its output goes to a log file, whose last lines a failed start quotes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from tessy.errors import ModelLoadError
+from tessy.serving.build import find_server
+
+READY_TIMEOUT = 600.0  # loading a model from a cold disk
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def default_threads() -> int:
+    """Every core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class LlamaServer:
+    """`llama-server -m MODEL` on 127.0.0.1, as a managed child process."""
+
+    def __init__(self, model: str | Path, *, slots: int = 1, context: int = 4096,
+                 threads: int | None = None, alias: str | None = None,
+                 log: Path | None = None) -> None:
+        self.model = Path(model)
+        self.slots, self.context = slots, context  # context: tokens per slot
+        self.threads = threads or default_threads()
+        self.alias = alias or self.model.stem
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        return [str(find_server()), "-m", str(self.model), "--alias", self.alias,
+                "--host", "127.0.0.1", "--port", str(self.port), "-t", str(self.threads),
+                "--parallel", str(self.slots), "-c", str(self.slots * self.context),
+                "--cont-batching", "--no-webui"]
+
+    async def start(self) -> str:
+        """Start the server and wait until it serves; its /v1 URL."""
+        if not self.model.is_file():
+            raise ModelLoadError(f"GGUF file not found: {self.model}")
+        command = self.command()
+        if self.log is None:
+            fd, name = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
+            os.close(fd)
+            self.log = Path(name)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            await self._ready()
+        except BaseException:
+            await self.stop()
+            raise
+        return self.url
+
+    async def _ready(self) -> None:
+        """Poll /health until it answers 200; fail as soon as the process exits."""
+        assert self.proc is not None
+        health = self.url.removesuffix("/v1") + "/health"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_TIMEOUT
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            while True:
+                if self.proc.poll() is not None:
+                    raise ModelLoadError(f"llama-server for {self.model.name} exited with "
+                                         f"{self.proc.returncode}: {self.last_lines()}")
+                try:
+                    if (await client.get(health)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if loop.time() > deadline:
+                    raise ModelLoadError(f"llama-server for {self.model.name} did not become ready "
+                                         f"in {READY_TIMEOUT:.0f}s: {self.last_lines()}")
+                await asyncio.sleep(0.1)  # polling a child's readiness; no event to wait on
+
+    def last_lines(self, n: int = 3) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").strip().splitlines() if self.log else []
+        except OSError:
+            return "(no log)"
+        return " | ".join(lines[-n:]) + f" (log: {self.log})"
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds; reap the process."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.to_thread(proc.wait)
