@@ -11,7 +11,7 @@ import click
 
 from tessy import aio
 from tessy.cli.options import apply, dataclass_options, overrides
-from tessy.cli.synthesize import run_options, run_synthesis
+from tessy.cli.synthesize import run_from_options, run_options
 from tessy.config import TRAIN_PRESETS, PredictorTrainConfig
 
 
@@ -43,7 +43,7 @@ def sample_command(inputs: tuple[str, ...], role: str, output: str, from_records
     sources = list(from_records)
     if not sources:
         traces = traces or f"{output}.traces.jsonl"
-        run_synthesis(inputs, opts | {"output": traces, "strategy": f"{role}-only",
+        run_from_options(inputs, opts | {"output": traces, "strategy": f"{role}-only",
                                       "allow_failures": True})  # sample what was written
         sources = [traces]
     counts: dict[str, int] = {}

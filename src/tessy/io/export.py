@@ -14,6 +14,7 @@ from typing import Any
 
 from tessy.errors import InputError, TessyError
 from tessy.io.jsonl import read_jsonl, replace_file
+from tessy.io.run_files import RunFiles
 
 DATA_PATH = "data/train-00000-of-00001.parquet"  # where `load_dataset(DIR or ORG/NAME)` finds it
 
@@ -42,7 +43,7 @@ def input_order(source: Path) -> dict[str, int] | None:
     they cannot be read again here (no config, a hub id, a file moved or changed)."""
     from tessy.io.problems import ProblemReader, with_samples
 
-    config_path = source.with_name(source.name + ".config.json")
+    config_path = RunFiles(source).config
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
         inputs = [str(i) for i in config["inputs"]]
