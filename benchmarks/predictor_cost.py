@@ -41,8 +41,8 @@ from tessy.boundary.cut import first_wrong
 from tessy.boundary.lexicon import CONNECTIVE, STRONG
 from tessy.config import PredictorTrainConfig, SamplingConfig, SynthesisConfig
 from tessy.io.jsonl import read_jsonl
-from tessy.predictor.annotate import lexicon_spans
 from tessy.predictor.labels import LabelledSegment
+from tessy.predictor.style_spans import lexicon_spans
 from tessy.predictor.train import train
 from tessy.records import Problem
 from tessy.synthesis.cooperate import Cooperation

@@ -6,12 +6,12 @@ import json
 
 import tessy
 from tessy import RoleConfig, RunConfig, RunSummary, SamplingConfig
-from test_golden import check, problems_file
+from test_golden import check, golden_problems
 
 
 def fake_config(tmp_path, **fields) -> RunConfig:
     greedy = SamplingConfig(temperature=0.0)
-    return RunConfig(inputs=[str(problems_file(tmp_path))], output=str(tmp_path / "o.jsonl"),
+    return RunConfig(inputs=[str(golden_problems(tmp_path))], output=str(tmp_path / "o.jsonl"),
                      teacher=RoleConfig(backend="fake", template="qwen3", sampling=greedy),
                      student=RoleConfig(role="student", backend="fake", template="qwen3",
                                         sampling=greedy), **fields)

@@ -73,8 +73,8 @@ def annotate_command(segments: str, output: str, annotator: str, model: str | No
                      quiet: bool) -> None:
     """Label the style spans of every segment in SEGMENTS."""
     from tessy.errors import ConfigError
-    from tessy.predictor.annotate import INSTRUCTION, instruction_text
-    from tessy.predictor.annotator import annotate_file
+    from tessy.predictor.annotation import annotate_file
+    from tessy.predictor.style_spans import INSTRUCTION, instruction_text
 
     if annotator != "lexicon" and not annotator.startswith(("http://", "https://")):
         raise ConfigError(f"--annotator: use lexicon or an http(s) URL, not {annotator!r}")

@@ -109,7 +109,8 @@ def sharded(config: RunConfig, problems: list[Problem], say: Say) -> tuple[
 def _run_here(config: RunConfig, problems: list[Problem], progress: bool | str,
               progress_every: float, say: Say, handle_signals: bool) -> RunSummary:
     """The run (or the one shard of it `config.shard` names) in this process."""
-    from tessy.synthesis.scheduler import StopRequest, open_roles, synthesize
+    from tessy.synthesis.roles import open_roles
+    from tessy.synthesis.run_loop import StopRequest, synthesize
 
     main_output = config.output
     config, problems, done, lock = sharded(config, problems, say)

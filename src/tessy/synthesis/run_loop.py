@@ -1,4 +1,5 @@
-"""Many trajectories: one asyncio task per problem, bounded, no global barrier, resumable.
+"""The loop of a run over its problems: one asyncio task per problem, bounded, no global
+barrier, resumable (how requests are paced, `--scheduler`, is `pacing.py`).
 
 Finished records are appended durably as they finish; a re-run skips their ids, continues
 checkpointed in-flight problems from their last turn and re-does failed problems. A failed
@@ -30,10 +31,10 @@ from tessy.secrets import redact
 from tessy.synthesis.checkpoint import CheckpointLog
 from tessy.synthesis.cooperate import Cooperation
 from tessy.synthesis.pacing import make_pacing
-from tessy.synthesis.roles import RoleRuntime, open_roles
+from tessy.synthesis.roles import RoleRuntime
 from tessy.synthesis.summary import RunSummary
 
-__all__ = ["RunSummary", "StopRequest", "open_roles", "synthesize"]
+__all__ = ["StopRequest", "synthesize"]
 
 
 def predictor_summary(predictor: BoundaryPredictor, every: int | None) -> dict[str, Any]:
