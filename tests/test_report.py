@@ -37,6 +37,11 @@ def record(rid, segments, answer, gold=None, strategy="cooperative", prompt="Wha
     return rec
 
 
+def text_of(sample, origin):
+    """All characters of one origin, joined."""
+    return "".join(sample.assistant[s.start:s.end] for s in sample.spans if s.origin == origin)
+
+
 COOP = [
     record("a", [("student", "Okay, let's see."), ("teacher", " Two plus two is four."),
                  ("student", " Wait, so")], "The answer is 4.", gold="4"),
@@ -54,13 +59,13 @@ def dataset(records, label):
 
 def test_spans_give_back_each_roles_text_and_the_answer():
     s = dataset(COOP, "coop").samples[0]
-    assert s.text_of("student") == "Okay, let's see. Wait, so"
-    assert s.text_of("teacher") == " Two plus two is four."
-    assert s.text_of("answer") == "The answer is 4."
+    assert text_of(s, "student") == "Okay, let's see. Wait, so"
+    assert text_of(s, "teacher") == " Two plus two is four."
+    assert text_of(s, "answer") == "The answer is 4."
     plain = parse_record({"id": "x", "messages": [
         {"role": "user", "content": "q"}, {"role": "assistant",
                                            "content": "<think>\nsome thought\n</think>\n\nA"}]}, "f:1")
-    assert plain.text_of("unknown") == "some thought" and plain.answer == "A"
+    assert text_of(plain, "unknown") == "some thought" and plain.answer == "A"
 
 
 def test_shares_switches_spans_and_lengths():

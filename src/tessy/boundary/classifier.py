@@ -151,6 +151,11 @@ class TokenClassifierPredictor:
         """A KV-cache session for one trajectory (incremental mode), else None."""
         return ClassifierSession(self) if self.mode == "incremental" else None
 
+    def reading(self) -> dict[str, Any]:
+        """The mode `auto` chose, the verify margin, calls, token forwards, calls verified."""
+        return {"mode": self.mode, "verify_margin": self.verify_margin, "calls": self.calls,
+                "token_forwards": self.token_forwards, "verified": self.verified}
+
     async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
         """Style labels per word span of `text`, batched with other problems' calls."""
         labels: list[bool] = await self.batcher.submit((context, text, spans))

@@ -15,6 +15,7 @@ writes the connective tissue of the trace, as in the paper's traces.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 STRONG = (
     "okay", "ok", "alright", "all right", "hmm", "hm", "hmm wait", "um", "uh", "wait", "well",
@@ -55,8 +56,8 @@ def _compile(phrases: tuple[str, ...]) -> dict[int, set[tuple[str, ...]]]:
 class LexiconPredictor:
     """Role-aware phrase matcher; `role` picks the teacher's or the student's list."""
 
-    def __init__(self, role: str = "student", extra_phrases: tuple[str, ...] = ()) -> None:
-        phrases = STRONG + extra_phrases + (CONNECTIVE if role == "student" else ())
+    def __init__(self, role: str = "student") -> None:
+        phrases = STRONG + (CONNECTIVE if role == "student" else ())
         self.name = f"lexicon-{role}"
         self.phrases = _compile(phrases)
         self.max_len = max(self.phrases)
@@ -77,6 +78,14 @@ class LexiconPredictor:
     async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
         """Style labels per word span; see the module docstring for the rule."""
         return self.label_sync(context, text, spans)
+
+    def open_session(self) -> None:
+        """None: the lexicon keeps no state over a trajectory."""
+        return None
+
+    def reading(self) -> dict[str, Any]:
+        """Nothing to report: it reads no model."""
+        return {}
 
     def label_batch(self, items: list[tuple[str, str, list[tuple[int, int]]]]) -> list[list[bool]]:
         """Labels of many (context, text, spans) items."""

@@ -135,13 +135,17 @@ def train_command(labelled: tuple[str, ...], preset: str | None, overwrite: bool
 def eval_command(predictor: str, labelled: tuple[str, ...], role: str, device: str,
                  json_path: str | None) -> None:
     """Score PREDICTOR (lexicon or a model dir / hub id) on LABELLED held-out segments."""
-    from tessy.boundary import load_predictor
-    from tessy.predictor.evaluate import evaluate, render
+    from tessy.boundary.lexicon import LexiconPredictor
+    from tessy.predictor.evaluate import evaluate, evaluate_classifier, render
     from tessy.predictor.labels import read_labelled
 
     segments = [s for path in labelled for s in read_labelled(path)]
-    model = load_predictor(predictor, role, device)
-    result = evaluate(model, segments)
+    if predictor == "lexicon":
+        result = evaluate(LexiconPredictor(role), segments)
+    else:
+        from tessy.boundary.classifier import load_classifier
+
+        result = evaluate_classifier(load_classifier(predictor, role, device), segments)
     click.echo(render(result, predictor))
     if json_path:
         Path(json_path).write_text(json.dumps(result.summary(), indent=2) + "\n")

@@ -27,7 +27,6 @@ class ProblemReader:
     sources: list[str]
     template: str | None = None
     skipped: list[str] = field(default_factory=list)
-    duplicates: int = 0
 
     def __post_init__(self) -> None:
         self._render = _compile_template(self.template) if self.template else None
@@ -42,7 +41,6 @@ class ProblemReader:
                     self.skipped.append(str(exc))
                     continue
                 if problem.id in seen:
-                    self.duplicates += 1
                     self.skipped.append(f"{where}: duplicate id {problem.id!r}, skipped")
                     continue
                 seen.add(problem.id)

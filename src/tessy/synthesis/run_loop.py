@@ -39,11 +39,7 @@ __all__ = ["StopRequest", "synthesize"]
 
 def predictor_summary(predictor: BoundaryPredictor, every: int | None) -> dict[str, Any]:
     """What a role's predictor is and how it read: the mode `auto` chose, calls, forwards."""
-    out: dict[str, Any] = {"name": predictor.name, "every": every or predictor.default_every}
-    for key in ("mode", "verify_margin", "calls", "token_forwards", "verified"):
-        if hasattr(predictor, key):
-            out[key] = getattr(predictor, key)
-    return out
+    return {"name": predictor.name, "every": every or predictor.default_every} | predictor.reading()
 
 
 class StopRequest:
