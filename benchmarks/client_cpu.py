@@ -19,7 +19,7 @@ from benchmarks.serving import role_servers, sim_server_cmd
 from tessy.config import run_config_from_dict
 from tessy.records import Problem
 from tessy.synthesis.cooperate import Cooperation
-from tessy.synthesis.scheduler import open_roles
+from tessy.synthesis.roles import open_roles
 
 MODES = [("teacher-only", {"strategy": "teacher-only"}), ("tessy stream", {"mode": "stream"}),
          ("tessy step k=20", {"mode": "step"})]

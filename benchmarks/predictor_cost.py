@@ -41,8 +41,8 @@ from tessy.boundary.cut import first_wrong
 from tessy.boundary.lexicon import CONNECTIVE, STRONG
 from tessy.config import PredictorTrainConfig, SamplingConfig, SynthesisConfig
 from tessy.io.jsonl import read_jsonl
-from tessy.predictor.annotate import lexicon_spans
 from tessy.predictor.labels import LabelledSegment
+from tessy.predictor.style_spans import lexicon_spans
 from tessy.predictor.train import train
 from tessy.records import Problem
 from tessy.synthesis.cooperate import Cooperation
@@ -181,7 +181,7 @@ class Shadow:
     def __init__(self, reference: Any, incremental: Any, role: str, log: list) -> None:
         self.reference, self.incremental, self.role, self.log = reference, incremental, role, log
         for name in ("name", "lookbehind_words", "lookahead_words", "default_every",
-                     "context_chars", "open_words"):
+                     "context_chars", "open_words", "reading"):
             setattr(self, name, getattr(reference, name))
 
     def open_session(self) -> Any:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from tessy.io.run_files import RunFiles
 from tessy.records import ROLES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,7 +175,7 @@ def run_client(label: str, args: list[str], out: Path,
     if code != 0:
         raise RuntimeError(f"{label}: tessy exited {code}; see {out.with_suffix('.log')}")
     after = {r: role_metrics(u) for r, u in (urls or {}).items()}
-    summary = json.loads(out.with_name(out.name + ".run.json").read_text())
+    summary = json.loads(RunFiles(out).run_record.read_text())
     records = [json.loads(line)["tessy"] for line in out.read_text().splitlines()]
     kept = {r: sum(t["tokens"][r] for t in records) for r in ROLES}
     for t in records:

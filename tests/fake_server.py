@@ -216,13 +216,3 @@ class FakeOpenAIServer(LocalHTTPServer):
                 self.wfile.flush()
 
         return Handler
-
-
-async def until(condition, timeout: float = 30.0) -> None:
-    """Wait (yielding to the event loop) until `condition()` holds; fail after `timeout` s."""
-    import asyncio
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)

@@ -14,37 +14,22 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import ray
 from ray.cluster_utils import Cluster
 
 from fake_server import FakeOpenAIServer
+from helpers import ids, problems_file, wait_for
 from tessy.backends.fake import SCRIPTS
 from tessy.io.shards import shard_outputs
 
 N_PROBLEMS = 16
 
 
-def ids(path: Path) -> list[str]:
-    raw = path.read_bytes() if path.exists() else b""
-    assert not raw or raw.endswith(b"\n")
-    return [json.loads(line)["id"] for line in raw.splitlines()]
-
-
-def wait_for(condition, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 def main() -> None:
     work = Path(sys.argv[1])
-    problems = work / "problems.jsonl"
-    problems.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"What is {i} + 1?"}) + "\n"
-                                for i in range(N_PROBLEMS)))
+    problems = problems_file(work, N_PROBLEMS)
     out = work / "o.jsonl"
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     worker_node = cluster.add_node(num_cpus=1)  # one shard task per node: 1 CPU each
@@ -67,7 +52,8 @@ def main() -> None:
                 return [int(x) for x in re.findall(r"ray worker pid (\d+)", log.read_text())] \
                     if log.exists() else []
 
-            wait_for(lambda: pids() and sum(len(ids(p)) for p in shard_outputs(out)) >= 3)
+            wait_for(lambda: pids() and sum(len(ids(p)) for p in shard_outputs(out)) >= 3,
+                     timeout=120.0)
             if sys.argv[2] == "node":  # the node running one of the two shards dies
                 victim = worker_node.all_processes["raylet"][0].process.pid
                 cluster.remove_node(worker_node, allow_graceful=False)

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tessy.errors import InputError
-from tessy.predictor.annotate import lexicon_spans, locate, parse_phrases
-from tessy.predictor.annotator import annotate_file
+from tessy.predictor.annotation import annotate_file
+from tessy.predictor.style_spans import lexicon_spans, locate, parse_phrases
 
 TEXT = "Okay, so the sum is 42. Hmm, wait, let me check: 25 + 17 = 42. Well, that holds."
 

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 from fake_server import FakeOpenAIServer
+from helpers import problems_file, run_args
 from tessy.cli import main
-from test_secrets import problems, run_args
 
 
 def test_failed_problems_exit_3_unless_allowed(tmp_path, capsys):
     with FakeOpenAIServer() as t, FakeOpenAIServer() as s:
         t.fail_status = 401  # a bad key: every request refused
-        data = problems(tmp_path, 3)
+        data = str(problems_file(tmp_path, 3))
         assert main(run_args(data, tmp_path / "a.jsonl", t.url, s.url)) == 3
         assert "0 written, 3 failed" in capsys.readouterr().out
         assert main(run_args(data, tmp_path / "b.jsonl", t.url, s.url, "--allow-failures")) == 0

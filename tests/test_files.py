@@ -8,15 +8,13 @@ import os
 
 import pytest
 
+from helpers import problems_file
 from tessy.cli import main
 
 
 @pytest.fixture
 def data(tmp_path):
-    path = tmp_path / "p.jsonl"
-    path.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"Add {i} and 2."}) + "\n"
-                            for i in range(3)))
-    return path
+    return problems_file(tmp_path, 3, "p.jsonl")
 
 
 def run(data, out, *extra):

@@ -33,7 +33,7 @@ SCRIPTED_RUNS = {
 }
 
 
-def problems_file(tmp_path: Path) -> Path:
+def golden_problems(tmp_path: Path) -> Path:
     path = tmp_path / "problems.jsonl"
     path.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"Problem {i}: add {i} and 2.",
                                         "answer": str(i + 2)}) + "\n" for i in range(3)))
@@ -63,7 +63,7 @@ def check(name: str, out: Path, network: bool = False) -> None:
 def test_fake_models_write_the_golden_records(tmp_path, monkeypatch, name):
     monkeypatch.setattr(sys, "argv", ["tessy"])
     out = tmp_path / f"{name}.jsonl"
-    code = main(["synthesize", str(problems_file(tmp_path)), "-o", str(out), "-q", "--dry-run",
+    code = main(["synthesize", str(golden_problems(tmp_path)), "-o", str(out), "-q", "--dry-run",
                  "--temperature", "0", *FAKE_RUNS[name]])
     assert code == 0
     check(name, out)
@@ -72,7 +72,7 @@ def test_fake_models_write_the_golden_records(tmp_path, monkeypatch, name):
 def test_scripted_models_over_http_write_the_golden_records(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["tessy"])
     fast = ("--decode", "0.0005", "--per-seq", "0", "--prefill", "0", "--overhead", "0")
-    problems = problems_file(tmp_path)
+    problems = golden_problems(tmp_path)
     with role_servers(partial(sim_server_cmd, mean_words=120, cost=fast), tmp_path) as urls:
         for name, extra in SCRIPTED_RUNS.items():
             out = tmp_path / f"{name}.jsonl"

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from helpers import write_jsonl
 from tessy.cli import main
 from tessy.errors import InputError
 from tessy.grading import Gradable, LocalSandbox, Reason, check_row, grade_all, summarize
@@ -17,11 +18,6 @@ def record(pid: str, response: str, **fields) -> dict:
     return {"id": pid, **fields, "dialogs": [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": f"<think>\nhm\n</think>\n\n{response}"}]}
-
-
-def write_jsonl(path, rows) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
 
 
 @pytest.fixture(scope="module")

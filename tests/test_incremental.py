@@ -139,17 +139,6 @@ def test_a_long_session_reads_each_token_once_with_a_window_of_context(short):
     assert sum(a != b for a, b in zip(got, want, strict=True)) / len(got) < 0.05
 
 
-def test_sessions_can_be_rebuilt_from_the_window_every_n_tokens(short):
-    inc = load_predictor(short, "student", device="cpu", mode="incremental")
-    inc.reanchor = 32
-    ref = load_predictor(short, "student", device="cpu", mode="window")
-    text = TRACE[:3000]
-    session, fresh, _, _ = _grow(inc, ref, text, 2)
-    assert session.reanchors >= 10
-    assert all(labels == reference for labels, reference in fresh)  # exactly the window's
-    assert inc.token_forwards <= len(inc.encode(text)[0]) * (1 + 48 / 32) + 48
-
-
 @pytest.fixture(scope="module")
 def unsure(tiny_backbone, tmp_path_factory):
     """A short window and a head left as initialised: many labels close to the boundary, so the

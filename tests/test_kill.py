@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import subprocess
@@ -11,16 +10,10 @@ import time
 from contextlib import contextmanager
 
 from fake_server import FakeOpenAIServer
+from helpers import problems_file, records, trajectories
 from tessy.backends.fake import SCRIPTS
 
 N_PROBLEMS = 12
-
-
-def problems_file(tmp_path):
-    path = tmp_path / "problems.jsonl"
-    path.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"What is {i} + 1?"}) + "\n"
-                            for i in range(N_PROBLEMS)))
-    return path
 
 
 def command(problems, out, t, s, *extra):
@@ -49,28 +42,15 @@ def role_servers(token_delay):
         yield t, s
 
 
-def lines(path):
-    """Every line must be one whole JSON record."""
-    if not path.exists():
-        return []
-    raw = path.read_bytes()
-    assert not raw or raw.endswith(b"\n")
-    return [json.loads(x) for x in raw.splitlines()]
-
-
-def trajectories(records):
-    return {r["id"]: (r["tessy"]["segments"], r["tessy"]["answer"]) for r in records}
-
-
 def test_sigkill_at_random_points_loses_nothing_and_redoes_nothing(tmp_path):
-    problems = problems_file(tmp_path)
+    problems = problems_file(tmp_path, N_PROBLEMS)
     with role_servers(0.01) as (t, s):
         subprocess.run(command(problems, tmp_path / "clean.jsonl", t, s), check=True, timeout=120)
-        clean = trajectories(lines(tmp_path / "clean.jsonl"))
+        clean = trajectories(records(tmp_path / "clean.jsonl"))
         out, rng, kills = tmp_path / "o.jsonl", random.Random(7), 0
         prompts = {f"q{i}": f"What is {i} + 1?<" for i in range(N_PROBLEMS)}
         while True:
-            done = {r["id"] for r in lines(out)}
+            done = {r["id"] for r in records(out)}
             seen = len(t.requests), len(s.requests)
             proc = subprocess.Popen(command(problems, out, t, s), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
@@ -84,34 +64,34 @@ def test_sigkill_at_random_points_loses_nothing_and_redoes_nothing(tmp_path):
                 kills += 1
             asked = [r["prompt"] for r in t.requests[seen[0]:] + s.requests[seen[1]:]]
             assert not any(prompts[i] in q for q in asked for i in done)  # finished: not redone
-            records = lines(out)
-            assert len(records) == len({r["id"] for r in records})  # never duplicated
+            written = records(out)
+            assert len(written) == len({r["id"] for r in written})  # never duplicated
             if proc.returncode == 0:
                 break
     assert kills >= 3
-    assert trajectories(records) == clean  # every problem once, as if never killed
+    assert trajectories(written) == clean  # every problem once, as if never killed
 
 
 def test_sigterm_finishes_in_flight_work_and_exits_with_a_summary(tmp_path):
-    problems = problems_file(tmp_path)
+    problems = problems_file(tmp_path, N_PROBLEMS)
     out = tmp_path / "o.jsonl"
     with role_servers(0.01) as (t, s):
         proc = launch(problems, out, t, s, "--grace", "20")
-        while not lines(out):
+        while not records(out):
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=30)
-        n = len(lines(out))
+        n = len(records(out))
         assert proc.returncode == 143, stderr
         assert "stopped by SIGTERM: 0 in flight" in stderr and f"{n} written" in stdout
         assert 1 <= n < N_PROBLEMS  # stopped taking new problems; in-flight ones finished
         again = rerun(problems, out, t, s)
     assert again.returncode == 0 and f"{N_PROBLEMS - n} written" in again.stdout
-    assert len({r["id"] for r in lines(out)}) == N_PROBLEMS
+    assert len({r["id"] for r in records(out)}) == N_PROBLEMS
 
 
 def test_a_second_sigint_stops_at_once_and_keeps_checkpoints(tmp_path):
-    problems = problems_file(tmp_path)
+    problems = problems_file(tmp_path, N_PROBLEMS)
     out = tmp_path / "o.jsonl"
     with role_servers(0.02) as (t, s):
         proc = launch(problems, out, t, s, "--grace", "60")
@@ -127,4 +107,4 @@ def test_a_second_sigint_stops_at_once_and_keeps_checkpoints(tmp_path):
         assert proc.returncode == 130 and "stopped by SIGINT" in stderr
         again = rerun(problems, out, t, s)
     assert again.returncode == 0 and "continued from checkpoints" in again.stdout
-    assert len({r["id"] for r in lines(out)}) == N_PROBLEMS
+    assert len({r["id"] for r in records(out)}) == N_PROBLEMS

@@ -13,6 +13,7 @@ import time
 import httpx
 import pytest
 
+from helpers import wait_for
 from tessy.embedded import gemma_gguf, smollm2_gguf
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -53,6 +54,15 @@ class LlamaServer:
         self.proc.wait()
 
 
+def refuses(port: int) -> bool:
+    """Whether nothing listens on `port` now."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def test_cooperative_run_over_llama_cpp_survives_a_teacher_restart(tmp_path):
     teacher = LlamaServer(gemma_gguf(), free_port())
     student = LlamaServer(smollm2_gguf(), free_port())
@@ -71,7 +81,7 @@ def test_cooperative_run_over_llama_cpp_survives_a_teacher_restart(tmp_path):
             assert run.poll() is None, run.communicate()
             time.sleep(0.1)
         teacher.kill()
-        time.sleep(2.0)  # refused connections meanwhile
+        wait_for(lambda: refuses(teacher.port))  # refused until the restart has loaded its model
         restarted = teacher.start(log)
         stdout, stderr = run.communicate(timeout=600)
     finally:

@@ -7,7 +7,8 @@ from contextlib import aclosing
 
 import pytest
 
-from fake_server import FakeOpenAIServer, until
+from fake_server import FakeOpenAIServer
+from helpers import until
 from tessy.backends.base import GenerationRequest
 from tessy.backends.openai_http import OpenAIHTTPBackend, request_body
 from tessy.config import RoleConfig, SamplingConfig

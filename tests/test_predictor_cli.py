@@ -188,7 +188,7 @@ def test_session_share_trains_on_stretches_read_as_an_incremental_session(tiny_b
                                                                           capsys):
     import torch
 
-    from tessy.boundary.incremental import SINKS
+    from tessy.boundary.kv_batch import SINKS
     from tessy.config import PredictorTrainConfig
     from tessy.errors import ConfigError
     from tessy.predictor.train import Stretches, _Collator, sliding_mask

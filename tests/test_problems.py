@@ -6,14 +6,10 @@ import json
 
 import pytest
 
+from helpers import write_jsonl
 from tessy.errors import ConfigError, InputError
 from tessy.io.export import export
 from tessy.io.problems import ProblemReader
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
 
 
 def test_prompt_fields_and_ids(tmp_path):

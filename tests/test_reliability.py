@@ -8,10 +8,12 @@ import threading
 import time
 
 from fake_server import FakeOpenAIServer
+from helpers import records, trajectories, wait_for
 from tessy.backends.fake import SCRIPTS
 from tessy.config import RunConfig, run_config_from_dict
 from tessy.records import Problem
-from tessy.synthesis.scheduler import StopRequest, open_roles, synthesize
+from tessy.synthesis.roles import open_roles
+from tessy.synthesis.run_loop import StopRequest, synthesize
 
 PROBLEMS = [Problem(f"p{i}", f"What is {i} + 1?") for i in range(8)]
 
@@ -29,14 +31,6 @@ def http_config(out, teacher, student, **synthesis) -> RunConfig:
 async def run(config, problems=PROBLEMS, stop=None):
     async with open_roles(config) as roles:
         return await synthesize(config, problems, roles, progress=False, stop=stop)
-
-
-def rows(path):
-    return [json.loads(line) for line in open(path)]
-
-
-def trajectories(path):
-    return {r["id"]: (r["tessy"]["segments"], r["tessy"]["answer"]) for r in rows(path)}
 
 
 def pair(**kwargs) -> tuple[FakeOpenAIServer, FakeOpenAIServer]:
@@ -57,8 +51,8 @@ async def test_random_faults_of_every_kind_change_nothing(tmp_path):
     assert met == set(FakeOpenAIServer.FAULTS)  # refused-like, 5xx, 429, drops, hangs, garbage
     assert summary.failed == 0 and summary.written == len(PROBLEMS)
     # Retries continue from the text already received: the data is exactly the fault-free data.
-    assert trajectories(tmp_path / "faulty.jsonl") == trajectories(tmp_path / "clean.jsonl")
-    assert sum(sum(r["tessy"]["retries"].values()) for r in rows(tmp_path / "faulty.jsonl")) > 0
+    assert trajectories(records(tmp_path / "faulty.jsonl")) == trajectories(records(tmp_path / "clean.jsonl"))
+    assert sum(sum(r["tessy"]["retries"].values()) for r in records(tmp_path / "faulty.jsonl")) > 0
 
 
 async def test_prompt_too_long_is_an_error_row_and_never_retried(tmp_path):
@@ -68,7 +62,7 @@ async def test_prompt_too_long_is_an_error_row_and_never_retried(tmp_path):
         summary = await run(http_config(tmp_path / "o.jsonl", t, s), [*PROBLEMS[:3], long])
         asked = [r for r in s.requests if "Sum these" in r["prompt"]]
     assert summary.written == 3 and summary.failed == 1
-    error = rows(tmp_path / "o.jsonl.errors.jsonl")[0]
+    error = records(tmp_path / "o.jsonl.errors.jsonl")[0]
     assert error["id"] == "long" and "maximum context length is 200" in error["error"]
     assert len(asked) == 1  # a 400 is final: no retry
     assert error["final"] is True  # nor retried by a rerun of the same config (unless asked)
@@ -80,15 +74,14 @@ async def test_retries_spent_on_server_errors_are_retried_by_the_next_run(tmp_pa
         s.fail_status = 500
         summary = await run(http_config(tmp_path / "o.jsonl", t, s, retries=1), PROBLEMS[:1])
     assert summary.failed == 1
-    error = rows(tmp_path / "o.jsonl.errors.jsonl")[0]
+    error = records(tmp_path / "o.jsonl.errors.jsonl")[0]
     assert "gave up after 2 failed requests" in error["error"] and error["final"] is False
 
 
 def stop_after(server: FakeOpenAIServer, out, n_records: int) -> threading.Thread:
     """Shut `server` down once `out` holds `n_records` lines."""
     def watch():
-        while not out.exists() or len(out.read_text().splitlines()) < n_records:
-            time.sleep(0.01)
+        wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= n_records)
         server.__exit__()
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
@@ -107,7 +100,7 @@ async def test_a_server_that_stays_down_stops_the_run_and_keeps_finished_work(tm
     assert time.monotonic() - started < 20  # bounded: the outage limit plus backoff
     assert "teacher server answered nothing for" in summary.stopped and t.url in summary.stopped
     assert summary.failed == 0 and summary.in_flight >= 1
-    finished = [r["id"] for r in rows(out)]
+    finished = [r["id"] for r in records(out)]
     assert len(finished) == summary.written >= 2
     # Servers back on the same ports: the rerun finishes the rest, each problem exactly once.
     t2, s2 = (FakeOpenAIServer(script=SCRIPTS[r], port=int(x.url.split(":")[2].split("/")[0]))
@@ -115,7 +108,7 @@ async def test_a_server_that_stays_down_stops_the_run_and_keeps_finished_work(tm
     with t2, s2:
         again = await run(config)
         prompts = [r["prompt"] for r in t2.requests + s2.requests]
-    ids = [r["id"] for r in rows(out)]
+    ids = [r["id"] for r in records(out)]
     assert sorted(ids) == sorted(p.id for p in PROBLEMS) and len(ids) == len(set(ids))
     assert again.already_done == len(finished) and again.resumed >= 1
     done_prompts = {p.prompt for p in PROBLEMS if p.id in finished}
@@ -128,15 +121,19 @@ async def test_a_server_restart_mid_run_costs_no_problem(tmp_path):
     t.__enter__(), s.__enter__()
     port = int(t.url.split(":")[2].split("/")[0])
     restarted = {}
+    config = http_config(out, t, s, concurrency=2, server_down_after=30.0)
+    async with open_roles(config) as roles:
+        replica = roles["teacher"].backend.client.replicas.replicas[0]
 
-    def restart():
-        stop_after(t, out, 2).join()
-        time.sleep(1.0)  # down for a second: connections refused meanwhile
-        restarted["server"] = FakeOpenAIServer(script=SCRIPTS["teacher"], port=port).__enter__()
+        def restart():
+            stop_after(t, out, 2).join()
+            dropped = replica.failures + config.synthesis.concurrency  # in flight at the stop
+            wait_for(lambda: replica.failures > dropped)  # then a connection refused, at least
+            restarted["server"] = FakeOpenAIServer(script=SCRIPTS["teacher"], port=port).__enter__()
 
-    thread = threading.Thread(target=restart, daemon=True)
-    thread.start()
-    summary = await run(http_config(out, t, s, concurrency=2, server_down_after=30.0))
+        thread = threading.Thread(target=restart, daemon=True)
+        thread.start()
+        summary = await synthesize(config, PROBLEMS, roles, progress=False)
     thread.join()
     restarted["server"].__exit__(), s.__exit__()
     assert summary.failed == 0 and summary.written == len(PROBLEMS) and not summary.stopped
@@ -175,4 +172,4 @@ async def test_stop_checkpoints_in_flight_problems_and_a_rerun_continues_them(tm
         asked = [r["prompt"] for r in later if prompt in r["prompt"]]
         assert asked and all(text in q for q in asked)
     # ... and the data is exactly what an uninterrupted run writes.
-    assert trajectories(out) == trajectories(tmp_path / "clean.jsonl")
+    assert trajectories(records(out)) == trajectories(records(tmp_path / "clean.jsonl"))

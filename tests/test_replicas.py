@@ -13,7 +13,8 @@ from tessy.config import run_config_from_dict
 from tessy.errors import TransientBackendError
 from tessy.records import Problem
 from tessy.replicas import ReplicaSet
-from tessy.synthesis.scheduler import open_roles, synthesize
+from tessy.synthesis.roles import open_roles
+from tessy.synthesis.run_loop import synthesize
 
 URLS = [f"http://10.0.0.{i}:8000/v1" for i in range(3)]
 KEYS = [f"problem-{i}" for i in range(600)]

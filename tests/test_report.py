@@ -37,6 +37,11 @@ def record(rid, segments, answer, gold=None, strategy="cooperative", prompt="Wha
     return rec
 
 
+def text_of(sample, origin):
+    """All characters of one origin, joined."""
+    return "".join(sample.assistant[s.start:s.end] for s in sample.spans if s.origin == origin)
+
+
 COOP = [
     record("a", [("student", "Okay, let's see."), ("teacher", " Two plus two is four."),
                  ("student", " Wait, so")], "The answer is 4.", gold="4"),
@@ -54,13 +59,13 @@ def dataset(records, label):
 
 def test_spans_give_back_each_roles_text_and_the_answer():
     s = dataset(COOP, "coop").samples[0]
-    assert s.text_of("student") == "Okay, let's see. Wait, so"
-    assert s.text_of("teacher") == " Two plus two is four."
-    assert s.text_of("answer") == "The answer is 4."
+    assert text_of(s, "student") == "Okay, let's see. Wait, so"
+    assert text_of(s, "teacher") == " Two plus two is four."
+    assert text_of(s, "answer") == "The answer is 4."
     plain = parse_record({"id": "x", "messages": [
         {"role": "user", "content": "q"}, {"role": "assistant",
                                            "content": "<think>\nsome thought\n</think>\n\nA"}]}, "f:1")
-    assert plain.text_of("unknown") == "some thought" and plain.answer == "A"
+    assert text_of(plain, "unknown") == "some thought" and plain.answer == "A"
 
 
 def test_shares_switches_spans_and_lengths():
@@ -212,3 +217,39 @@ def test_report_and_show_commands(tmp_path, capsys):
     assert main(["show", paths[0], "--id", "zz"]) == 1
     assert "no record with id 'zz'" in capsys.readouterr().err
     assert load_dataset(paths[1]).strategy == "student-only"
+
+
+def test_report_and_show_read_parquet_and_dataset_dirs_as_jsonl(tmp_path, capsys):
+    import datasets
+
+    jsonl = tmp_path / "tessy.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in COOP))
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_list([json.loads(json.dumps(r)) for r in COOP]).save_to_disk(str(saved))
+    assert main(["export", str(jsonl), str(tmp_path / "tessy.parquet"), "--no-card"]) == 0
+    assert main(["export", str(jsonl), str(tmp_path / "hub"), "--format", "dataset",
+                 "--no-card"]) == 0
+    sources = [jsonl, tmp_path / "tessy.parquet", tmp_path / "hub", saved]
+    figures_of, shown = [], []
+    for source in sources:
+        json_path = tmp_path / f"{source.name}.json"
+        assert main(["report", str(source), "--no-nll", "-q", "-o", str(tmp_path / "r.html"),
+                     "--json", str(json_path)]) == 0
+        (figs,) = json.loads(json_path.read_text())["datasets"].values()
+        figures_of.append({k: v for k, v in figs.items() if k != "path"})
+        capsys.readouterr()
+        assert main(["show", str(source), "--id", "b"]) == 0
+        shown.append(capsys.readouterr().out)
+    assert all(f == figures_of[0] for f in figures_of) and figures_of[0]["accuracy"] == 1.0
+    assert all(s == shown[0] for s in shown) and "[/S]" in shown[0]
+    assert [d.label for d in map(load_dataset, map(str, sources))] == ["tessy", "tessy", "hub", "saved"]
+
+
+def test_a_bad_row_of_a_parquet_file_is_named(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pylist([COOP[0], {"id": "x", "dialogs": []}]), path)
+    assert main(["show", str(path), "--index", "1"]) == 1
+    assert f"{path}#row1" in capsys.readouterr().err

@@ -8,20 +8,9 @@ import json
 from pathlib import Path
 
 from fake_server import FakeOpenAIServer
+from helpers import problems_file, run_args
 from tessy.cli import main
 from tessy.secrets import redact, split_userinfo
-
-
-def problems(tmp_path: Path, n: int = 4) -> str:
-    path = tmp_path / "p.jsonl"
-    path.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"Add {i} and 2."}) + "\n"
-                            for i in range(n)))
-    return str(path)
-
-
-def run_args(data: str, out: Path, teacher: str, student: str, *extra: str) -> list[str]:
-    return ["synthesize", data, "-o", str(out), "-q", "--teacher", teacher, "--student", student,
-            "--teacher-template", "qwen3", "--student-template", "qwen3", *extra]
 
 
 def everything_written(out: Path) -> str:
@@ -32,7 +21,7 @@ def test_each_role_gets_its_own_key_in_workers_too(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-fallback-key-0000")
     with FakeOpenAIServer() as t, FakeOpenAIServer() as s:
         out = tmp_path / "o.jsonl"
-        args = run_args(problems(tmp_path), out, t.url, s.url, "--workers", "2",
+        args = run_args(str(problems_file(tmp_path, 4)), out, t.url, s.url, "--workers", "2",
                         "--teacher-api-key", "sk-teacher-key-1111")
         assert main(args) == 0
         assert t.headers and {h.get("authorization") for h in t.headers} == {
@@ -48,7 +37,7 @@ def test_url_userinfo_is_basic_auth_and_never_stored_or_printed(tmp_path, capsys
         t.fail_status, t.fail_message = 400, "bad request for Bearer sk-echoed-token-2222"
         host = t.url.split("//")[1]
         out = tmp_path / "o.jsonl"
-        main(run_args(problems(tmp_path, 2), out, f"http://alice:hunter2secret@{host}", s.url))
+        main(run_args(str(problems_file(tmp_path, 2)), out, f"http://alice:hunter2secret@{host}", s.url))
         assert t.headers
         assert {h.get("authorization") for h in t.headers} == {
             "Basic " + base64.b64encode(b"alice:hunter2secret").decode()}

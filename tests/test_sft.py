@@ -18,6 +18,7 @@ import pytest
 
 pytest.importorskip("trl")
 
+from helpers import write_jsonl
 from tessy.cli import main  # noqa: E402
 from tessy.errors import ConfigError  # noqa: E402
 from tessy.sft.examples import read_examples  # noqa: E402
@@ -47,11 +48,6 @@ def record(i: int, thinking: str = "Okay, let's see. Six sevens are 42.", answer
         {"role": "assistant", "content": f"<think>\n{thinking}\n</think>\n\n{answer}"}], **extra}
 
 
-def write_records(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 @pytest.fixture(scope="module")
 def smol_like(tmp_path_factory) -> Path:
     """A tiny Qwen3 with ChatML tokens and SmolLM2's chat template."""
@@ -66,7 +62,7 @@ def tokenized(model_dir: Path, template: str, rows: list[dict], instruct: bool):
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     tok.chat_template = template
-    examples = read_examples([str(write_records(model_dir.parent / "r.jsonl", rows))]).examples
+    examples = read_examples([str(write_jsonl(model_dir.parent / "r.jsonl", rows))]).examples
     args = SFTConfig(output_dir=str(model_dir.parent / "ck"), use_cpu=True, bf16=False,
                      activation_checkpointing=False,
                      max_length=None, report_to="none", completion_only_loss=True)
@@ -127,7 +123,7 @@ def sft(*args: str) -> int:
 
 
 def test_sft_writes_model_tokenizer_curve_and_card(smol_like, tmp_path):
-    data = write_records(tmp_path / "tessy.jsonl", [record(i) for i in range(4)])
+    data = write_jsonl(tmp_path / "tessy.jsonl", [record(i) for i in range(4)])
     out = tmp_path / "student"
     assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--epochs", "3",
                "--model-name", "org/tiny-smol") == 0
@@ -153,7 +149,7 @@ def test_bf16_on_a_gpu(smol_like, tmp_path):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(4)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(i) for i in range(4)])
     out = tmp_path / "gpu"
     assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--device", "cuda",
                "--dtype", "bf16", "--lora") == 0
@@ -171,7 +167,7 @@ def test_weights_train_in_fp32_whatever_the_config_says(smol_like, tmp_path):
     shutil.copytree(smol_like, bf16)
     config = json.loads((bf16 / "config.json").read_text())
     (bf16 / "config.json").write_text(json.dumps(config | {"dtype": "bfloat16"}))
-    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(2)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(i) for i in range(2)])
     assert sft(str(data), "-o", str(tmp_path / "m"), "--model", str(bf16)) == 0
     with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as weights:
         assert {str(weights.get_tensor(k).dtype) for k in weights.keys()} == {"torch.float32"}
@@ -179,7 +175,7 @@ def test_weights_train_in_fp32_whatever_the_config_says(smol_like, tmp_path):
 
 
 def test_lora_is_merged_into_a_plain_model(smol_like, tmp_path):
-    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(2)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(i) for i in range(2)])
     out = tmp_path / "lora"
     assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--lora", "--lora-rank", "4") == 0
     assert not (out / "adapter_config.json").exists()
@@ -191,7 +187,7 @@ def test_lora_is_merged_into_a_plain_model(smol_like, tmp_path):
 
 def test_too_long_examples_are_left_out_and_counted(smol_like, tmp_path, capsys):
     rows = [record(0), record(1, thinking="Okay, let's see. " + "Six sevens are 42. " * 80)]
-    data = write_records(tmp_path / "d.jsonl", rows)
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
     assert sft(str(data), "-o", str(tmp_path / "m"), "--model", str(smol_like),
                "--max-length", "200") == 0
     assert "trained on 1 examples" in capsys.readouterr().out
@@ -207,7 +203,7 @@ def test_too_long_examples_are_left_out_and_counted(smol_like, tmp_path, capsys)
     ({"id": "c", "dialogs": ["q", "a"]}, "must be an object"),
 ])
 def test_bad_records_stop_with_their_file_and_line(smol_like, tmp_path, capsys, row, message):
-    data = write_records(tmp_path / "d.jsonl", [record(1), row])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(1), row])
     out = tmp_path / "m"
     assert main(["sft", str(data), "-o", str(out), "--model", str(smol_like)]) == 1
     err = capsys.readouterr().err.strip()
@@ -218,12 +214,12 @@ def test_bad_records_stop_with_their_file_and_line(smol_like, tmp_path, capsys, 
 def test_whitespace_before_the_think_opener_is_not_trained_as_thinking(tmp_path):
     row = record(1)
     row["dialogs"][1]["content"] = "\n " + row["dialogs"][1]["content"]
-    (example,) = read_examples([str(write_records(tmp_path / "d.jsonl", [row]))]).examples
+    (example,) = read_examples([str(write_jsonl(tmp_path / "d.jsonl", [row]))]).examples
     assert example.thinking == "Okay, let's see. Six sevens are 42."
 
 
 def test_skip_bad_leaves_them_out_and_says_so(smol_like, tmp_path, capsys):
-    data = write_records(tmp_path / "d.jsonl", [record(1), record(2, thinking=""), record(3)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(1), record(2, thinking=""), record(3)])
     assert sft(str(data), "-o", str(tmp_path / "m"), "--model", str(smol_like), "--skip-bad") == 0
     captured = capsys.readouterr()
     assert f"skipped: {data}:2: empty thinking" in captured.err
@@ -231,7 +227,7 @@ def test_skip_bad_leaves_them_out_and_says_so(smol_like, tmp_path, capsys):
 
 
 def test_an_existing_output_or_a_template_without_think_is_refused(smol_like, tmp_path, capsys):
-    data = write_records(tmp_path / "d.jsonl", [record(1)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(1)])
     out = tmp_path / "m"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
@@ -247,7 +243,7 @@ def test_an_existing_output_or_a_template_without_think_is_refused(smol_like, tm
 
 
 def test_parquet_export_is_read_like_the_records(smol_like, tmp_path):
-    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(2)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(i) for i in range(2)])
     assert main(["export", str(data), str(tmp_path / "d.parquet"), "--chat-key", "messages"]) == 0
     jsonl = read_examples([str(data)]).examples
     parquet = read_examples([str(tmp_path / "d.parquet")]).examples
@@ -255,7 +251,7 @@ def test_parquet_export_is_read_like_the_records(smol_like, tmp_path):
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(smol_like, tmp_path):
-    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(2)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(i) for i in range(2)])
     out = tmp_path / "m"
     cmd = [sys.executable, "-m", "tessy", "sft", str(data), "-o", str(out), "--model",
            str(smol_like), "-q", "--epochs", "20", "--batch-size", "1", "--micro-batch", "1",
@@ -319,7 +315,7 @@ def test_the_loop_on_the_real_student(tmp_path, capsys):
         {"role": "assistant", "content": f"<think>\nOkay, let's see. {r['prompt'][:60]} So the "
                                          f"result is {r['answer']}.\n</think>\n\nAnswer: {r['answer']}"}]}
         for r in train]
-    data = write_records(tmp_path / "train.jsonl", rows)
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
     out = tmp_path / "student"
     assert sft(str(data), "-o", str(out), "--model", str(smollm2_gguf()), "--max-length", "256") == 0
     tok = AutoTokenizer.from_pretrained(out)
@@ -345,7 +341,7 @@ def test_a_tiny_run_changes_the_weights_and_says_how_far(smol_like, tmp_path, ca
     step at learning rate 0 (TRL rounds the warm-up share up to the only step)."""
     from safetensors import safe_open
 
-    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(6)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(i) for i in range(6)])
     out = tmp_path / "m"
     assert main(["sft", "--epochs", "1", str(data), "-o", str(out), "--model", str(smol_like)]) == 0
     assert "only 1 optimizer step(s) (6 examples / batch 8 x 1 epochs, 0 warm-up)" in caplog.text
@@ -371,7 +367,7 @@ def test_the_warm_up_never_takes_every_step():
 
 
 def test_an_eval_split_gives_an_eval_loss_in_the_card(smol_like, tmp_path, capsys):
-    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(8)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(i) for i in range(8)])
     out = tmp_path / "m"
     assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--eval-fraction", "0.25") == 0
     summary = json.loads((out / "tessy_sft.json").read_text())
@@ -382,7 +378,7 @@ def test_an_eval_split_gives_an_eval_loss_in_the_card(smol_like, tmp_path, capsy
 
 
 def test_gradient_checkpointing_and_other_sft_config_fields(smol_like, tmp_path):
-    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(8)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(i) for i in range(8)])
     out = tmp_path / "m"
     assert sft(str(data), "-o", str(out), "--model", str(smol_like), "--gradient-checkpointing",
                "on", "--sft-arg", "logging_steps=2", "--sft-arg", "max_grad_norm=0.5") == 0
@@ -399,7 +395,7 @@ def test_gradient_checkpointing_and_other_sft_config_fields(smol_like, tmp_path)
     (["--report-to", "nosuchlogger"], "--report-to: unknown logger 'nosuchlogger'"),
 ])
 def test_wrong_trainer_settings_stop_before_anything_loads(tmp_path, capsys, args, message):
-    data = write_records(tmp_path / "d.jsonl", [record(1)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(1)])
     assert main(["sft", str(data), "-o", str(tmp_path / "m"), "--model", "no/such-model", *args]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (tmp_path / "m.partial").exists()
@@ -407,7 +403,7 @@ def test_wrong_trainer_settings_stop_before_anything_loads(tmp_path, capsys, arg
 
 def test_report_to_tensorboard_writes_its_events(smol_like, tmp_path):
     pytest.importorskip("tensorboard")
-    data = write_records(tmp_path / "d.jsonl", [record(i) for i in range(2)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(i) for i in range(2)])
     assert sft(str(data), "-o", str(tmp_path / "m"), "--model", str(smol_like), "--report-to",
                "tensorboard") == 0
     assert list((tmp_path / "m" / "runs").rglob("events.out.tfevents.*"))  # kept with the model
@@ -420,6 +416,6 @@ def test_a_logger_that_is_not_installed_is_named_with_its_package(tmp_path, caps
                    None)
     if missing is None:
         pytest.skip("every logger is installed")
-    data = write_records(tmp_path / "d.jsonl", [record(1)])
+    data = write_jsonl(tmp_path / "d.jsonl", [record(1)])
     assert main(["sft", str(data), "-o", str(tmp_path / "m"), "--report-to", missing]) == 1
     assert f"the {missing} package is not installed (pip install {missing})" in capsys.readouterr().err

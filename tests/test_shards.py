@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from fake_server import FakeOpenAIServer
+from helpers import ids, problems_file, wait_for
 from tessy.backends.fake import SCRIPTS
 from tessy.cli import main
 from tessy.errors import ConfigError
@@ -19,19 +19,6 @@ from tessy.io.jsonl import AppendLog
 from tessy.io.shards import Shard, locked, merge, shard_outputs
 
 IDS = [f"q{i}" for i in range(30)]
-
-
-def problems_file(tmp_path, n=30):
-    path = tmp_path / "problems.jsonl"
-    path.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"What is {i} + 1?"}) + "\n"
-                            for i in range(n)))
-    return path
-
-
-def ids(path):
-    raw = path.read_bytes() if path.exists() else b""
-    assert not raw or raw.endswith(b"\n")  # whole records only
-    return [json.loads(line)["id"] for line in raw.splitlines()]
 
 
 def test_shards_partition_the_ids_and_bad_specs_are_refused():
@@ -94,13 +81,6 @@ def children(pid: int) -> list[int]:
 
 def shard_records(out) -> int:
     return sum(len(ids(p)) for p in shard_outputs(out))
-
-
-def wait_for(condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("victim", ["worker", "parent"])

@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from helpers import until
 from tessy.transport import (
     ConnectFailed,
     ConnectionDropped,
@@ -215,6 +216,8 @@ async def test_a_slow_steady_stream_outlives_the_timeout_and_its_connection_stay
     pool = SSEPool(size=4, timeout=0.2, connect_timeout=5)
     async with server as url:
         assert len(await collect(pool, url)) == 10
-        await asyncio.sleep(0.5)  # idle in the pool for longer than the timeout: not failed
+        (idle,) = [conn for conns in pool._idle.values() for conn in conns]
+        # Idle in the pool for twice the timeout: a watchdog left armed would have failed it.
+        await until(lambda: idle.loop.time() - idle.last_read > 2 * pool.timeout)
         assert len(await collect(pool, url)) == 10
     assert server.connections == 1

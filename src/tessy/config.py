@@ -29,18 +29,19 @@ PREDICTOR_MODES = ("auto", "incremental", "window")
 STRATEGIES = ("cooperative", "teacher-only", "student-only")
 
 
-def setting(help: str, *, cli: str | None = "", how: bool = False, choices: tuple[str, ...] = (),
+def setting(help: str, *, cli: str | None = "", hashed: bool = True, choices: tuple[str, ...] = (),
             flags: tuple[str, ...] = (), added: bool = False, **kwargs: Any) -> Any:
     """A config field with its help text and CLI metadata.
 
     `cli`: "" for the default (an option named after the field; per role for RoleConfig),
     "shared" (one option sets the field of both roles), None (config files only).
-    `how`: the field changes how a run goes, not what it writes (left out of the config hash).
+    `hashed=False`: the field changes how a run goes, not what it writes, so it is left out of
+    the config hash (a rerun with another value resumes the same data).
     `flags`: option names to use instead of the generated one.
     `added`: a field added after runs were made; at its default it is left out of the hash, so
     those runs keep their hash and resume.
     """
-    meta = {"help": help, "cli": cli, "how": how, "choices": choices, "flags": flags,
+    meta = {"help": help, "cli": cli, "hashed": hashed, "choices": choices, "flags": flags,
             "added": added}
     return field(metadata=meta, **kwargs)
 
@@ -114,53 +115,53 @@ class RoleConfig:
         "HF directory, GGUF file or hub id.", default=None)
     model_name: str | None = setting(
         "The model's name in records and cards (default: its hub id, GGUF name and "
-        "quantisation, or directory name; never a path of this machine).", how=True, default=None)
+        "quantisation, or directory name; never a path of this machine).", hashed=False, default=None)
     base_urls: list[str] = setting(
         "OpenAI-compatible base URLs (…/v1); several = replicas, one chosen per problem.",
-        cli=None, how=True, default_factory=list)
+        cli=None, hashed=False, default_factory=list)
     template: str = setting("Prompt template.", choices=TEMPLATES, default="auto")
     tokenizer: str | None = setting(
         "HF tokenizer (dir or hub id) for chat templates and token counts over HTTP (default: "
         "the server's own chat template where it exposes one, e.g. llama.cpp).", default=None)
     api_key: str | None = setting(
         "Bearer token for this role's servers (else --api-key, else env TESSY_<ROLE>_API_KEY, "
-        "else OPENAI_API_KEY); never written to a file.", how=True, default=None)
+        "else OPENAI_API_KEY); never written to a file.", hashed=False, default=None)
     basic_auth: str | None = setting(
         "user:password for Basic auth, taken from a URL's userinfo (http://user:pw@host/v1) and "
-        "cut off the URL; never written to a file.", cli=None, how=True, default=None)
-    concurrency: int = setting("Most requests of this role in flight at once.", how=True,
+        "cut off the URL; never written to a file.", cli=None, hashed=False, default=None)
+    concurrency: int = setting("Most requests of this role in flight at once.", hashed=False,
                                default=64)
     route: str = setting("How requests pick one of several server replicas: `affinity` "
                          "(rendezvous hash of the problem: prefix caches stay warm) or "
                          "`least-loaded` (fewest in flight, staying put while close).",
-                         cli="shared", how=True, choices=ROUTES, default="affinity")
-    timeout: float = setting("Seconds to wait for a server byte before giving up.", how=True,
+                         cli="shared", hashed=False, choices=ROUTES, default="affinity")
+    timeout: float = setting("Seconds to wait for a server byte before giving up.", hashed=False,
                              default=300.0)
     stream: bool = setting("SSE streaming (needed by stream mode; off: whole step-mode chunks).",
                            cli="shared", default=True)
-    device: str = setting("Device of a local model: auto, cpu, cuda, mps.", how=True,
+    device: str = setting("Device of a local model: auto, cpu, cuda, mps.", hashed=False,
                           default="auto")
     threads: int = setting("CPU threads of the role's managed llama-server (a .gguf model); "
-                           "0: every core.", how=True, default=0)
+                           "0: every core.", hashed=False, default=0)
     context: int = setting("Tokens of context per request slot of the role's managed "
-                           "llama-server (its slots: the role's concurrency).", how=True,
+                           "llama-server (its slots: the role's concurrency).", hashed=False,
                            default=4096)
     predictor: str = setting(
         "Boundary predictor: lexicon, or a token-classifier dir / hub id (e.g. "
         "CoopReason/Boundary_Predictor_{Role}_Code).", default="lexicon")
     predictor_device: str = setting("Device of a model predictor: auto, cpu, cuda, mps.",
-                                    cli="shared", how=True, default="auto")
+                                    cli="shared", hashed=False, default="auto")
     predictor_mode: str = setting(
         "How a model predictor reads the text: window (the last 200 tokens again at every "
         "call, the reference), incremental (a KV cache per trajectory: ~1 forward per token "
         "instead of ~12) or auto: incremental for a predictor trained for it (`predictor "
         "train --label-shift current --session-share`), window for others, e.g. the published "
         "checkpoints (BENCHMARKS.md).",
-        cli="shared", how=True, choices=PREDICTOR_MODES, default="auto")
+        cli="shared", hashed=False, choices=PREDICTOR_MODES, default="auto")
     predictor_verify: float = setting(
         "Incremental mode: read a call again from the window when its cut rests on a word "
         "scored within this many logits of the boundary (0: never; BENCHMARKS.md).",
-        cli="shared", how=True, default=0.0)
+        cli="shared", hashed=False, default=0.0)
     step_tokens: int = setting("k tokens per request in step mode (paper: 20).", default=20)
     sampling: SamplingConfig = setting("Sampling settings.", cli=None,
                                        default_factory=SamplingConfig)
@@ -227,20 +228,20 @@ class SynthesisConfig:
         "word); higher means fewer predictor forwards and up to that many tokens decoded past a "
         "cut. Default: the predictor's own (lexicon 1, model 16, incremental model 4).",
         default=None)
-    concurrency: int = setting("Problems in flight at once.", how=True, default=32)
+    concurrency: int = setting("Problems in flight at once.", hashed=False, default=32)
     scheduler: str = setting(
         "Pacing. async: every problem goes at its own pace; lockstep: the authors' prototype "
         "(rounds of one step-mode request per problem, each round waiting for all), kept for "
-        "comparison.", choices=SCHEDULERS, how=True, default="async")
+        "comparison.", choices=SCHEDULERS, hashed=False, default="async")
     retries: int = setting("Retries of a failed or empty request before the problem fails.",
                            default=3)
-    backoff: float = setting("First retry delay in seconds (doubles, with jitter).", how=True,
+    backoff: float = setting("First retry delay in seconds (doubles, with jitter).", hashed=False,
                              default=1.0)
     server_down_after: float = setting(
         "Seconds a server may refuse every request (restart, outage) before the run stops; "
-        "0 waits forever.", how=True, default=300.0)
+        "0 waits forever.", hashed=False, default=300.0)
     grace: float = setting("Seconds in-flight problems get to finish after SIGINT/SIGTERM.",
-                           how=True, default=30.0)
+                           hashed=False, default=30.0)
     repetition_window: int = setting("Words checked by the loop detector (0: off).", default=400)
 
     def __post_init__(self) -> None:
@@ -259,25 +260,25 @@ class RunConfig:
     """One `tessy synthesize` run: inputs, output, the two roles, the synthesis settings."""
 
     output: str = setting("Output JSONL (resumed if it exists); errors go to OUTPUT.errors.jsonl.",
-                          flags=("-o", "--output"), how=True, default="tessy.jsonl")
-    inputs: list[str] = setting("Problem files or dataset dirs/ids.", cli=None, how=True,
+                          flags=("-o", "--output"), hashed=False, default="tessy.jsonl")
+    inputs: list[str] = setting("Problem files or dataset dirs/ids.", cli=None, hashed=False,
                                 default_factory=list)
     prompt_template: str | None = setting(
         "Jinja template over a record's fields (or @file); rendered in a sandbox.", default=None)
-    limit: int | None = setting("Use only the first N problems.", how=True, default=None)
+    limit: int | None = setting("Use only the first N problems.", hashed=False, default=None)
     samples: int = setting("Independent samples per problem, written as ID#0 ... ID#N-1 (each "
                            "resumed exactly once, like a problem); for rejection sampling.",
-                           how=True, default=1)
+                           hashed=False, default=1)
     shard: str | None = setting(
         "Run only shard K of N (K/N): the problems whose id hashes to it, written to "
         "OUTPUT.shards/K-of-N.jsonl. The same command without it (or `tessy merge`) merges.",
-        how=True, default=None)
+        hashed=False, default=None)
     workers: int = setting("Client processes on this machine, one shard each, merged at the end.",
-                           how=True, default=1)
+                           hashed=False, default=1)
     retry_failed: bool = setting(
         "Retry problems whose recorded failure would recur under the same config (empty thinking "
         "on every retry, a request the server refused); a rerun leaves them otherwise. Failures "
-        "of the servers (timeouts, 5xx) are always retried.", how=True, default=False)
+        "of the servers (timeouts, 5xx) are always retried.", hashed=False, default=False)
     chat_key: str = setting("Name of the chat field in records.", choices=("dialogs", "messages"),
                             default="dialogs")
     teacher: RoleConfig = setting("The teacher.", default_factory=RoleConfig)
@@ -319,7 +320,7 @@ class RunConfig:
         return env
 
     def config_hash(self) -> str:
-        """Hash of the settings that shape the data (fields not marked `how`)."""
+        """Hash of the settings that shape the data (the fields not marked `hashed=False`)."""
         blob = json.dumps(_what(self), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -329,7 +330,7 @@ def _what(obj: Any) -> dict[str, Any]:
     out = {}
     for f in fields(obj):
         value = getattr(obj, f.name)
-        if f.metadata.get("how") or (f.metadata.get("added") and value == f.default):
+        if not f.metadata.get("hashed", True) or (f.metadata.get("added") and value == f.default):
             continue
         out[f.name] = _what(value) if is_dataclass(value) else value
     return out

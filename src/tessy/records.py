@@ -234,10 +234,6 @@ class Sample:
     switches: int = 0
     grading: dict[str, Any] = field(default_factory=dict)  # the record's GRADING_FIELDS
 
-    def text_of(self, origin: str) -> str:
-        """All characters of one origin, joined."""
-        return "".join(self.assistant[s.start:s.end] for s in self.spans if s.origin == origin)
-
     def pieces(self) -> list[tuple[str | None, str]]:
         """The assistant text cut at span edges, in order: (origin, or None for markup, text)."""
         out: list[tuple[str | None, str]] = []

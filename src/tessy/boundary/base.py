@@ -8,9 +8,19 @@ reduce to this: the label a word gets is the label of its first token.
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from typing import Any, Protocol
 
 CONTEXT_CHARS = 2000  # the most text before the labelled words any predictor reads
+
+
+class PredictorSession(Protocol):
+    """A predictor's state over one trajectory's thinking, across its turns."""
+
+    async def label(self, before: str, text: str, start: int, end: int,
+                    spans: list[tuple[int, int]], role: str = "") -> list[bool]:
+        """Style labels of the words `spans` (offsets into text[start:end]) of `role`'s turn
+        `text`, which continues the thinking `before`."""
+        ...
 
 
 class BoundaryPredictor(Protocol):
@@ -38,6 +48,16 @@ class BoundaryPredictor(Protocol):
     def open_words(self, context: str, text: str, spans: list[tuple[int, int]]) -> int:
         """How many of the last words of `text` may still change label as more words arrive
         (at most `lookahead_words`), so a cut is decided as early as the text allows."""
+        ...
+
+    def open_session(self) -> PredictorSession | None:
+        """A session for one trajectory (labels then come from it), or None: it keeps no state
+        and every call goes to `label`."""
+        ...
+
+    def reading(self) -> dict[str, Any]:
+        """How it has read so far, for the run summary (its mode, calls, forwards; may be
+        empty)."""
         ...
 
 

@@ -107,7 +107,7 @@ class TokenClassifierPredictor:
 
     def __init__(self, model: Any, tokenizer: Any, meta: PredictorMeta, name: str,
                  max_batch: int = 64, mode: str = "window",
-                 reanchor: int | None = None, verify_margin: float = 0.0) -> None:
+                 verify_margin: float = 0.0) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"{name}: needs a fast tokenizer (character offsets)")
         if mode not in MODES:
@@ -126,9 +126,6 @@ class TokenClassifierPredictor:
         # at every word. Incremental: a call costs only its new tokens, so one per 4 tokens.
         # (benchmarks/predictor_cost.py, BENCHMARKS.md)
         self.default_every = 4 if mode == "incremental" else 16
-        # Incremental: rebuild a session from the window every this many tokens (0: only when it
-        # must). Its sliding-window mask already keeps every token's context at `window`.
-        self.reanchor = 0 if reanchor is None else reanchor
         # Incremental: a call whose cut rests on a word scored within this many logits of the
         # boundary is read again from the window (0: never), see incremental.py.
         self.verify_margin = verify_margin
@@ -150,6 +147,11 @@ class TokenClassifierPredictor:
     def open_session(self) -> ClassifierSession | None:
         """A KV-cache session for one trajectory (incremental mode), else None."""
         return ClassifierSession(self) if self.mode == "incremental" else None
+
+    def reading(self) -> dict[str, Any]:
+        """The mode `auto` chose, the verify margin, calls, token forwards, calls verified."""
+        return {"mode": self.mode, "verify_margin": self.verify_margin, "calls": self.calls,
+                "token_forwards": self.token_forwards, "verified": self.verified}
 
     async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
         """Style labels per word span of `text`, batched with other problems' calls."""

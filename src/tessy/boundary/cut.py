@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any
 
-from tessy.boundary.base import CONTEXT_CHARS, BoundaryPredictor, word_spans
+from tessy.boundary.base import CONTEXT_CHARS, BoundaryPredictor, PredictorSession, word_spans
 
 
 def first_wrong(labels: list[bool], role: str, start: int = 0) -> int | None:
@@ -45,7 +44,7 @@ class TurnWatcher:
     context: str  # shared thinking before this turn
     end_markers: tuple[str, ...]
     every: int = 1  # label settled words only once this many tokens arrived since the last call
-    session: Any = None  # the predictor's state over this trajectory (incremental classifiers)
+    session: PredictorSession | None = None  # the predictor's state over this trajectory
     text: str = ""
     token_ends: list[int] = field(default_factory=list)  # char end of each arrived token
     spans: list[tuple[int, int]] = field(default_factory=list)  # complete words so far

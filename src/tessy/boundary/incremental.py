@@ -16,15 +16,16 @@ trajectory's thinking and runs only the tokens that arrived since its last call:
 * trim: keys older than the window (and SLACK) are never attended again and are dropped;
 * re-anchor: a session with nothing usable in its cache, or more than `window` tokens to catch up
   on (the other role wrote a long turn), is rebuilt from the last `window` tokens exactly as the
-  windowed path reads them; optionally also every `reanchor` tokens;
+  windowed path reads them;
 * verify: the cached reading moves a label only where the model was unsure, so a call whose cut
   rests on a word scored within `verify_margin` logits of the boundary is read again from the
   window (a re-anchor): that word gets the windowed path's label, and later ones a fresh cache.
 
 Cost per kept token: one forward for each token of the thinking the session reads, plus the
 tokens decoded past cuts; a role whose predictor is another model's pays for catching up on the
-other role's turns (at most a window each). Calls of concurrent sessions run as one forward:
-their caches are left-padded into one past, their new tokens right-padded after it.
+other role's turns (at most a window each). This module keeps each session's books (what its
+cache covers, what a call must run); `kv_batch.py` runs the calls of concurrent sessions as one
+forward.
 """
 
 from __future__ import annotations
@@ -35,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from tessy.boundary.base import CONTEXT_CHARS
 from tessy.boundary.cut import first_wrong
+from tessy.boundary.kv_batch import SINKS, run_steps
 
 if TYPE_CHECKING:
     from tessy.boundary.classifier import TokenClassifierPredictor
 
 Spans = list[tuple[int, int]]
 SLACK = 64  # cached tokens kept beyond the window, so a crop at a cut leaves a full window
-SINKS = 4  # first tokens after an anchor that every later token still attends to
 
 
 def text_slice(before: str, text: str, a: int, b: int) -> str:
@@ -98,8 +99,7 @@ class ClassifierSession:
     kv: list[tuple[Any, Any]] = field(default_factory=list)  # per layer (keys, values), batch 1
     pos: int = 0  # position id of the first cached token (positions run on across trims)
     sink: list[tuple[Any, Any]] = field(default_factory=list)  # the anchor's first SINKS, per layer
-    since_anchor: int = 0  # tokens read since the last re-anchor
-    reanchors: int = 0
+    reanchors: int = 0  # times the cache was rebuilt from the window
     verified: int = 0  # calls read again from the window because a deciding word was unsure
 
     async def label(self, before: str, text: str, start: int, end: int, spans: Spans,
@@ -108,7 +108,7 @@ class ClassifierSession:
         continues the thinking `before`; batched with other sessions' calls. Without a role no
         call is verified."""
         labels: list[bool] = await self.owner.session_batcher.submit(
-            (self, before, text, start, end, spans, role))
+            SessionCall(self, before, text, start, end, spans, role))
         return labels
 
     def plan(self, before: str, text: str, start: int, end: int, first_word: int) -> Step:
@@ -117,14 +117,13 @@ class ClassifierSession:
         n = len(before)
         abs_end, abs_first = n + end, n + start + first_word
         keep = self._still_valid(before, text, abs_end)
-        window, every = self.owner.meta.window, self.owner.reanchor
+        window = self.owner.meta.window
         full = keep >= window or self.pos == 0  # a crop may not leave a trimmed cache short
         if (keep and full and self.origin <= abs_first - 1
                 and abs_end - self.ends[keep - 1] < CONTEXT_CHARS):
             b = self.ends[keep - 1]
             ids, ends = self._encode(text_slice(before, text, b, abs_end), b)
-            due = every and self.since_anchor + len(ids) - (len(self.ids) - keep) > every
-            if len(ids) <= window - SINKS and not due:  # the sinks' places stay old tokens'
+            if len(ids) <= window - SINKS:  # the sinks' places stay old tokens'
                 covered = self.covered[:b - self.origin] + text_slice(before, text, b, abs_end)
                 return Step(self, keep, ids, ends, self.origin, covered)
         return self.window_step(before, text, abs_first, abs_end)
@@ -135,9 +134,7 @@ class ClassifierSession:
         if step.past == 0:  # re-anchored: the window read anew
             self.ids, self.ends, self.margins, self.sink = [], [], [], []
             self.reanchors += 1
-            self.since_anchor = 0
         else:
-            self.since_anchor += len(step.ids) - (len(self.ids) - step.past)
             del self.ids[step.past:], self.ends[step.past:], self.margins[step.past:]
         self.ids += step.ids
         self.ends += step.ends
@@ -223,151 +220,55 @@ class ClassifierSession:
         return ids, [offset + e for e in ends]
 
 
-def run_steps(predictor: TokenClassifierPredictor, steps: list[Step]) -> None:
-    """One forward for every step with new tokens (cached pasts left-padded to the longest, new
-    tokens right-padded after them); each session takes its predictions and grown cache."""
-    import torch
-    from transformers import DynamicCache
+@dataclass
+class SessionCall:
+    """One `ClassifierSession.label` call waiting for its batch."""
 
-    for s in steps:
-        if not s.ids:  # nothing new: at most a crop
-            s.session.commit(s, [], [(k[:, :, :s.past], v[:, :, :s.past]) for k, v in s.session.kv])
-    steps = [s for s in steps if s.ids]
-    if not steps:
-        return
-    model, device = predictor.model, predictor.model.device
-    pasts = [_past(predictor, s) for s in steps]
-    past = max(len(positions) for _, positions in pasts)
-    width, rows = max(len(s.ids) for s in steps), len(steps)
-    ids = torch.full((rows, width), predictor.pad_id, dtype=torch.long)
-    keys = torch.full((rows, past + width), -1, dtype=torch.long)  # position of each key column
-    for r, (s, (_, positions)) in enumerate(zip(steps, pasts, strict=True)):
-        ids[r, :len(s.ids)] = torch.tensor(s.ids)
-        keys[r, past - len(positions):past] = torch.tensor(positions, dtype=torch.long)
-        keys[r, past:past + len(s.ids)] = torch.arange(len(s.ids)) + s.pos + s.past
-    queries = torch.tensor([s.pos + s.past for s in steps])[:, None] + torch.arange(width)
-    mask = attention_mask(keys, queries, past, model.dtype)
-    data = None
-    if past:
-        depth = len(next(kv for kv, _ in pasts if kv))
-        data = [_left_padded([kv[layer] if kv else None for kv, _ in pasts], past)
-                for layer in range(depth)]
-    cache = DynamicCache(ddp_cache_data=data)
-    with torch.inference_mode():
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                       position_ids=queries.to(device), **{predictor.cache_arg: cache},
-                       use_cache=True).logits
-        style = predictor.meta.style_label
-        margins = (logits[..., style] - logits[..., 1 - style]).float().cpu().tolist()
-        layers = [(k, v) for k, v, *_ in cache]
-        for r, s in enumerate(steps):
-            n, kv = len(s.ids), []
-            for layer, (k, v) in enumerate(layers):
-                new = k[r:r + 1, :, past:past + n], v[r:r + 1, :, past:past + n]
-                if s.past:  # the kept past, then the new tokens (a copy: the batch is freed)
-                    old_k, old_v = s.session.kv[layer]
-                    kv.append((torch.cat([old_k[:, :, :s.past], new[0]], dim=2),
-                               torch.cat([old_v[:, :, :s.past], new[1]], dim=2)))
-                else:
-                    kv.append((new[0].clone(), new[1].clone()))
-            s.session.commit(s, margins[r][:n], kv)
-    predictor.calls += rows
-    predictor.token_forwards += sum(len(s.ids) for s in steps)
+    session: ClassifierSession
+    before: str  # the thinking before the turn
+    text: str  # the turn so far
+    start: int  # the labelled words' range in `text`
+    end: int
+    spans: Spans  # the words, as offsets into text[start:end]
+    role: str  # whose turn ("": the call is never verified)
+
+    @property
+    def first_word(self) -> int:
+        """Offset of the call's first word in text[start:end]."""
+        return self.spans[0][0] if self.spans else 0
+
+    def plan(self) -> Step:
+        """What to run so the session's cache covers the call's text."""
+        return self.session.plan(self.before, self.text, self.start, self.end, self.first_word)
+
+    def window_step(self) -> Step:
+        """The call read afresh from the window (to verify it)."""
+        n = len(self.before)
+        return self.session.window_step(self.before, self.text, n + self.start + self.first_word,
+                                        n + self.end)
+
+    def labels(self) -> list[bool]:
+        """The words' labels from the session's cache."""
+        return self.session.word_labels(self.before, self.start, self.spans)
+
+    def unsure(self, labels: list[bool]) -> bool:
+        """Whether the cut these labels make rests on a word the model was unsure of."""
+        return self.session.unsure(self.before, self.start, self.spans, self.role, labels)
 
 
-def _past(predictor: TokenClassifierPredictor, step: Step) -> tuple[list[tuple[Any, Any]], list[int]]:
-    """What the step's new tokens attend to besides themselves, as the windowed path's window
-    ending at the step's last token would hold it: the anchor's first SINKS tokens moved to the
-    window's start (their keys rotated there), then the cached tokens after them. Per layer
-    (keys, values), and each column's position (-1: cached but outside the window)."""
-    import torch
-
-    session = step.session
-    if not step.past:
-        return [], []
-    kv = [(k[:, :, :step.past], v[:, :, :step.past]) for k, v in session.kv]
-    start = step.pos + step.past + len(step.ids) - predictor.meta.window  # the window's start
-    positions = list(range(step.pos, step.pos + step.past))
-    if start <= 0 or not session.sink:  # the window still holds the anchor itself
-        return kv, positions
-    sinks = session.sink[0][0].shape[2]
-    positions = [p if p >= start + sinks else -1 for p in positions]
-    rotate = _rotation(predictor.model, start, session.sink[0][0])
-    moved = [(rotate(k), v) for k, v in session.sink]
-    kv = [(torch.cat([sk, k], dim=2), torch.cat([sv, v], dim=2))
-          for (sk, sv), (k, v) in zip(moved, kv, strict=True)]
-    return kv, list(range(start, start + sinks)) + positions
-
-
-def _rotation(model: Any, delta: int, like: Any) -> Any:
-    """A function that moves rotary-embedded keys `delta` positions on (RoPE composes by adding
-    angles); the identity for models without rotary embeddings."""
-    import torch
-
-    rotary = getattr(model.base_model, "rotary_emb", None)
-    if rotary is None:
-        return lambda k: k
-    cos, sin = rotary(like, position_ids=torch.tensor([[delta]], device=like.device))
-    scale = getattr(rotary, "attention_scaling", 1.0) or 1.0
-    cos, sin = (cos / scale)[:, None], (sin / scale)[:, None]  # (1, 1, 1, head_dim)
-
-    def rotate(k: Any) -> Any:
-        half = k.shape[-1] // 2
-        return k * cos + torch.cat([-k[..., half:], k[..., :half]], dim=-1) * sin
-    return rotate
-
-
-def attention_mask(keys: Any, queries: Any, past: int, dtype: Any) -> Any:
-    """Additive (rows, 1, queries, keys) mask: a query attends to the real keys (position >= 0)
-    at or before it. A padding query sees itself, so no row is all masked (no NaN)."""
-    import torch
-
-    k, q = keys[:, None, :], queries[:, :, None]
-    ok = (k >= 0) & (q - k >= 0)
-    width = queries.shape[1]
-    itself = torch.zeros((width, past + width), dtype=torch.bool)
-    itself[:, past:] = torch.eye(width, dtype=torch.bool)
-    ok |= itself[None]
-    mask = torch.zeros(ok.shape, dtype=dtype).masked_fill(~ok, torch.finfo(dtype).min)
-    return mask[:, None]
-
-
-def _left_padded(rows: list[tuple[Any, Any] | None], past: int) -> tuple[Any, Any]:
-    """One layer's (keys, values) of all rows, each right-aligned at `past` (zeros before)."""
-    ref_k, ref_v = next(row for row in rows if row)
-    k = ref_k.new_zeros((len(rows), ref_k.shape[1], past, ref_k.shape[3]))
-    v = ref_v.new_zeros((len(rows), ref_v.shape[1], past, ref_v.shape[3]))
-    for r, row in enumerate(rows):
-        if row:
-            n = row[0].shape[2]
-            k[r, :, past - n:] = row[0][0]
-            v[r, :, past - n:] = row[1][0]
-    return k, v
-
-
-def label_sessions(predictor: TokenClassifierPredictor,
-                   items: list[tuple[ClassifierSession, str, str, int, int, Spans, str]]
-                   ) -> list[list[bool]]:
+def label_sessions(predictor: TokenClassifierPredictor, calls: list[SessionCall]) -> list[list[bool]]:
     """Labels for many sessions' calls: plan each, run all in one forward, read the words;
     then the calls whose cut rests on an unsure word read again from the window, in one more."""
-    firsts = [spans[0][0] if spans else 0 for *_, spans, _ in items]  # each call's first word
-    steps = [s.plan(before, text, start, end, first)
-             for (s, before, text, start, end, _, _), first in zip(items, firsts, strict=True)]
+    steps = [call.plan() for call in calls]
     run_steps(predictor, steps)
-    labels = [s.word_labels(before, start, spans) for s, before, _, start, _, spans, _ in items]
-    again = [i for i, ((s, before, _, start, _, spans, role), step)
-             in enumerate(zip(items, steps, strict=True))
-             if step.past and s.unsure(before, start, spans, role, labels[i])]
+    labels = [call.labels() for call in calls]
+    again = [i for i, (c, step) in enumerate(zip(calls, steps, strict=True))
+             if step.past and c.unsure(labels[i])]
     if again:
-        checks = []
         for i in again:
-            s, before, text, start, end, _, _ = items[i]
-            s.verified += 1
-            checks.append(s.window_step(before, text, len(before) + start + firsts[i],
-                                        len(before) + end))
-        run_steps(predictor, checks)
+            calls[i].session.verified += 1
+        run_steps(predictor, [calls[i].window_step() for i in again])
         predictor.verified += len(again)
         for i in again:
-            s, before, _, start, _, spans, _ = items[i]
-            labels[i] = s.word_labels(before, start, spans)
+            labels[i] = calls[i].labels()
     return labels

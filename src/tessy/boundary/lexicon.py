@@ -20,6 +20,7 @@ starts, so the student writes the connective tissue of the trace, as in the pape
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 STRONG = (
     "okay", "ok", "alright", "all right", "hmm", "hm", "hmm wait", "um", "uh", "wait", "well",
@@ -67,8 +68,8 @@ def _compile(phrases: tuple[str, ...]) -> dict[int, set[tuple[str, ...]]]:
 class LexiconPredictor:
     """Role-aware phrase matcher; `role` picks the teacher's or the student's list."""
 
-    def __init__(self, role: str = "student", extra_phrases: tuple[str, ...] = ()) -> None:
-        strong = STRONG + extra_phrases
+    def __init__(self, role: str = "student") -> None:
+        strong = STRONG
         self.name = f"lexicon-{role}"
         # Phrases by where they count: at any clause start, or at sentence starts only.
         self.at_clause = _compile(strong + (CONNECTIVE if role == "student" else ()))
@@ -92,6 +93,14 @@ class LexiconPredictor:
     async def label(self, context: str, text: str, spans: list[tuple[int, int]]) -> list[bool]:
         """Style labels per word span; see the module docstring for the rule."""
         return self.label_sync(context, text, spans)
+
+    def open_session(self) -> None:
+        """None: the lexicon keeps no state over a trajectory."""
+        return None
+
+    def reading(self) -> dict[str, Any]:
+        """Nothing to report: it reads no model."""
+        return {}
 
     def label_batch(self, items: list[tuple[str, str, list[tuple[int, int]]]]) -> list[list[bool]]:
         """Labels of many (context, text, spans) items."""

@@ -11,7 +11,7 @@ import click
 
 from tessy import aio
 from tessy.cli.options import apply, dataclass_options, overrides
-from tessy.cli.synthesize import run_options, run_synthesis
+from tessy.cli.synthesize import run_from_options, run_options
 from tessy.config import TRAIN_PRESETS, PredictorTrainConfig
 
 
@@ -43,7 +43,7 @@ def sample_command(inputs: tuple[str, ...], role: str, output: str, from_records
     sources = list(from_records)
     if not sources:
         traces = traces or f"{output}.traces.jsonl"
-        run_synthesis(inputs, opts | {"output": traces, "strategy": f"{role}-only",
+        run_from_options(inputs, opts | {"output": traces, "strategy": f"{role}-only",
                                       "allow_failures": True})  # sample what was written
         sources = [traces]
     counts: dict[str, int] = {}
@@ -73,8 +73,8 @@ def annotate_command(segments: str, output: str, annotator: str, model: str | No
                      quiet: bool) -> None:
     """Label the style spans of every segment in SEGMENTS."""
     from tessy.errors import ConfigError
-    from tessy.predictor.annotate import INSTRUCTION, instruction_text
-    from tessy.predictor.annotator import annotate_file
+    from tessy.predictor.annotation import annotate_file
+    from tessy.predictor.style_spans import INSTRUCTION, instruction_text
 
     if annotator != "lexicon" and not annotator.startswith(("http://", "https://")):
         raise ConfigError(f"--annotator: use lexicon or an http(s) URL, not {annotator!r}")
@@ -135,13 +135,17 @@ def train_command(labelled: tuple[str, ...], preset: str | None, overwrite: bool
 def eval_command(predictor: str, labelled: tuple[str, ...], role: str, device: str,
                  json_path: str | None) -> None:
     """Score PREDICTOR (lexicon or a model dir / hub id) on LABELLED held-out segments."""
-    from tessy.boundary import load_predictor
-    from tessy.predictor.evaluate import evaluate, render
+    from tessy.boundary.lexicon import LexiconPredictor
+    from tessy.predictor.evaluate import evaluate, evaluate_classifier, render
     from tessy.predictor.labels import read_labelled
 
     segments = [s for path in labelled for s in read_labelled(path)]
-    model = load_predictor(predictor, role, device)
-    result = evaluate(model, segments)
+    if predictor == "lexicon":
+        result = evaluate(LexiconPredictor(role), segments)
+    else:
+        from tessy.boundary.classifier import load_classifier
+
+        result = evaluate_classifier(load_classifier(predictor, role, device), segments)
     click.echo(render(result, predictor))
     if json_path:
         Path(json_path).write_text(json.dumps(result.summary(), indent=2) + "\n")

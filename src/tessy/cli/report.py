@@ -11,7 +11,7 @@ FEW_SAMPLES = 20  # below this a dataset's shares and rates are mostly noise (ac
 
 
 @click.command("report")
-@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--student", help="Student that scores the text: a model dir / GGUF / hub id, or a "
               "server URL (…/v1, needs echo+logprobs). Default: the embedded SmolLM2.")
 @click.option("--student-template", default=None,
@@ -69,7 +69,7 @@ def report_command(data: tuple[str, ...], student: str | None, student_template:
 
 
 @click.command("show")
-@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", type=click.Path(exists=True))
 @click.option("--id", "sample_id", help="Record id (default: the first record).")
 @click.option("-n", "--index", type=int, default=0, show_default=True, help="Record number.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",

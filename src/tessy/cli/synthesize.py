@@ -7,30 +7,22 @@ K|STUDENT/TEACHER`, `--messages`, `--config`, `--dry-run`, `--progress` and `--q
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import os
-import signal
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import click
 
-from tessy import aio
 from tessy.cli.options import apply, overrides, run_config_options
 from tessy.config import RunConfig, check_keys, load_config_file, run_config_from_dict
 from tessy.embedded import DEMO_SAMPLING, DEMO_SYNTHESIS
 from tessy.errors import ConfigError, ServerUnavailable
 from tessy.escape import printable
-from tessy.io import shards as shard_files
-from tessy.io.jsonl import read_ids
-from tessy.io.shards import Shard, finished_ids, locked, shard_dir
-from tessy.io.writer import final_failures
+from tessy.io.shards import Shard
 from tessy.progress import STYLES, quiet_libraries
 from tessy.report.quality import quality_line
 from tessy.secrets import auth_env, env_api_key
+from tessy.synthesis.summary import RunSummary
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's convention, 128 + signal number
 FAILED_EXIT = 3  # the run ended, but some problems failed (a bad key, a dead endpoint ...)
@@ -188,160 +180,55 @@ def run_options(skip: tuple[str, ...] = ()):
 @click.argument("inputs", nargs=-1)
 @run_options()
 def synthesize_command(inputs: tuple[str, ...], **opts: Any) -> None:
-    run_synthesis(inputs, opts)
+    run_from_options(inputs, opts)
 
 
-def run_synthesis(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
-    """Build the config, run it with signal handling, print the summary; returns the config."""
-    from tessy.io.problems import ProblemReader, with_samples
-    from tessy.io.writer import check_output
-    from tessy.synthesis.scheduler import StopRequest, open_roles, synthesize
+def run_from_options(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig:
+    """Build the config, run it (`tessy.run_synthesis`), print the summary and exit with its
+    code; returns the config."""
+    from tessy.synthesis.run import run_synthesis
 
     opts["prompt_template"] = template_text(opts.get("prompt_template"))
     style = "none" if opts["quiet"] else opts["progress"]
     if opts["quiet"]:
         quiet_libraries()
     config, embedded = build_config(inputs, opts)
-    if not config.shard:  # a shard writes its own file (OUT.shards/K-of-N.jsonl)
-        check_output(config.output, config.inputs)
-    reader = ProblemReader(config.inputs, config.prompt_template)
-    problems = list(reader)
-    if config.limit:
-        problems = problems[: config.limit]
-    problems = with_samples(problems, config.samples)
-    for line in reader.skipped:
-        click.secho(f"skipped {printable(line)}", fg="yellow", err=True)
     if embedded and not opts["quiet"]:
         click.echo("embedded default: Qwen2.5-Coder-1.5B-Instruct (teacher) + SmolLM2-135M-Instruct "
                    "(student), each on a llama-server on this CPU", err=True)
-    if config.workers > 1 or opts.get("ray"):
-        if config.shard:
-            raise ConfigError("--ray: runs every shard itself; leave out --shard")
-        return run_with_workers(config, problems, reader.skipped, style, opts.get("ray"),
-                                opts.get("allow_failures", False))
-    main_output = config.output
-    config, problems, done, lock = sharded(config, problems)
-    problems, finished, failed = left_to_do(config, main_output, problems, done)
-    if not any(p.id not in finished for p in problems):
-        nothing_to_do(config, len(finished), failed)
-        return config
-
-    stop = StopRequest()
-
-    def on_signal(name: str) -> None:
-        if not stop.soft.is_set():
-            click.secho(f"{name}: no new problems; in-flight ones get {config.synthesis.grace:g}s "
-                        "to finish (signal again to stop at once)", fg="yellow", err=True)
-        stop(name)
-
-    async def run():
-        async with open_roles(config) as roles:  # a signal while loading just ends the process
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, on_signal, sig.name)
-            return await synthesize(config, problems, roles, progress=style, stop=stop,
-                                    progress_every=opts["progress_every"],
-                                    done=done)
-
-    with lock:
-        summary = aio.run(run())
-    resumed = f", {summary.resumed} continued from checkpoints" if summary.resumed else ""
-    left = f", {len(failed)} failed before (--retry-failed)" if failed else ""
-    click.echo(
-        f"{summary.written} written, {summary.failed} failed{left}, {summary.already_done} already"
-        f" done, {len(reader.skipped)} bad rows{resumed} -> {config.output} "
-        f"(teacher share {summary.teacher_share():.0%}, {summary.seconds:.1f}s)"
-    )
+    summary = run_synthesis(config, ray=opts.get("ray"), progress=style,
+                            progress_every=opts["progress_every"], say=say)
+    click.echo(summary.line())
     if summary.written and not config.shard:
-        click.echo(quality_line(config.output))
+        click.echo(quality_line(summary.output))
+    code = exit_code(summary, opts.get("allow_failures", False))
+    if code:
+        raise click.exceptions.Exit(code)
+    return config
+
+
+def say(text: str, level: str) -> None:
+    """What a run says as it goes, on stderr (warnings in yellow)."""
+    click.secho(text, fg="yellow" if level == "warning" else None, err=True)
+
+
+def exit_code(summary: RunSummary, allow_failures: bool) -> int:
+    """The exit code of a finished run, saying on stderr what made it fail: a signal (128 + its
+    number), a shard process that died (its signal's code, else 1), a server away for too long
+    (a TessyError: 1), problems that failed (FAILED_EXIT unless `allow_failures`)."""
     for line in summary.errors[:5]:
         click.secho(f"failed {printable(line)}", fg="red", err=True)
+    broken = [(k, c) for k, c in enumerate(summary.shards, 1) if c != 0]
+    for k, code in broken:
+        log = Shard(k, len(summary.shards)).files(summary.output).log
+        click.secho(f"worker {k}/{len(summary.shards)} exited with {code}: see {log}; rerun "
+                    "the same command to continue", fg="red", err=True)
+    if broken:
+        return SIGNAL_EXIT.get(summary.stopped, 1)
     if summary.stopped in SIGNAL_EXIT:
         click.secho(f"stopped by {summary.stopped}: {summary.in_flight} in flight kept as "
                     "checkpoints; rerun the same command to continue", fg="yellow", err=True)
-        raise click.exceptions.Exit(SIGNAL_EXIT[summary.stopped])
+        return SIGNAL_EXIT[summary.stopped]
     if summary.stopped:
         raise ServerUnavailable(summary.stopped)
-    failed_exit(summary.failed, opts)
-    return config
-
-
-def failed_exit(failed: int, opts: dict[str, Any]) -> None:
-    """Exit FAILED_EXIT when problems failed, unless --allow-failures: scripts and CI see it."""
-    if failed and not opts.get("allow_failures"):
-        raise click.exceptions.Exit(FAILED_EXIT)
-
-
-def left_to_do(config: RunConfig, main_output: str, problems: list[Any], done: set[str] | None
-               ) -> tuple[list[Any], set[str], set[str]]:
-    """The problems a run goes through (those that failed for good under this config are left
-    out unless `retry_failed`), the ids already written, and the ids left out."""
-    finished = read_ids(Path(config.output)) | (done or set())
-    failed: set[str] = set()
-    if not config.retry_failed:
-        key = config.config_hash()
-        failed = (final_failures(main_output, key) | final_failures(config.output, key)) - finished
-    failed &= {p.id for p in problems}
-    return [p for p in problems if p.id not in failed], finished, failed
-
-
-def nothing_to_do(config: RunConfig, finished: int, failed: set[str]) -> None:
-    """Say so, without loading a model or touching the run record."""
-    retry = f", {len(failed)} failed before (--retry-failed retries them)" if failed else ""
-    click.echo(f"nothing to do: {finished} already done{retry} -> {config.output}")
-
-
-def sharded(config: RunConfig, problems: list[Any]) -> tuple[
-        RunConfig, list[Any], set[str] | None, AbstractContextManager[None]]:
-    """With `shard`: the config writing to the shard's file, the shard's problems, the ids every
-    shard and the output hold already, and the shard's lock. Without: shards left by earlier
-    runs are merged first."""
-    if not config.shard:
-        moved = shard_files.merge(config.output)
-        if moved:
-            click.echo(f"merged {moved} records from {shard_dir(config.output)} into "
-                       f"{config.output}", err=True)
-        return config, problems, None, nullcontext()
-    shard = Shard.parse(config.shard)
-    out = shard.output(config.output)
-    return (dataclasses.replace(config, output=str(out)), [p for p in problems if shard.owns(p.id)],
-            finished_ids(config.output), locked(out))
-
-
-def run_with_workers(config: RunConfig, problems: list[Any], skipped: list[str],
-                     style: str, ray: str | None = None, allow_failures: bool = False
-                     ) -> RunConfig:
-    """`--workers N` / `--ray`: the run as shard processes or Ray tasks, merged at the end."""
-    done = finished_ids(config.output)
-    problems, _, failed = left_to_do(config, config.output, problems, done)
-    todo = sum(p.id not in done for p in problems)
-    if not todo:
-        nothing_to_do(config, len(done), failed)
-        return config
-    if ray:
-        from tessy.synthesis.ray_shards import run_on_ray
-
-        result = run_on_ray(config, ray, todo, progress=style)
-    else:
-        from tessy.synthesis.workers import run_workers
-
-        result = run_workers(config, todo, progress=style)
-    s = result.summary
-    resumed = f", {s['resumed']} continued from checkpoints" if s["resumed"] else ""
-    thinking = sum(s["tokens"].values())
-    share = s["tokens"]["teacher"] / thinking if thinking else 0.0
-    click.echo(f"{s['written']} written, {s['failed']} failed, {len(done)} already done, "
-               f"{len(skipped)} bad rows{resumed} by {len(result.codes)} "
-               f"{'Ray tasks' if ray else 'workers'} -> {config.output}"
-               f" (teacher share {share:.0%}, {s['seconds']:.1f}s; {result.merged} merged)")
-    if s["written"]:
-        click.echo(quality_line(config.output))
-    broken = [(k, c) for k, c in enumerate(result.codes, 1) if c != 0]
-    for k, code in broken:
-        log = Shard(k, len(result.codes)).output(config.output)
-        click.secho(f"worker {k}/{len(result.codes)} exited with {code}: see {log}.log; rerun "
-                    "the same command to continue", fg="red", err=True)
-    if broken:
-        raise click.exceptions.Exit(SIGNAL_EXIT.get(result.summary["stopped"], 1))
-    failed_exit(s["failed"], {"allow_failures": allow_failures})
-    return config
+    return FAILED_EXIT if summary.failed and not allow_failures else 0

@@ -73,7 +73,7 @@ def source_rows(source: str, count: int, seed: int, sandbox: str = "auto"
 
 def reference_texts(paths: list[str]) -> list[tuple[str, str]]:
     """(`file: id`, problem text) of every problem in the `--against` files."""
-    from tessy.io.problems import read_rows
+    from tessy.io.rows import read_rows
 
     refs = []
     for path in paths:

@@ -14,6 +14,7 @@ from tessy.backends.naming import model_name, public
 from tessy.errors import InputError
 from tessy.escape import LANGUAGE, LICENSE, code, md
 from tessy.io.jsonl import read_ids
+from tessy.io.run_files import RunFiles
 from tessy.records import ROLES
 
 SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
@@ -26,7 +27,7 @@ def size_category(n: int) -> str:
 
 
 def _run_config(source: Path) -> dict[str, Any]:
-    path = source.with_name(source.name + ".config.json")
+    path = RunFiles(source).config
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -36,7 +37,7 @@ def figures(records: list[dict[str, Any]], source: Path) -> dict[str, Any]:
     tokens = {role: sum((m.get("tokens") or {}).get(role, 0) for m in metas) for role in ROLES}
     thinking = sum(tokens.values())
     done = {str(r.get("id")) for r in records}
-    errors = source.with_name(source.name + ".errors.jsonl")
+    errors = RunFiles(source).errors
     failed = len(read_ids(errors) - done)
     return {
         "records": len(records), "failed": failed, "tokens": tokens,

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from tessy.errors import InputError, TessyError
-from tessy.io.jsonl import read_jsonl, replace_file
+from tessy.io.jsonl import replace_file
+from tessy.io.rows import read_records
+from tessy.io.run_files import RunFiles
 
 DATA_PATH = "data/train-00000-of-00001.parquet"  # where `load_dataset(DIR or ORG/NAME)` finds it
 
 
 def load_records(path: str | Path) -> list[dict[str, Any]]:
-    """All records of an output JSONL file; a bad line raises with file:line."""
-    return [record for _, record in read_jsonl(path)]
+    """All records of a file of records (`io/rows.py`); a bad one raises with file:line."""
+    return [record for _, record in read_records(path)]
 
 
 def rename_chat(record: dict[str, Any], chat_key: str) -> dict[str, Any]:
@@ -42,7 +44,7 @@ def input_order(source: Path) -> dict[str, int] | None:
     they cannot be read again here (no config, a hub id, a file moved or changed)."""
     from tessy.io.problems import ProblemReader, with_samples
 
-    config_path = source.with_name(source.name + ".config.json")
+    config_path = RunFiles(source).config
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
         inputs = [str(i) for i in config["inputs"]]

@@ -13,16 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from tessy.io.jsonl import write_json
+from tessy.io.run_files import RunFiles
 from tessy.records import ROLES
 
 log = logging.getLogger("tessy")
 SUMMED = ("written", "failed", "resumed", "seconds")
-
-
-def run_record_path(output: str | Path) -> Path:
-    """The run record beside `output`."""
-    output = Path(output)
-    return output.with_name(output.name + ".run.json")
 
 
 def read_attempts(path: Path) -> list[dict[str, Any]]:
@@ -55,7 +50,7 @@ def totals(attempts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def record_attempt(output: str | Path, attempt: dict[str, Any]) -> dict[str, Any]:
     """Add `attempt` to the run record beside `output` (atomically); the record written."""
-    path = run_record_path(output)
+    path = RunFiles(output).run_record
     attempts = [*read_attempts(path), attempt | {"finished": _now()}]
     data = attempts[-1] | {"attempts": attempts, "totals": totals(attempts)}
     write_json(path, data)

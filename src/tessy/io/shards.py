@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tessy.errors import ConfigError
 from tessy.io.jsonl import AppendLog, read_ids, read_jsonl, record_id, repair_tail
+from tessy.io.run_files import RunFiles
 
 SHARD_FILE = re.compile(r"^(\d+)-of-(\d+)\.jsonl$")
 
@@ -51,13 +52,16 @@ class Shard:
 
     def output(self, output: str | Path) -> Path:
         """Where this shard writes its records."""
-        return shard_dir(output) / f"{self.index}-of-{self.count}.jsonl"
+        return self.files(output).output
+
+    def files(self, output: str | Path) -> RunFiles:
+        """This shard's files: its records and those beside them."""
+        return RunFiles(output).shard(self.index, self.count)
 
 
 def shard_dir(output: str | Path) -> Path:
     """The directory of `output`'s shards."""
-    path = Path(output)
-    return path.with_name(path.name + ".shards")
+    return RunFiles(output).shards
 
 
 def shard_outputs(output: str | Path) -> list[Path]:
@@ -80,7 +84,7 @@ def finished_ids(output: str | Path) -> set[str]:
 def locked(path: Path) -> Iterator[None]:
     """Hold `path`'s lock file for the block; a one-line error when another process has it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(RunFiles(path).lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -100,8 +104,8 @@ def merge(output: str | Path) -> int:
     if not shards:
         return 0
     moved = 0
-    has_errors = any(p.with_name(p.name + ".errors.jsonl").exists() for p in shards)
-    errors_out = output.with_name(output.name + ".errors.jsonl")
+    has_errors = any(RunFiles(p).errors.exists() for p in shards)
+    errors_out = RunFiles(output).errors
     with AppendLog(output) as records, (AppendLog(errors_out) if has_errors else nullcontext()) as errors:
         done = read_ids(output)
         for path in shards:
@@ -113,7 +117,7 @@ def merge(output: str | Path) -> int:
                         records.append(row, fsync=False)
                         done.add(rid)
                         moved += 1
-                errors_path = path.with_name(path.name + ".errors.jsonl")
+                errors_path = RunFiles(path).errors
                 if errors_path.exists() and errors_path.stat().st_size:
                     repair_tail(errors_path)
                     for lineno, row in read_jsonl(errors_path):

@@ -18,8 +18,7 @@ from typing import Any
 
 from tessy.errors import InputError
 from tessy.io.jsonl import AppendLog, read_ids
-
-SIBLINGS = (".errors.jsonl", ".config.json", ".run.json", ".partial.jsonl")  # beside OUT
+from tessy.io.run_files import RunFiles
 
 
 def check_output(output: str | Path, inputs: list[str]) -> None:
@@ -27,8 +26,8 @@ def check_output(output: str | Path, inputs: list[str]) -> None:
     link, or an existing file that is not a tessy output (its records would be cut and its
     rows counted as done): one that is empty, has `OUT.config.json` beside it, or whose first
     line is a record with a `tessy` block is."""
-    out = Path(output)
-    for path in (out, *(out.with_name(out.name + suffix) for suffix in SIBLINGS)):
+    out, files = Path(output), RunFiles(output)
+    for path in (out, *files.written()):
         if path.is_symlink():
             raise InputError(f"{path}: is a symbolic link; tessy does not write through links "
                              "(remove it or write elsewhere)")
@@ -37,7 +36,7 @@ def check_output(output: str | Path, inputs: list[str]) -> None:
     for source in inputs:
         if Path(source).exists() and os.path.samefile(source, out):
             raise InputError(f"-o {out}: is one of the inputs; write the records elsewhere")
-    if out.with_name(out.name + ".config.json").exists() or out.stat().st_size == 0:
+    if files.config.exists() or out.stat().st_size == 0:
         return
     with open(out, "rb") as fh:
         first = fh.readline(1 << 20)
@@ -46,15 +45,9 @@ def check_output(output: str | Path, inputs: list[str]) -> None:
     except (ValueError, AttributeError):
         ours = False
     if not ours:
-        raise InputError(f"-o {out}: exists and is not a tessy output (no {out.name}.config.json "
+        raise InputError(f"-o {out}: exists and is not a tessy output (no {files.config.name} "
                          "beside it, no tessy record in it); nothing was written: choose "
                          "another output or remove it")
-
-
-def errors_path(output: str | Path) -> Path:
-    """The error rows beside `output`."""
-    output = Path(output)
-    return output.with_name(output.name + ".errors.jsonl")
 
 
 def error_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -73,7 +66,7 @@ def error_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 def final_failures(output: str | Path, config_hash: str) -> set[str]:
     """Ids whose failure under this config would happen again (not to be retried by default)."""
-    return {str(row.get("id")) for row in error_rows(errors_path(output))
+    return {str(row.get("id")) for row in error_rows(RunFiles(output).errors)
             if row.get("final") and row.get("config_hash") == config_hash}
 
 
@@ -83,7 +76,7 @@ class RecordWriter:
 
     def __init__(self, path: str | Path, config_hash: str = "") -> None:
         self.path = Path(path)
-        self.error_path = errors_path(self.path)
+        self.error_path = RunFiles(self.path).errors
         self.config_hash = config_hash
         self._out = AppendLog(self.path)
         self._err: AppendLog | None = None

@@ -110,7 +110,8 @@ def _score(result: EvalResult, gold: list[bool], pred: list[bool]) -> None:
                                          (p if p is not None else len(gold)))
 
 
-def _score_tokens(result: EvalResult, predictor, segments: list[LabelledSegment]) -> None:
+def _score_tokens(result: EvalResult, predictor: TokenClassifierPredictor,
+                  segments: list[LabelledSegment]) -> None:
     """Token accuracy in the predictor's own tokens (token classifiers only)."""
     meta = predictor.meta
     encoded = [encode_segment(predictor.tokenizer, s, "current", meta.window) for s in segments]
@@ -124,7 +125,8 @@ def _score_tokens(result: EvalResult, predictor, segments: list[LabelledSegment]
 
 
 def evaluate(predictor: BoundaryPredictor, segments: list[LabelledSegment]) -> EvalResult:
-    """Score `predictor` on labelled segments (each read from its start, no context)."""
+    """Score `predictor`'s word labels on labelled segments (each read from its start, no
+    context)."""
     result = EvalResult()
     for i in range(0, len(segments), BATCH):
         chunk = segments[i:i + BATCH]
@@ -132,8 +134,15 @@ def evaluate(predictor: BoundaryPredictor, segments: list[LabelledSegment]) -> E
         preds = predictor.label_batch(items)
         for seg, (_, _, words), pred in zip(chunk, items, preds, strict=True):
             _score(result, [seg.is_style(a, b) for a, b in words], pred)
-        if isinstance(predictor, TokenClassifierPredictor):  # token accuracy needs its tokens
-            _score_tokens(result, predictor, chunk)
+    return result
+
+
+def evaluate_classifier(classifier: TokenClassifierPredictor,
+                        segments: list[LabelledSegment]) -> EvalResult:
+    """`evaluate`, and the token accuracy of a token classifier in its own tokens."""
+    result = evaluate(classifier, segments)
+    for i in range(0, len(segments), BATCH):
+        _score_tokens(result, classifier, segments[i:i + BATCH])
     return result
 
 

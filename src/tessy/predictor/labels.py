@@ -12,7 +12,7 @@ from typing import Any
 
 from tessy.errors import InputError
 from tessy.io.jsonl import read_jsonl
-from tessy.predictor.annotate import merge_spans
+from tessy.predictor.style_spans import merge_spans
 
 IGNORE = -100  # the label index PyTorch's cross-entropy skips
 

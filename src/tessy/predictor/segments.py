@@ -12,7 +12,7 @@ from typing import Any
 
 from tessy.boundary.base import word_spans
 from tessy.errors import InputError
-from tessy.io.jsonl import read_jsonl
+from tessy.io.rows import read_records
 from tessy.records import chat_turns, thinking_bounds
 
 
@@ -50,10 +50,7 @@ def sample_segments(paths: list[str], role: str, words: int = 60, per_trace: int
     counts.update(traces=0, too_short=0)
     rng = random.Random(seed)
     for path in paths:
-        for lineno, record in read_jsonl(path):
-            where = f"{path}:{lineno}"
-            if not isinstance(record, dict):
-                raise InputError(f"{where}: not a JSON object")
+        for where, record in read_records(path):
             text = thinking_of(record, role, where)
             cuts = cut_segments(text, words, rng)
             counts["traces"] += 1

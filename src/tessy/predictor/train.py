@@ -191,10 +191,10 @@ def train(segments: list[LabelledSegment], config: PredictorTrainConfig, progres
                "seconds": round(result.metrics.get("train_runtime", 0.0), 1)}
     if held_out:
         from tessy.boundary.classifier import TokenClassifierPredictor
-        from tessy.predictor.evaluate import evaluate
+        from tessy.predictor.evaluate import evaluate_classifier
 
         predictor = TokenClassifierPredictor(model.eval(), tokenizer, meta, out.name)
-        figures["held_out"] = evaluate(predictor, held_out).summary()
+        figures["held_out"] = evaluate_classifier(predictor, held_out).summary()
     write_card(out, config, figures)
     return figures
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tessy.io.jsonl import read_jsonl
+from tessy.io.rows import read_records
 from tessy.records import Sample, parse_record
 
 
@@ -35,12 +35,14 @@ class Dataset:
 
 
 def load_dataset(path: str, label: str | None = None) -> Dataset:
-    """Read one JSONL file of records; a bad record raises with file:line."""
+    """Read one file of records (JSONL, Parquet, a `datasets` dir: `io/rows.py`); a bad record
+    raises with file:line (or row)."""
     from tessy.grading import check_row
 
     samples = []
-    for i, record in read_jsonl(path):
-        sample = parse_record(record, f"{path}:{i}")
-        check_row(sample.grading, sample.gold, f"{path}:{i}")
+    for where, record in read_records(path):
+        sample = parse_record(record, where)
+        check_row(sample.grading, sample.gold, where)
         samples.append(sample)
-    return Dataset(label or re.sub(r"\.jsonl?$", "", Path(path).name), path, samples)
+    name = Path(path.rstrip("/")).name
+    return Dataset(label or re.sub(r"\.(jsonl?|parquet)$", "", name), path, samples)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tessy.errors import InputError
-from tessy.io.problems import read_rows
+from tessy.io.rows import as_record, record_rows
 from tessy.records import THINK_CLOSE, Sample, chat_turns, parse_record, thinking_bounds
 from tessy.templates import THINK_INSTRUCTION
 
@@ -70,10 +70,7 @@ class ExampleSet:
 
 def example_of(row: Any, where: str) -> tuple[Example, Sample]:
     """The example of one record; raises InputError naming `where` and what is missing."""
-    if isinstance(row, InputError):
-        raise row
-    if not isinstance(row, dict):
-        raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    row = as_record(where, row)
     prompt, assistant = chat_turns(row, where)
     if not isinstance(prompt, str) or not isinstance(assistant, str):
         raise InputError(f"{where}: a turn's `content` is not a string")
@@ -99,7 +96,7 @@ def read_examples(paths: list[str], skip_bad: bool = False) -> ExampleSet:
     out = ExampleSet()
     for path in paths:
         samples = out.samples.setdefault(path, [])
-        for where, row in read_rows(path):
+        for where, row in record_rows(path):
             try:
                 example, sample = example_of(row, where)
             except InputError as exc:

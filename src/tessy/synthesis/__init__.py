@@ -1,1 +1,1 @@
-"""Cooperative synthesis: one trajectory (cooperate), many (scheduler), and the baselines."""
+"""Cooperative synthesis: one run (run), its loop over problems (run_loop), one trajectory (cooperate)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tessy.io.jsonl import AppendLog, write_jsonl
+from tessy.io.run_files import RunFiles
 from tessy.records import FinishReason, Problem, RoleStats, Trajectory
 from tessy.synthesis.cooperate import Resume
 
@@ -22,7 +23,7 @@ class CheckpointLog:
     """Appends turn checkpoints; `resume(problem)` rebuilds where a problem left off."""
 
     def __init__(self, output: str | Path, config_hash: str, done: set[str]) -> None:
-        self.path = Path(output).with_name(Path(output).name + ".partial.jsonl")
+        self.path = RunFiles(output).checkpoints
         self.config_hash = config_hash
         self.saved: dict[str, list[dict[str, Any]]] = self._load(done)
         self._logged: dict[str, tuple[int, int, int]] = {}  # id -> (segment, chars, tokens)

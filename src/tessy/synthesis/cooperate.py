@@ -14,10 +14,9 @@ import zlib
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
 
 from tessy.backends.base import GenerationRequest
-from tessy.boundary.base import BoundaryPredictor
+from tessy.boundary.base import BoundaryPredictor, PredictorSession
 from tessy.boundary.cut import Decision, TurnWatcher
 from tessy.config import SynthesisConfig
 from tessy.errors import GenerationError, TransientBackendError
@@ -88,7 +87,7 @@ class Cooperation:
             started = time.perf_counter()
             traj = resume.traj if resume else Trajectory(problem, self.config.strategy)
             start = resume or Resume(traj, 0, self.first)
-            sessions: dict[int, Any] = {}  # predictor state over this trajectory, per predictor
+            sessions: dict[int, PredictorSession | None] = {}  # per predictor, over this trajectory
             for attempt in range(self.config.retries + 1):
                 if not traj.finish_reason:
                     await self._think(traj, start.turns, start.role, sessions)
@@ -105,7 +104,7 @@ class Cooperation:
             return traj
 
     async def _think(self, traj: Trajectory, turns: int, role: Role,
-                     sessions: dict[int, Any]) -> None:
+                     sessions: dict[int, PredictorSession | None]) -> None:
         used = sum(s.n_tokens for s in traj.segments)
         while True:
             if turns >= self.config.max_turns:
@@ -128,7 +127,7 @@ class Cooperation:
                 return
 
     async def _turn(self, traj: Trajectory, role: Role, budget: int,
-                    sessions: dict[int, Any]) -> TurnResult:
+                    sessions: dict[int, PredictorSession | None]) -> TurnResult:
         """Let `role` write until its predictor cuts, the thinking ends or the budget is spent."""
         rt = self.roles[role]
         predictor = None if self.single else rt.predictor
@@ -163,14 +162,14 @@ class Cooperation:
         return self._finish(traj, role, watcher, decision, reason)
 
     @staticmethod
-    def _session(predictor: BoundaryPredictor | None, sessions: dict[int, Any]) -> Any:
+    def _session(predictor: BoundaryPredictor | None, sessions: dict[int, PredictorSession | None]
+                 ) -> PredictorSession | None:
         """The trajectory's session of `predictor` (one per predictor model: roles that share a
         model share it), for predictors that keep state; else None."""
-        open_session = getattr(predictor, "open_session", None)
-        if open_session is None:
+        if predictor is None:
             return None
         if id(predictor) not in sessions:
-            sessions[id(predictor)] = open_session()
+            sessions[id(predictor)] = predictor.open_session()
         return sessions[id(predictor)]
 
     def _every(self, predictor: BoundaryPredictor | None) -> int:

@@ -20,7 +20,8 @@ from typing import Any
 from tessy.config import RunConfig
 from tessy.errors import ConfigError
 from tessy.io.shards import Shard
-from tessy.synthesis.workers import WorkersResult, finish, prepare, run_shard, watch
+from tessy.synthesis.summary import RunSummary
+from tessy.synthesis.workers import finish, prepare, run_shard, watch
 
 RETRIES = 3  # times Ray reruns a shard whose worker process or node died
 
@@ -60,8 +61,7 @@ def _run_shard_task(config_path: str, index: int, count: int, output: str,
                     env: dict[str, str]) -> int:
     """In a Ray worker: run one shard to its end; its exit code. A cancel stops it gently."""
     shard = Shard(index, count)
-    log = shard.output(output)
-    with open(log.with_name(log.name + ".log"), "a") as fh:
+    with open(shard.files(output).log, "a") as fh:
         fh.write(f"ray worker pid {os.getpid()}\n")
     proc = run_shard(Path(config_path), shard, output, env)
     try:
@@ -72,7 +72,7 @@ def _run_shard_task(config_path: str, index: int, count: int, output: str,
         raise
 
 
-def run_on_ray(config: RunConfig, address: str, todo: int, progress: bool = True) -> WorkersResult:
+def run_on_ray(config: RunConfig, address: str, todo: int, progress: bool | str = True) -> RunSummary:
     """Run `config` as shard tasks on the Ray cluster at `address`; merge when all succeed."""
     ray = connect(address)
     try:

@@ -11,33 +11,24 @@ shard is locked besides.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tessy.config import RunConfig
 from tessy.io.jsonl import write_json
-from tessy.io.shards import Shard, merge, shard_dir
+from tessy.io.run_files import RunFiles
+from tessy.io.run_record import read_attempts
+from tessy.io.shards import Shard, merge
 from tessy.progress import Progress
-from tessy.records import ROLES
+from tessy.synthesis.summary import RunSummary
 
 POLL_SECONDS = 0.25
-
-
-@dataclass
-class WorkersResult:
-    """What the workers did together."""
-
-    codes: list[int]  # exit code per worker (negative: killed by that signal)
-    summary: dict[str, Any] = field(default_factory=dict)  # shard summaries summed
-    merged: int = 0  # records moved from the shards into the output
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -86,8 +77,7 @@ def shard_command(config_path: Path, shard: Shard) -> list[str]:
 
 def run_shard(config_path: Path, shard: Shard, output: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start one shard process (it dies with this process), logging beside its records."""
-    out = shard.output(output)
-    with open(out.with_name(out.name + ".log"), "ab") as log:
+    with open(shard.files(output).log, "ab") as log:
         return subprocess.Popen(shard_command(config_path, shard), stdout=log,
                                 stderr=subprocess.STDOUT, env=os.environ | env,
                                 preexec_fn=_die_with_parent)
@@ -95,24 +85,26 @@ def run_shard(config_path: Path, shard: Shard, output: str, env: dict[str, str])
 
 def prepare(config: RunConfig, n: int) -> tuple[Path, dict[str, str], list[Shard]]:
     """The workers' config file beside the shards, their environment, and the shards."""
-    folder = shard_dir(config.output)
-    folder.mkdir(parents=True, exist_ok=True)
+    files = RunFiles(config.output)
+    files.shards.mkdir(parents=True, exist_ok=True)
     data, env = child_config(config)
-    config_path = folder / "workers.config.json"
+    config_path = files.shards_config
     write_json(config_path, data)
     return config_path, env, [Shard(k, n) for k in range(1, n + 1)]
 
 
-def finish(config: RunConfig, config_path: Path, shards: list[Shard], codes: list[int]) -> WorkersResult:
-    """Add up the shard summaries; merge when every shard succeeded."""
-    result = WorkersResult(codes, _summaries(shards, config.output))
+def finish(config: RunConfig, config_path: Path, shards: list[Shard], codes: list[int]) -> RunSummary:
+    """The shard summaries added up, with each shard's exit code (negative: killed by that
+    signal); merged when every shard succeeded."""
+    summary = RunSummary.combined([_summary(s.files(config.output).run_record) for s in shards])
+    summary.shards = codes
     if all(code == 0 for code in codes):
         config_path.unlink(missing_ok=True)
-        result.merged = merge(config.output)
-    return result
+        summary.merged = merge(config.output)
+    return summary
 
 
-def run_workers(config: RunConfig, todo: int, progress: bool | str = True) -> WorkersResult:
+def run_workers(config: RunConfig, todo: int, progress: bool | str = True) -> RunSummary:
     """Run `config` as `config.workers` shard processes; merge when all of them succeed."""
     config_path, env, shards = prepare(config, config.workers)
     procs = [run_shard(config_path, shard, config.output, env) for shard in shards]
@@ -135,8 +127,7 @@ def watch(alive: Callable[[], bool], shards: list[Shard], output: str, todo: int
           progress: bool | str) -> None:
     """One progress bar (or log line, `tessy.progress`) over every shard's records while `alive()`."""
     written = [LineCounter(s.output(output)) for s in shards]
-    failed = [LineCounter(s.output(output).with_name(s.output(output).name + ".errors.jsonl"))
-              for s in shards]
+    failed = [LineCounter(s.files(output).errors) for s in shards]
     start = [c.poll() for c in written]  # records of earlier runs are not this run's progress
     bar = Progress(todo, f"{len(shards)} shards", "problem", progress)
     try:
@@ -151,19 +142,7 @@ def watch(alive: Callable[[], bool], shards: list[Shard], output: str, todo: int
         bar.close()
 
 
-def _summaries(shards: list[Shard], output: str) -> dict[str, Any]:
-    """The workers' run summaries (`K-of-N.jsonl.run.json`) added up."""
-    total: dict[str, Any] = {"written": 0, "failed": 0, "resumed": 0, "in_flight": 0,
-                             "seconds": 0.0, "tokens": dict.fromkeys(ROLES, 0), "stopped": ""}
-    for shard in shards:
-        path = shard.output(output).with_name(shard.output(output).name + ".run.json")
-        if not path.exists():
-            continue
-        run = json.loads(path.read_text())
-        for key in ("written", "failed", "resumed", "in_flight"):
-            total[key] += run[key]
-        total["seconds"] = max(total["seconds"], run["seconds"])
-        total["stopped"] = total["stopped"] or run["stopped"]
-        for role in ROLES:
-            total["tokens"][role] += run["tokens"][role]
-    return total
+def _summary(path: Path) -> RunSummary:
+    """A shard's latest attempt (`K-of-N.jsonl.run.json`); empty if it recorded none."""
+    attempts = read_attempts(path)
+    return RunSummary.from_attempt(attempts[-1]) if attempts else RunSummary()

@@ -1,7 +1,7 @@
 """Annotating segment files: rows in, labelled rows out, appended as they finish (resumable).
 
 `lexicon` labels in-process; an OpenAI-compatible URL asks that server's chat model with the
-instruction of `annotate.INSTRUCTION`. Malformed answers go to `<out>.malformed.jsonl` with the
+instruction of `style_spans.INSTRUCTION`. Malformed answers go to `<out>.malformed.jsonl` with the
 raw answer, so a person can see what the model did; both files count as done on a rerun.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 from tessy.errors import InputError
 from tessy.io.jsonl import AppendLog, read_ids, read_jsonl
 from tessy.openai_api import OpenAIClient, RetryPolicy
-from tessy.predictor.annotate import (
+from tessy.predictor.style_spans import (
     INSTRUCTION,
     PLACEHOLDER,
     lexicon_spans,

@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 
 from conftest import fake_roles
+from helpers import ids
 from tessy.config import RunConfig, SynthesisConfig
 from tessy.errors import RequestRejected
 from tessy.io.writer import RecordWriter
 from tessy.records import Problem
-from tessy.synthesis.scheduler import synthesize
+from tessy.synthesis.run_loop import synthesize
 
 PROBLEMS = [Problem(f"p{i}", f"What is {i} + 1?") for i in range(12)]
-
-
-def ids(path):
-    return [json.loads(line)["id"] for line in open(path)]
 
 
 async def test_records_and_config_are_written(tmp_path):

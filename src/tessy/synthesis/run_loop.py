@@ -1,4 +1,5 @@
-"""Many trajectories: one asyncio task per problem, bounded, no global barrier, resumable.
+"""The loop of a run over its problems: one asyncio task per problem, bounded, no global
+barrier, resumable (how requests are paced, `--scheduler`, is `pacing.py`).
 
 Finished records are appended durably as they finish; a re-run skips their ids, continues
 checkpointed in-flight problems from their last turn and re-does failed problems. A failed
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tessy.boundary.base import BoundaryPredictor
 from tessy.config import RunConfig
 from tessy.errors import GenerationError, RequestRejected, ServerUnavailable, TransientBackendError
 from tessy.io.jsonl import write_json
+from tessy.io.run_files import RunFiles
 from tessy.io.run_record import record_attempt
 from tessy.io.writer import RecordWriter
 from tessy.progress import Progress
@@ -29,41 +31,15 @@ from tessy.secrets import redact
 from tessy.synthesis.checkpoint import CheckpointLog
 from tessy.synthesis.cooperate import Cooperation
 from tessy.synthesis.pacing import make_pacing
-from tessy.synthesis.roles import RoleRuntime, open_roles
+from tessy.synthesis.roles import RoleRuntime
+from tessy.synthesis.summary import RunSummary
 
-__all__ = ["RunSummary", "StopRequest", "open_roles", "synthesize"]
-
-
-@dataclass
-class RunSummary:
-    """What a run did, for the CLI's last line."""
-
-    written: int = 0
-    failed: int = 0
-    already_done: int = 0
-    tokens: dict[str, int] = field(default_factory=lambda: {r: 0 for r in ROLES})
-    seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)
-    resumed: int = 0  # in-flight problems of a killed run, continued from their checkpoint
-    in_flight: int = 0  # problems left unfinished (checkpointed) by a stop
-    stopped: str = ""  # why the run stopped early: a signal name or a server outage
-    backends: dict[str, dict[str, int]] = field(default_factory=dict)  # counters per role
-    # How each role's predictor read (mode, calls, forwards); roles sharing a model share these
-    predictors: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def teacher_share(self) -> float:
-        """Teacher tokens over all thinking tokens written this run."""
-        total = sum(self.tokens.values())
-        return self.tokens["teacher"] / total if total else 0.0
+__all__ = ["StopRequest", "synthesize"]
 
 
 def predictor_summary(predictor: BoundaryPredictor, every: int | None) -> dict[str, Any]:
     """What a role's predictor is and how it read: the mode `auto` chose, calls, forwards."""
-    out: dict[str, Any] = {"name": predictor.name, "every": every or predictor.default_every}
-    for key in ("mode", "verify_margin", "calls", "token_forwards", "verified"):
-        if hasattr(predictor, key):
-            out[key] = getattr(predictor, key)
-    return out
+    return {"name": predictor.name, "every": every or predictor.default_every} | predictor.reading()
 
 
 class StopRequest:
@@ -84,7 +60,7 @@ class StopRequest:
 
 def save_effective_config(config: RunConfig) -> Path:
     """Write the run's full config beside the output (atomically)."""
-    path = Path(config.output).with_name(Path(config.output).name + ".config.json")
+    path = RunFiles(config.output).config
     write_json(path, config.to_dict() | {"config_hash": config.config_hash()})
     return path
 
@@ -112,7 +88,7 @@ async def synthesize(
     (True: auto, False: none); log-line styles write one line per `progress_every` seconds."""
     save_effective_config(config)
     stop = stop or StopRequest()
-    summary = RunSummary()
+    summary = RunSummary(output=config.output)
     config_hash = config.config_hash()
     writers = {"teacher-only": ("teacher",), "student-only": ("student",)}
     models = {r: config.role(r).model_name or roles[r].backend.name
@@ -125,7 +101,7 @@ async def synthesize(
         engine = Cooperation(roles, config.synthesis, on_turn=checkpoints.save_turn,
                              pacing=make_pacing(config.synthesis.scheduler))
         todo = [p for p in problems if p.id not in writer.done]
-        summary.already_done = len(writer.done)
+        summary.already_done, summary.todo = len(writer.done), len(todo)
         bar = Progress(len(todo), "problems", "problem", progress, progress_every)
 
         async def one(problem: Problem) -> None:
@@ -167,7 +143,7 @@ async def synthesize(
     summary.backends = {r: asdict(roles[r].backend.counters) for r in ROLES}
     summary.predictors = {r: predictor_summary(roles[r].predictor, config.synthesis.predict_every)
                           for r in ROLES}
-    record_attempt(config.output, asdict(summary) | {"teacher_share": summary.teacher_share()})
+    record_attempt(config.output, summary.attempt())
     return summary
 
 
