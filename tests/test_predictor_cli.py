@@ -23,7 +23,7 @@ def test_sample_annotate_train_eval_synthesize(tiny_backbone, tmp_path, capsys):
     assert main(["predictor", "sample", "--role", "student", "--dry-run", "-q", "-o", str(segs),
                  "--words", "12"]) == 0
     traces = _rows(f"{segs}.traces.jsonl")
-    assert len(traces) == 6 and {t["tessy"]["strategy"] for t in traces} == {"student-only"}
+    assert len(traces) == 8 and {t["tessy"]["strategy"] for t in traces} == {"student-only"}
     rows = _rows(segs)
     assert len(rows) >= 12 and all(6 <= len(r["text"].split()) <= 15 for r in rows)
 
@@ -49,7 +49,7 @@ def test_sample_annotate_train_eval_synthesize(tiny_backbone, tmp_path, capsys):
     assert main(["synthesize", "--dry-run", "-q", "-o", str(out), "--student-predictor", str(pred),
                  "--predict-every", "4"]) == 0
     records = _rows(out)
-    assert len(records) == 6
+    assert len(records) == 8
     assert all({s["role"] for s in r["tessy"]["segments"]} == {"student", "teacher"} for r in records)
     saved = json.loads(open(f"{out}.config.json").read())
     assert saved["student"]["predictor"] == str(pred)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import click
@@ -20,7 +21,7 @@ from tessy.errors import ConfigError, ServerUnavailable
 from tessy.escape import printable
 from tessy.io.shards import Shard
 from tessy.progress import STYLES, quiet_libraries
-from tessy.report.quality import quality_line
+from tessy.report.quality import dataset_figures
 from tessy.secrets import auth_env, env_api_key
 from tessy.synthesis.summary import RunSummary
 
@@ -198,9 +199,9 @@ def run_from_options(inputs: tuple[str, ...], opts: dict[str, Any]) -> RunConfig
                    "(student), each on a llama-server on this CPU", err=True)
     summary = run_synthesis(config, ray=opts.get("ray"), progress=style,
                             progress_every=opts["progress_every"], say=say)
-    click.echo(summary.line())
-    if summary.written and not config.shard:
-        click.echo(quality_line(summary.output))
+    whole = summary.written and not config.shard and Path(summary.output).exists()
+    figures = dataset_figures(summary.output) if whole else ""
+    click.echo(summary.line() + (f"; {figures}" if figures else ""))
     code = exit_code(summary, opts.get("allow_failures", False))
     if code:
         raise click.exceptions.Exit(code)

@@ -7,13 +7,14 @@ from statistics import mean
 from tessy.report.dataset import Dataset, load_dataset
 
 
-def quality_line(path: str, sandbox: str = "auto") -> str:
-    """Teacher share, switches per trace, traces with student text and, where the rows carry
-    gold answers or tests, accuracy with its 95% interval (code graded in the sandbox)."""
+def dataset_figures(path: str, sandbox: str = "auto") -> str:
+    """Of every record in `path`: teacher share, switches per trace, traces with student text
+    and, where the rows carry gold answers or tests, accuracy with its 95% interval (code graded
+    in the sandbox)."""
     ds = load_dataset(path)
     if not ds.samples:
-        return f"{path}: no records"
-    return f"{path}: {len(ds.samples)} records, " + ", ".join(_parts(ds, sandbox))
+        return "no records"
+    return f"its {len(ds.samples)} records: " + ", ".join(_parts(ds, sandbox))
 
 
 def _parts(ds: Dataset, sandbox: str) -> list[str]:
