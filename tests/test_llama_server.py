@@ -1,57 +1,26 @@
-"""Integration: cooperative synthesis over HTTP against real llama.cpp servers (llama-cpp-python),
-with the teacher server killed and restarted in the middle of the run (slow: real models)."""
+"""Integration: cooperative synthesis over HTTP against real llama.cpp servers (the llama-server
+that `tessy setup` builds), with the teacher server killed and restarted in the middle of the
+run, and the managed servers of `--teacher model.gguf` (slow: real models)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
-import time
+from pathlib import Path
 
-import httpx
 import pytest
 
 from helpers import wait_for
-from tessy.embedded import gemma_gguf, smollm2_gguf
+from tessy.cli import main
+from tessy.embedded import qwen_coder_gguf, smollm2_gguf
+from tessy.serving.llama_server import LlamaServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LlamaServer:
-    """`python -m llama_cpp.server` serving one GGUF on a fixed port."""
-
-    def __init__(self, model, port: int) -> None:
-        self.model, self.port = str(model), port
-        self.url = f"http://127.0.0.1:{port}/v1"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, log) -> LlamaServer:
-        # interrupt_requests=False: by default this server cuts a running stream whenever
-        # another request arrives, which no concurrent client can work with.
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", self.model, "--host",
-             "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "1",
-             "--interrupt_requests", "False"], stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/models", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError(f"llama.cpp server on {self.port} did not start")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
 
 
 def refuses(port: int) -> bool:
@@ -63,38 +32,72 @@ def refuses(port: int) -> bool:
     return False
 
 
-def test_cooperative_run_over_llama_cpp_survives_a_teacher_restart(tmp_path):
-    teacher = LlamaServer(gemma_gguf(), free_port())
-    student = LlamaServer(smollm2_gguf(), free_port())
-    log = open(tmp_path / "servers.log", "wb")
-    teacher.start(log), student.start(log)
+def our_servers() -> list[int]:
+    """Pids of the llama-servers this process started and has not reaped."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if argv[0].endswith(b"llama-server") and ppid == os.getpid():
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_cooperative_run_over_llama_server_survives_a_teacher_restart(tmp_path):
+    teacher = LlamaServer(qwen_coder_gguf(), slots=2, context=1024, log=tmp_path / "teacher.log")
+    student = LlamaServer(smollm2_gguf(), slots=2, context=1024, log=tmp_path / "student.log")
+    asyncio.run(teacher.start()), asyncio.run(student.start())
     out = tmp_path / "o.jsonl"
-    cmd = [sys.executable, "-m", "tessy", "synthesize", "-q", "-o", str(out),
+    cmd = [sys.executable, "-m", "tessy", "synthesize", "-q", "-o", str(out), "--limit", "4",
            "--teacher", teacher.url, "--student", student.url,
-           "--teacher-template", "plain-think", "--student-template", "chat-think",
-           "--student-tokenizer", str(smollm2_gguf()), "--max-thinking-tokens", "96",
-           "--max-answer-tokens", "24", "--concurrency", "2", "--seed", "0",
-           "--temperature", "0.7", "--server-down-after", "120"]
+           "--teacher-template", "chat", "--student-template", "chat-think",
+           "--max-thinking-tokens", "96", "--max-answer-tokens", "48", "--concurrency", "2",
+           "--seed", "0", "--temperature", "0.7", "--server-down-after", "120"]
     try:
         run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        while not out.exists() or not out.read_text():  # the first record is written
-            assert run.poll() is None, run.communicate()
-            time.sleep(0.1)
-        teacher.kill()
+        wait_for(lambda: run.poll() is not None or (out.exists() and out.read_text() != ""),
+                 timeout=600)  # the first record is written
+        assert run.poll() is None, run.communicate()
+        os.killpg(teacher.proc.pid, signal.SIGKILL)
+        teacher.proc.wait()
         wait_for(lambda: refuses(teacher.port))  # refused until the restart has loaded its model
-        restarted = teacher.start(log)
+        asyncio.run(teacher.start())  # the same port
         stdout, stderr = run.communicate(timeout=600)
     finally:
-        for server in (teacher, student):
-            server.proc.kill()
+        asyncio.run(teacher.stop()), asyncio.run(student.stop())
     records = [json.loads(x) for x in out.read_text().splitlines()]
     assert run.returncode == 0, stderr
-    assert "6 written, 0 failed" in stdout
-    assert len({r["id"] for r in records}) == 6
-    assert any({s["role"] for s in r["tessy"]["segments"]} == {"student", "teacher"}
-               for r in records)
-    assert all(r["tessy"]["student_tokens"] is not None for r in records)  # counted by the server
+    assert "4 written, 0 failed" in stdout
+    assert len({r["id"] for r in records}) == 4
+    assert all(r["tessy"]["student_tokens"]["teacher"] > 0 for r in records)  # the server counts
     assert sum(r["tessy"]["retries"]["teacher"] for r in records) >= 1  # the outage was met...
-    assert restarted.proc.poll() is None  # ... and the run went on against the new server
-    served = (tmp_path / "servers.log").read_text(errors="replace")
-    assert served.count("POST /v1/completions") > 12
+    assert sum(r["tessy"]["requests"]["teacher"] for r in records) > 4  # ... and the run went on
+
+
+def test_a_gguf_role_runs_on_a_managed_server_that_stops_with_the_run(tmp_path, capsys):
+    out = tmp_path / "o.jsonl"
+    code = main(["synthesize", "-q", "-o", str(out), "--limit", "2",
+                 "--teacher", str(qwen_coder_gguf()), "--student", str(smollm2_gguf()),
+                 "--teacher-template", "chat", "--student-template", "chat-think",
+                 "--teacher-threads", "1", "--student-threads", "1",
+                 "--max-thinking-tokens", "64", "--max-answer-tokens", "32", "--seed", "0"])
+    assert code == 0, capsys.readouterr().err
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["tessy"]["models"] for r in rows] == [  # what they are, never a path of this machine
+        {"teacher": "Qwen/Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF)",
+         "student": "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF)"}] * 2
+    assert our_servers() == []
+
+
+def test_a_model_the_server_cannot_load_is_one_line_naming_it(tmp_path, capsys):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    code = main(["synthesize", "-q", "-o", str(tmp_path / "o.jsonl"), "--teacher", str(bad),
+                 "--student", str(smollm2_gguf())])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "llama-server for broken.gguf exited" in err and "log:" in err
+    assert our_servers() == []  # the role started first is stopped again
