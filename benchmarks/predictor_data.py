@@ -6,9 +6,8 @@ Each step is skipped when its output exists, so a rerun continues:
 1. DIR/problems.jsonl: 128 arithmetic word problems (seeded), the training split;
    DIR/heldout-problems.jsonl: 48 more from the same generator, which training never sees;
 2. DIR/traces.jsonl, DIR/heldout-traces.jsonl: SmolLM2-135M-Instruct (the embedded GGUF, served
-   by llama.cpp) writes the thinking of each, `tessy predictor sample --role student` (512
-   tokens, temperature 0.7, one problem at a time: llama-cpp-python keeps one KV state, so with
-   several in flight each request re-reads its whole prompt);
+   by llama.cpp's llama-server) writes the thinking of each, `tessy predictor sample --role
+   student` (512 tokens, temperature 0.7);
 3. DIR/long.jsonl: the traces joined into long student-only records (6 seeded shuffles, groups
    of 6), DIR/long-labels.jsonl: lexicon labels of ~300-word segments of them (and the same
    for the held-out traces: DIR/heldout-long-labels.jsonl);

@@ -7,7 +7,7 @@ records, `OUT.run.json` (the client's counters) and the servers' `/metrics` wher
 
     python -m benchmarks.serving --setting sim     # simulated servers with a cost model
     python -m benchmarks.serving --setting local   # embedded default models, in-process
-    python -m benchmarks.serving --setting llama   # llama-cpp-python servers, GGUF models
+    python -m benchmarks.serving --setting llama   # llama-servers, the embedded pair
     python -m benchmarks.serving --setting cpu     # client CPU per request as the trace grows
 
 `make bench` runs them all (and the predictor cost benchmark); results go to out/bench/.
@@ -259,21 +259,30 @@ def bench_local(work: Path, problems: int, thinking: int) -> list[Run]:
 
 
 def llama_server_cmd(role: str, port: int) -> list[str]:
-    # interrupt_requests False: by default it cuts a running stream when another one arrives.
-    return [sys.executable, "-m", "llama_cpp.server", "--model", real_model(), "--host",
-            "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
-            "--interrupt_requests", "False"]
+    """The embedded pair on llama.cpp's own server (`tessy setup` builds it): Qwen2.5-Coder-1.5B
+    teaches, SmolLM2-135M learns; two slots each, every core each (tessy's defaults)."""
+    from tessy.embedded import qwen_coder_gguf, smollm2_gguf
+    from tessy.serving.llama_server import LlamaServer
+
+    model = qwen_coder_gguf() if role == "teacher" else smollm2_gguf()
+    server = LlamaServer(model, slots=2, context=2048)
+    server.port = port
+    return server.command()
+
+
+LLAMA_ARGS = ["--teacher-template", "chat", "--student-template", "chat-think",
+              "--answer-from", "thinking", "--answer-role", "teacher", "--max-answer-tokens", "64",
+              "--temperature", "0"]
 
 
 def bench_llama(work: Path, problems: int, thinking: int, concurrency: int) -> list[Run]:
-    """Setting (b2): llama-cpp-python servers, one per role, fresh per variant."""
+    """Setting (b2): llama-servers, one per role, fresh per variant."""
     runs = []
     for label, extra in VARIANTS:
         with role_servers(llama_server_cmd, work) as urls:
             args = ["--limit", str(problems), "--teacher", urls["teacher"], "--student",
-                    urls["student"], "--teacher-tokenizer", real_model(), "--student-tokenizer",
-                    real_model(), "--max-thinking-tokens", str(thinking),
-                    "--concurrency", str(concurrency), *REAL_ARGS, *extra]
+                    urls["student"], "--max-thinking-tokens", str(thinking),
+                    "--concurrency", str(concurrency), *LLAMA_ARGS, *extra]
             runs.append(run_client(label, args, work / f"{slug(label)}.jsonl", urls))
         print(f"  {label}: {runs[-1].seconds:.1f}s", file=sys.stderr)
     return runs
@@ -351,9 +360,10 @@ def main() -> None:
                      f"{args.real_problems} problems, thinking budget {args.real_thinking}")
         elif setting == "llama":
             runs = bench_llama(work, args.real_problems, args.real_thinking, 2)
-            title = (f"llama-cpp-python servers (SmolLM2-135M-Instruct Q4_1 in both roles, 1 "
-                     f"thread each, greedy): {args.real_problems} problems, thinking budget "
-                     f"{args.real_thinking}, 2 in flight")
+            title = (f"llama-servers (llama.cpp; teacher Qwen2.5-Coder-1.5B-Instruct Q4_K_M, "
+                     f"student SmolLM2-135M-Instruct Q4_1; 2 slots and every core each, greedy): "
+                     f"{args.real_problems} demo problems, thinking budget {args.real_thinking}, "
+                     "2 in flight")
         else:
             from benchmarks.client_cpu import profile
 

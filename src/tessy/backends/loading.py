@@ -1,6 +1,6 @@
 """Loading HF models and tokenizers: a directory, a hub id, or a GGUF file.
 
-A GGUF file is dequantized by transformers on every load (about a minute for gemma-3-270m on two
+A GGUF file is dequantized by transformers on every load (about a minute for a 270M model on two
 cores), so the converted model is saved once under the tessy cache and loaded from there after.
 """
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 # The embedded default's GGUF files (tessy.embedded) and the hub models they quantise.
 EMBEDDED_HUB_IDS = {"SmolLM2-135M-Instruct.Q4_1.gguf": "HuggingFaceTB/SmolLM2-135M-Instruct",
-                    "gemma-3-270m-q4_k_m.gguf": "google/gemma-3-270m",
                     "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf": "Qwen/Qwen2.5-Coder-1.5B-Instruct",
                     "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf": "Qwen/Qwen2.5-Coder-0.5B-Instruct"}
 SMOLLM2_ALIAS = "smollm2"  # the training commands' name of the embedded student
