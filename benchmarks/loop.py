@@ -5,7 +5,7 @@
 1. `tessy problems`: arithmetic word problems and lettered multiple-choice items with gold
    answers, split train / held-out;
 2. `tessy synthesize` on the train split three ways: cooperative (TESSY), teacher-only,
-   student-only (the embedded default: gemma-3-270m base teaches SmolLM2-135M-Instruct);
+   student-only (the embedded default: Qwen2.5-Coder-1.5B-Instruct teaches SmolLM2-135M-Instruct);
 3. `tessy sft`: SmolLM2 fine-tuned on each dataset (same settings);
 4. the untrained student and the three fine-tuned ones each answer the held-out problems
    (`synthesize --strategy student-only --student MODEL`, greedy), graded by `tessy report`;
