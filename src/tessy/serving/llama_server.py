@@ -53,7 +53,10 @@ class LlamaServer:
         return [str(find_server()), "-m", str(self.model), "--alias", self.alias,
                 "--host", "127.0.0.1", "--port", str(self.port), "-t", str(self.threads),
                 "--parallel", str(self.slots), "-c", str(self.slots * self.context),
-                "--cont-batching", "--no-webui"]
+                "--cont-batching", "--no-webui",
+                # Idle threads sleep instead of spinning: the teacher's and the student's
+                # servers share the cores, and spinning ones starve the busy one (BENCHMARKS.md).
+                "--poll", "0"]
 
     async def start(self) -> str:
         """Start the server and wait until it serves; its /v1 URL."""
