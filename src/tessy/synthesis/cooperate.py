@@ -20,8 +20,8 @@ from tessy.boundary.base import BoundaryPredictor, PredictorSession
 from tessy.boundary.cut import Decision, TurnWatcher
 from tessy.config import SynthesisConfig
 from tessy.errors import GenerationError, TransientBackendError
-from tessy.openai_api import RetryPolicy
 from tessy.records import FinishReason, Problem, Role, RoleStats, Segment, Trajectory, other
+from tessy.retries import RetryPolicy
 from tessy.synthesis.guards import is_looping
 from tessy.synthesis.health import ServerHealth
 from tessy.synthesis.pacing import FreePacing, Pacing
