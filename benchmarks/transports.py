@@ -8,8 +8,9 @@ parses each event's JSON with orjson and takes its text, as tessy does.
 
     python -m benchmarks.transports [--streams 256] [--seconds 15]
 
-Variants: httpx (`aiter_lines`, tessy's path through a proxy), aiohttp (`iter_any` with the
-events split by hand), and tessy's own transport (`tessy.transport`), each on asyncio and uvloop.
+Variants: httpx (`aiter_bytes` into tessy's SSE parser, tessy's path through a proxy), aiohttp
+(`iter_any` with the events split by hand), and tessy's own transport (`tessy.transport`), each
+on asyncio and uvloop.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from benchmarks.client_load import sim_replicas
 from benchmarks.serving import ROOT
 
 VARIANTS = ["httpx", "aiohttp", "tessy"]
-NAMES = {"httpx": "httpx {httpx} (`aiter_lines`; tessy's path through a proxy)",
+NAMES = {"httpx": "httpx {httpx} (`aiter_bytes` into tessy's SSE parser; tessy's path through a proxy)",
          "aiohttp": "aiohttp {aiohttp} (`iter_any`, events split by hand)",
          "tessy": "tessy's transport (`tessy/transport/`: asyncio `BufferedProtocol`, one reused "
                   "read buffer, chunked framing and SSE split in `buffer_updated`)"}
@@ -37,10 +38,12 @@ LOOPS = ["asyncio", "uvloop"]
 
 async def read_httpx_or_tessy(url: str, body: bytes, fast: bool, counts: dict) -> None:
     from tessy.openai_api import OpenAIClient
+    from tessy.transport import Transport
 
     async with OpenAIClient([url], concurrency=counts["streams"]) as client:
-        if not fast:
-            client.sse = None
+        if not fast:  # tessy's path through a proxy
+            await client.transport.aclose()
+            client.transport = Transport([url], size=counts["streams"] + 4, timeout=300.0, fast=False)
 
         async def one() -> None:
             while True:

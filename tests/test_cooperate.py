@@ -141,3 +141,15 @@ async def test_empty_thinking_closed_by_the_marker_is_retried_then_fails():
     with pytest.raises(GenerationError, match="empty thinking"):
         await run(roles, strategy="teacher-only", retries=2)
     assert len(roles["teacher"].backend.requests) == 3
+
+
+async def test_empty_thinking_has_its_own_count_of_tries():
+    import pytest
+
+    from tessy.errors import GenerationError
+
+    roles = fake_roles()
+    roles["teacher"].backend = FakeBackend(name="fake-teacher", script="</think> The answer is 42.")
+    with pytest.raises(GenerationError, match="empty thinking"):
+        await run(roles, strategy="teacher-only", retries=2, empty_retries=0)
+    assert len(roles["teacher"].backend.requests) == 1

@@ -1,46 +1,32 @@
-"""The one client of OpenAI-compatible servers: SSE parsing, retries, scoring, served templates."""
+"""The one client of OpenAI-compatible servers: both stream paths, retries, scoring, served templates."""
 
 from __future__ import annotations
 
 import pytest
 
 from tessy.errors import BackendError
-from tessy.openai_api import OpenAIClient, RetryPolicy, sse_events
+from tessy.openai_api import OpenAIClient, RetryPolicy
 from tessy.records import parse_record
 from tessy.report.nll import NLL, HTTPScorer
 from tessy.templates import qwen3
-
-
-async def lines_of(raw: str):
-    for line in raw.splitlines():  # splitlines() also splits CRLF, as httpx's line reader does
-        yield line
-
-
-async def events(raw: str) -> list[str]:
-    return [e async for e in sse_events(lines_of(raw))]
-
-
-async def test_sse_events_multi_line_data_comments_and_a_cut_last_event():
-    raw = (": keep-alive\r\n\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\nevent: x\nid: 7\ndata:[DONE]\n\n"
-           "data: tail")
-    assert await events(raw) == ['{"a":\n1}', "[DONE]", "tail"]
+from tessy.transport import Transport
 
 
 def test_streams_take_httpx_only_through_a_proxy(monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
     monkeypatch.setenv("NO_PROXY", "localhost")
-    assert OpenAIClient(["http://gpu-node:8000/v1"]).sse is None  # proxied: httpx speaks to it
-    assert OpenAIClient(["http://localhost:8000/v1"]).sse is not None  # bypassed: fast path
+    assert not OpenAIClient(["http://gpu-node:8000/v1"]).transport.fast  # proxied: httpx speaks to it
+    assert OpenAIClient(["http://localhost:8000/v1"]).transport.fast  # bypassed: fast path
     monkeypatch.delenv("HTTP_PROXY")
-    assert OpenAIClient(["http://gpu-node:8000/v1"]).sse is not None
+    assert OpenAIClient(["http://gpu-node:8000/v1"]).transport.fast
 
 
 @pytest.mark.parametrize("fast", [True, False])
 async def test_both_stream_paths_read_the_same_chunks(server, fast):
     body = b'{"model": "m", "prompt": "<think>\\n", "max_tokens": 6, "stream": true}'
     async with OpenAIClient([server.url]) as client:
-        if not fast:
-            client.sse = None  # the httpx path (as behind a proxy)
+        await client.transport.aclose()  # one on the path asked for (httpx: as behind a proxy)
+        client.transport = Transport([server.url], size=8, timeout=30.0, fast=fast)
         batches = [b async for b in client.stream_completion(server.url, body)]
     chunks = [c for b in batches for c in b]
     assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == \

@@ -123,7 +123,7 @@ def test_request_body_fields():
 
 def test_pool_sized_from_concurrency():
     backend = backend_for("http://127.0.0.1:1/v1", concurrency=500)
-    pool = backend.client.http._transport._pool
+    pool = backend.client.transport.http.client._transport._pool
     assert pool._max_connections >= 500
 
 

@@ -16,6 +16,7 @@ from tessy.transport import (
     ProtocolError,
     ReadTimeout,
     SSEConnection,
+    SSEParser,
     SSEPool,
 )
 
@@ -89,6 +90,16 @@ def test_an_error_status_keeps_its_body_and_garbage_is_a_protocol_error():
     assert isinstance(conn.error, ProtocolError) and conn.closed
     conn = feed(b"SSH-2.0-OpenSSH\r\n\r\n", [])
     assert isinstance(conn.error, ProtocolError)
+
+
+def test_the_parser_alone_reads_multi_line_data_comments_and_a_cut_last_event():
+    raw = (b": keep-alive\r\n\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\nevent: x\nid: 7\ndata:[DONE]\n\n"
+           b"data: tail")
+    parser = SSEParser()
+    for i in range(0, len(raw), 5):  # as httpx's reads bring it, behind a proxy
+        parser.feed(raw[i:i + 5])
+    parser.end()
+    assert parser.take() == [b'{"a":\n1}', b"[DONE]", b"tail"]
 
 
 # ---------------------------------------------------------------- against real sockets

@@ -233,8 +233,10 @@ class SynthesisConfig:
         "Pacing. async: every problem goes at its own pace; lockstep: the authors' prototype "
         "(rounds of one step-mode request per problem, each round waiting for all), kept for "
         "comparison.", choices=SCHEDULERS, hashed=False, default="async")
-    retries: int = setting("Retries of a failed or empty request before the problem fails.",
-                           default=3)
+    retries: int = setting("Retries of a failed request before the problem fails.", default=3)
+    empty_retries: int | None = setting(
+        "Tries again of a thinking the model ended at once, empty, before the problem fails. "
+        "Default: as many as --retries.", added=True, default=None)
     backoff: float = setting("First retry delay in seconds (doubles, with jitter).", hashed=False,
                              default=1.0)
     server_down_after: float = setting(
@@ -251,8 +253,8 @@ class SynthesisConfig:
                "lockstep needs mode step (it waits for whole k-token requests)")
         _at_least(self, w, 1, "turn_tokens", "max_thinking_tokens", "max_answer_tokens",
                   "max_turns", "concurrency", "predict_every")
-        _at_least(self, w, 0, "retries", "backoff", "server_down_after", "grace",
-                  "repetition_window")
+        _at_least(self, w, 0, "retries", "empty_retries", "backoff", "server_down_after",
+                  "grace", "repetition_window")
 
 
 @dataclass

@@ -2,140 +2,37 @@
 
 Everything tessy asks of a server goes through `OpenAIClient`: probing `/v1/models`, the auth
 header, completions (streamed as SSE or whole), chat completions, prompt scoring (`echo` +
-`logprobs`), token counting, the served chat template, the mapping of transport and HTTP errors
-onto tessy's error tree, and the retry policy:
+`logprobs`), token counting and the served chat template. Its requests go through one
+`tessy.transport.Transport`, which raises every failure as tessy's errors (the table in
+`tessy/transport/errors.py`):
 
-    connect refused / connect timeout   -> TransientBackendError(server_down=True)
-    read timeout, dropped connection    -> TransientBackendError
-    HTTP 429, 502, 503, 504             -> TransientBackendError(server_down=True)
-    HTTP 408, 409, 425, 500             -> TransientBackendError
+    refused, 429/502/503/504            -> TransientBackendError(server_down=True)
+    timeouts, dropped connections, 5xx  -> TransientBackendError
     any other HTTP >= 400               -> RequestRejected (never retried)
     no server at probe time             -> ServerUnavailable (names the URL)
 
-Transient failures are retried with `RetryPolicy` (exponential backoff, full jitter); the
-synthesis engine runs its own loop over the same policy, because a retried turn continues from
-the text already received and a server that is away is waited out by every problem together.
+Transient failures of a chat or scoring call are retried as `tessy.retries` says; the synthesis
+engine retries its own turns there too, because a retried turn continues from the text already
+received and a server that is away is waited out by every problem together.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
-import random
-import urllib.request
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator
+from typing import Any
 
-import httpx
-import orjson
-
-from tessy import transport
-from tessy.errors import BackendError, RequestRejected, ServerUnavailable, TransientBackendError
+from tessy.errors import BackendError, ServerUnavailable, TransientBackendError
 from tessy.replicas import Replica, ReplicaSet
+from tessy.retries import RetryPolicy, with_retries
+from tessy.transport import Transport
 
 log = logging.getLogger("tessy")
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-DOWN_STATUS = frozenset({429, 502, 503, 504})  # the server (or its proxy) is away or full
-JSON_HEADERS = {"Content-Type": "application/json"}
 # Token-count endpoints: vLLM/SGLang, llama.cpp's own server, llama-cpp-python's server.
 TOKENIZE_DIALECTS = (("/tokenize", "prompt"), ("/tokenize", "content"),
                      ("/extras/tokenize/count", "input"))
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently a failed request is tried again."""
-
-    retries: int = 3
-    backoff: float = 1.0  # first delay in seconds; doubles with every attempt
-    cap: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        """Exponential backoff with full jitter: uniform in [0, min(cap, backoff * 2**attempt)]."""
-        return random.uniform(0, min(self.cap, self.backoff * 2**attempt))
-
-
-def status_error(url: str, status: int, body: str) -> BackendError:
-    """The error for an HTTP status >= 400 (see the table in the module docstring)."""
-    message = f"{url}: HTTP {status}: {body[:300]}".replace("\n", " ")
-    if status in RETRY_STATUS:
-        return TransientBackendError(message, server_down=status in DOWN_STATUS)
-    return RequestRejected(message)
-
-
-@contextmanager
-def mapped_errors(url: str) -> Iterator[None]:
-    """Translate httpx's transport errors and bad JSON into tessy's errors."""
-    try:
-        yield
-    except httpx.ConnectError as exc:  # refused or unreachable: the server is away
-        raise TransientBackendError(f"{url}: cannot connect ({exc or type(exc).__name__})",
-                                    server_down=True) from exc
-    except httpx.TimeoutException as exc:
-        raise TransientBackendError(f"{url}: timed out ({type(exc).__name__})",
-                                    server_down=isinstance(exc, httpx.ConnectTimeout),
-                                    timed_out=True) from exc
-    except httpx.TransportError as exc:
-        raise TransientBackendError(f"{url}: connection failed ({exc or type(exc).__name__})") from exc
-    except ValueError as exc:
-        raise TransientBackendError(f"{url}: malformed response ({exc})") from exc
-
-
-@contextmanager
-def mapped_transport_errors(url: str) -> Iterator[None]:
-    """Translate the streaming transport's errors into tessy's errors (the same table)."""
-    try:
-        yield
-    except transport.HTTPStatusError as exc:
-        raise status_error(url, exc.status, exc.body) from exc
-    except transport.ConnectFailed as exc:
-        raise TransientBackendError(f"{url}: {exc}", server_down=True) from exc
-    except transport.ReadTimeout as exc:
-        raise TransientBackendError(f"{url}: timed out ({exc})", timed_out=True) from exc
-    except transport.TransportError as exc:
-        raise TransientBackendError(f"{url}: connection failed ({exc})") from exc
-    except (transport.ProtocolError, ValueError) as exc:
-        raise TransientBackendError(f"{url}: malformed response ({exc})") from exc
-
-
-def proxied(url: str) -> bool:
-    """Whether the environment routes `url` through a proxy (HTTP_PROXY & co, NO_PROXY)."""
-    parsed, proxies = httpx.URL(url), urllib.request.getproxies()
-    return (bool(proxies.get(parsed.scheme) or proxies.get("all"))
-            and not urllib.request.proxy_bypass(parsed.host))
-
-
-def stream_chunk(url: str, data: str | bytes) -> dict[str, Any] | None:
-    """One SSE event's chunk of a streamed completion; None for `[DONE]`. An error the server
-    reports inside the stream is transient."""
-    if data[:1] not in (b"{", "{") and data.strip() in (b"[DONE]", "[DONE]"):
-        return None
-    chunk: dict[str, Any] = orjson.loads(data)
-    if "error" in chunk:
-        raise TransientBackendError(f"{url}: server error in stream: {chunk['error']}")
-    return chunk
-
-
-async def sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[str, None]:
-    """The `data` of each server-sent event (multi-line data joined, comments skipped); an event
-    cut off by the end of the stream is still delivered."""
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-        elif line.startswith("data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(" ") else value)
-        # comments (":"), `event:`, `id:` and `retry:` lines carry nothing tessy uses
-    if data:
-        yield "\n".join(data)
 
 
 class OpenAIClient:
@@ -157,16 +54,8 @@ class OpenAIClient:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else (
             {"Authorization": "Basic " + base64.b64encode(basic_auth.encode()).decode()}
             if basic_auth else {})
-        self.http = httpx.AsyncClient(
-            headers=headers,
-            # Sized from the configured concurrency: no hidden cap below it.
-            limits=httpx.Limits(max_connections=concurrency + 4,
-                                max_keepalive_connections=concurrency + 4),
-            timeout=httpx.Timeout(timeout, connect=min(30.0, timeout), pool=None),
-        )
-        # Streams take the fast SSE transport; through a proxy, httpx (which speaks to proxies).
-        self.sse = None if any(map(proxied, self.urls)) else transport.SSEPool(
-            size=concurrency + 4, timeout=timeout, connect_timeout=min(30.0, timeout), headers=headers)
+        # Sized from the configured concurrency: no hidden cap below it.
+        self.transport = Transport(self.urls, size=concurrency + 4, timeout=timeout, headers=headers)
         self._tokenize: tuple[str, str] | None | bool = None  # False: no dialect works
         self._tokenize_offset = 0
 
@@ -179,9 +68,7 @@ class OpenAIClient:
     async def aclose(self) -> None:
         """Close the connection pools."""
         self.replicas.close()
-        if self.sse is not None:
-            self.sse.close()
-        await self.http.aclose()
+        await self.transport.aclose()
 
     async def probe(self, model: str | None = None) -> str:
         """Check that the replicas answer `/models`; the model name (given, else the first
@@ -191,12 +78,11 @@ class OpenAIClient:
         for replica in self.replicas.replicas:
             url = replica.url
             try:
-                response = await self.http.get(f"{url}/models", timeout=30.0)
-                response.raise_for_status()
-                models = [m["id"] for m in response.json().get("data", [])]
-            except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                failures.append((replica, f"{self.role} server {url}/models is not ready: "
-                                          f"{exc or type(exc).__name__}"))
+                listed = await self.transport.get(url, "/models", 30.0)
+                models = [m["id"] for m in listed.get("data", [])]
+            except (BackendError, KeyError, TypeError, AttributeError) as exc:
+                why = str(exc).removeprefix(f"{url}: ") or type(exc).__name__
+                failures.append((replica, f"{self.role} server {url}/models is not ready: {why}"))
                 continue
             if not model:
                 if not models:
@@ -213,67 +99,21 @@ class OpenAIClient:
     async def alive(self, url: str) -> bool:
         """Whether a replica answers `/models` now (the probe that puts it back in rotation)."""
         try:
-            response = await self.http.get(f"{url}/models", timeout=min(10.0, self.timeout))
-            return response.status_code == 200
-        except httpx.HTTPError:
+            await self.transport.get(url, "/models", min(10.0, self.timeout))
+            return True
+        except BackendError:
             return False
 
-    async def with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
-        """`call()`, tried again after transient failures as the retry policy says."""
-        for attempt in range(self.retry.retries + 1):
-            try:
-                return await call()
-            except TransientBackendError as exc:
-                if attempt == self.retry.retries:
-                    raise BackendError(f"gave up after {attempt + 1} tries: {exc}") from exc
-                await asyncio.sleep(self.retry.delay(attempt))
-        raise AssertionError("unreachable")
-
-    async def stream_completion(self, url: str, content: bytes) -> AsyncGenerator[list[dict[str, Any]], None]:
+    def stream_completion(self, url: str, content: bytes) -> AsyncGenerator[list[dict[str, Any]], None]:
         """One `/completions` request with `stream: true`: its SSE chunks up to `[DONE]`, a list
         per socket read (so a caller handles what one read brought at once). Closing the
-        iterator closes the connection, which vLLM and SGLang treat as an abort. One attempt;
-        errors mapped."""
-        if self.sse is None:
-            async for chunk in self._stream_httpx(url, content):
-                yield [chunk]
-            return
-        done = False
-        with mapped_transport_errors(url):
-            async for events in self.sse.stream(f"{url}/completions", content):
-                if done:  # past [DONE]: read on to the end, so the connection can be kept
-                    continue
-                chunks = []
-                for data in events:
-                    chunk = stream_chunk(url, data)
-                    if chunk is None:
-                        done = True
-                        break
-                    chunks.append(chunk)
-                if chunks:
-                    yield chunks
-
-    async def _stream_httpx(self, url: str, content: bytes) -> AsyncGenerator[dict[str, Any], None]:
-        """`stream_completion` through httpx, chunk by chunk (for proxies)."""
-        with mapped_errors(url):
-            async with self.http.stream("POST", f"{url}/completions", content=content,
-                                        headers=JSON_HEADERS) as response:
-                await self._raise_for_status(response, url)
-                async for data in sse_events(response.aiter_lines()):
-                    chunk = stream_chunk(url, data)
-                    if chunk is None:
-                        return
-                    yield chunk
+        iterator closes the connection, which vLLM and SGLang treat as an abort. One attempt."""
+        return self.transport.stream(url, "/completions", content)
 
     async def post(self, url: str, path: str, body: dict[str, Any] | bytes) -> dict[str, Any]:
         """One JSON POST (completions, chat, scoring), the whole answer; one attempt."""
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        with mapped_errors(url):
-            async with self.http.stream("POST", f"{url}{path}", content=content,
-                                        headers=JSON_HEADERS) as response:
-                await self._raise_for_status(response, url)
-                await response.aread()
-                data = response.json()
+        data = await self.transport.post(url, path, content)
         if not isinstance(data, dict):
             raise TransientBackendError(f"{url}{path}: malformed response (not an object)")
         return data
@@ -290,7 +130,7 @@ class OpenAIClient:
             except (KeyError, IndexError, TypeError) as exc:
                 raise TransientBackendError(f"{url}: malformed chat answer ({exc!r})") from exc
 
-        return await self.with_retries(call)
+        return await with_retries(call, self.retry)
 
     async def prompt_logprobs(self, text: str, model: str) -> list[tuple[int, int, float]]:
         """(start, end, logprob) of each token of `text` as the server scores it (`echo` with
@@ -298,7 +138,7 @@ class OpenAIClient:
         url = self.urls[0]
         body = {"model": model, "prompt": text, "max_tokens": 1, "echo": True, "logprobs": 1,
                 "temperature": 0}
-        data = await self.with_retries(lambda: self.post(url, "/completions", body))
+        data = await with_retries(lambda: self.post(url, "/completions", body), self.retry)
         lp = (data.get("choices") or [{}])[0].get("logprobs") or {}
         starts, values = lp.get("text_offset") or [], lp.get("token_logprobs") or []
         prompt_tokens = (data.get("usage") or {}).get("prompt_tokens") or 1
@@ -333,12 +173,9 @@ class OpenAIClient:
         root = self.urls[0].removesuffix("/v1")
         body = {"model": model, key: text, "add_special_tokens": False}
         try:
-            response = await self.http.post(f"{root}{path}", json=body)
-            if response.status_code != 200:
-                return None
-            data = response.json()
+            data = await self.transport.post(root, path, json.dumps(body).encode())
             return int(data["count"]) if "count" in data else len(data["tokens"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        except (BackendError, ValueError, KeyError, TypeError):
             return None
 
     async def served_chat_template(self) -> dict[str, str] | None:
@@ -346,18 +183,11 @@ class OpenAIClient:
         `/props`), else None."""
         root = self.urls[0].removesuffix("/v1")
         try:
-            response = await self.http.get(f"{root}/props", timeout=30.0)
-            data = response.json() if response.status_code == 200 else {}
-        except (httpx.HTTPError, ValueError):
+            data = await self.transport.get(root, "/props", 30.0)
+        except BackendError:
             return None
         template = data.get("chat_template") if isinstance(data, dict) else None
         if not isinstance(template, str) or not template:
             return None
         return {"chat_template": template, "bos_token": str(data.get("bos_token") or ""),
                 "eos_token": str(data.get("eos_token") or "")}
-
-    @staticmethod
-    async def _raise_for_status(response: httpx.Response, url: str) -> None:
-        if response.status_code >= 400:
-            await response.aread()
-            raise status_error(url, response.status_code, response.text)

@@ -14,7 +14,7 @@ A replica that refuses connections, answers 429/502/503/504 or sends nothing for
 request timeout is taken out of rotation; its problems continue at once on live replicas from
 their last turn. A background probe asks its `/v1/models` every few seconds and puts it back
 when it answers. Only when every replica of a role is away does the run wait (the role's
-`ServerHealth`).
+`tessy.retries.ServerHealth`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 
 from tessy.errors import InputError
 from tessy.io.jsonl import AppendLog, read_ids, read_jsonl
-from tessy.openai_api import OpenAIClient, RetryPolicy
+from tessy.openai_api import OpenAIClient
 from tessy.predictor.style_spans import (
     INSTRUCTION,
     PLACEHOLDER,
@@ -23,6 +23,7 @@ from tessy.predictor.style_spans import (
     locate,
     parse_phrases,
 )
+from tessy.retries import RetryPolicy
 
 
 @dataclass

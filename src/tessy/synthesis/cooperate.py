@@ -8,7 +8,6 @@ loop with one role and no cuts.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import zlib
 from collections.abc import Callable
@@ -20,10 +19,9 @@ from tessy.boundary.base import BoundaryPredictor, PredictorSession
 from tessy.boundary.cut import Decision, TurnWatcher
 from tessy.config import SynthesisConfig
 from tessy.errors import GenerationError, TransientBackendError
-from tessy.openai_api import RetryPolicy
 from tessy.records import FinishReason, Problem, Role, RoleStats, Segment, Trajectory, other
+from tessy.retries import Attempts, RetryPolicy, ServerHealth
 from tessy.synthesis.guards import is_looping
-from tessy.synthesis.health import ServerHealth
 from tessy.synthesis.pacing import FreePacing, Pacing
 from tessy.synthesis.read_answer import read_answer
 from tessy.synthesis.roles import RoleRuntime
@@ -48,12 +46,6 @@ class Resume:
     role: Role
 
 
-@dataclass
-class _Retries:
-    blamed: int = 0  # failures counted against this problem (retries run out)
-    waited: int = 0  # "server is away" failures, waited out together with every other problem
-
-
 # Called after every turn with (trajectory, turns so far, role of the next turn).
 TurnHook = Callable[[Trajectory, int, Role], None]
 
@@ -67,7 +59,9 @@ class Cooperation:
         self.config = config
         self.on_turn = on_turn
         self.pacing = pacing or FreePacing()
-        self.retry = RetryPolicy(config.retries, config.backoff)
+        self.retry = RetryPolicy(config.retries, config.backoff)  # of a failed request
+        # Of a whole thinking that came back empty (its requests succeeded): another count.
+        self.empty_retries = config.retries if config.empty_retries is None else config.empty_retries
         self.health = {r: ServerHealth(r, config.server_down_after) for r in roles}
         markers = {m for r in roles.values() for m in r.template.end_markers}
         self.end_markers = tuple(sorted(markers, key=len, reverse=True))
@@ -88,13 +82,13 @@ class Cooperation:
             traj = resume.traj if resume else Trajectory(problem, self.config.strategy)
             start = resume or Resume(traj, 0, self.first)
             sessions: dict[int, PredictorSession | None] = {}  # per predictor, over this trajectory
-            for attempt in range(self.config.retries + 1):
+            for attempt in range(self.empty_retries + 1):
                 if not traj.finish_reason:
                     await self._think(traj, start.turns, start.role, sessions)
                 ended = traj.finish_reason in (FinishReason.EOS, FinishReason.END_OF_THINKING)
                 if traj.thinking.strip() or not ended:
                     break
-                if attempt == self.config.retries:  # no SFT sample in an empty thinking
+                if attempt == self.empty_retries:  # no SFT sample in an empty thinking
                     raise GenerationError("empty thinking: the model ended at once on every retry")
                 traj.segments.clear()
                 traj.finish_reason = None
@@ -135,7 +129,7 @@ class Cooperation:
                               self._every(predictor), self._session(predictor, sessions))
         stats = traj.stats[role]
         decision: Decision | None = None
-        retries = _Retries()
+        attempts = Attempts(self.retry, self.health[role])
         while decision is None:
             remaining = budget - len(watcher.token_ends)
             if remaining <= 0:
@@ -148,9 +142,9 @@ class Cooperation:
             request = self._request(traj, rt, prompt, min(k, remaining), ())
             try:
                 decision, finish = await self._stream(rt, request, watcher, stats)
-                retries = _Retries()
+                attempts.succeeded()
             except TransientBackendError as exc:
-                await self._back_off(role, stats, retries, exc)
+                await self._back_off(stats, attempts, exc)
                 continue
             if decision is None and finish == "stop":  # EOS (or a stop string) with no marker
                 decision = Decision(len(watcher.text), True)
@@ -200,25 +194,15 @@ class Cooperation:
                         break
         finally:
             stats.seconds += time.perf_counter() - started
-        self.health[rt.role].ok()
         return decision, finish
 
-    async def _back_off(self, role: Role, stats: RoleStats, retries: _Retries,
-                        exc: TransientBackendError) -> None:
-        """Wait before retrying; give the problem up, or stop the run, when it is hopeless."""
+    @staticmethod
+    async def _back_off(stats: RoleStats, attempts: Attempts, exc: TransientBackendError) -> None:
+        """Wait before retrying (`tessy.retries`); give the problem up when its retries are
+        spent (ServerUnavailable stops the run when the role has been away too long)."""
         stats.retries += 1
-        if exc.failover:  # that replica is out of rotation; another one takes the turn now
-            retries.waited += 1
-            return
-        self.health[role].failed(exc)  # raises ServerUnavailable after too long away
-        if exc.server_down:
-            retries.waited += 1
-        elif retries.blamed >= self.config.retries:
-            raise GenerationError(f"gave up after {retries.blamed + 1} failed requests: {exc}") from exc
-        else:
-            retries.blamed += 1
-        attempt = retries.blamed + retries.waited - 1
-        await asyncio.sleep(self.retry.delay(attempt))
+        if not await attempts.back_off(exc):
+            raise GenerationError(f"gave up after {attempts.tries} failed requests: {exc}") from exc
 
     def _finish(self, traj: Trajectory, role: Role, watcher: TurnWatcher, decision: Decision,
                 reason: FinishReason | None) -> TurnResult:
@@ -256,14 +240,15 @@ class Cooperation:
         # An answer that closes (or reopens) the thinking again has started over: stop there.
         stop = (*rt.template.answer_stop, "</think>", "<think>")
         request = self._request(traj, rt, prompt, self.config.max_answer_tokens, stop)
-        stats, retries = traj.stats[role], _Retries()
+        stats, attempts = traj.stats[role], Attempts(self.retry, self.health[role])
         while True:
             watcher = TurnWatcher(role, None, "", ())
             try:
                 _, finish = await self._stream(rt, request, watcher, stats)
+                attempts.succeeded()
                 break
             except TransientBackendError as exc:
-                await self._back_off(role, stats, retries, exc)
+                await self._back_off(stats, attempts, exc)
         n = len(watcher.token_ends)
         stats.kept_tokens += n
         traj.answer_finish_reason = finish or ""

@@ -1,14 +1,19 @@
-"""The streaming hot path: server-sent events over keep-alive HTTP/1.1 connections."""
+"""Every HTTP request tessy makes: `Transport`, one interface with one error map; the streaming
+hot path (SSE over keep-alive HTTP/1.1 on asyncio Protocols), httpx through a proxy."""
 
-from tessy.transport.pool import (
+from tessy.transport.client import Transport, proxied
+from tessy.transport.errors import (
     ConnectFailed,
     ConnectionDropped,
     HTTPStatusError,
+    ProtocolError,
     ReadTimeout,
-    SSEPool,
     TransportError,
+    mapped_errors,
 )
-from tessy.transport.protocol import ProtocolError, SSEConnection
+from tessy.transport.pool import SSEPool
+from tessy.transport.protocol import SSEConnection, SSEParser
 
 __all__ = ["ConnectFailed", "ConnectionDropped", "HTTPStatusError", "ProtocolError", "ReadTimeout",
-           "SSEConnection", "SSEPool", "TransportError"]
+           "SSEConnection", "SSEParser", "SSEPool", "Transport", "TransportError", "mapped_errors",
+           "proxied"]

@@ -14,37 +14,8 @@ import ssl
 from collections.abc import AsyncGenerator
 from urllib.parse import urlsplit
 
+from tessy.transport.errors import ConnectFailed, ConnectionDropped, HTTPStatusError, ReadTimeout
 from tessy.transport.protocol import SSEConnection
-
-
-class TransportError(Exception):
-    """The request did not get a whole answer. `server_down`: the server is not there at all."""
-
-    server_down = False
-
-
-class ConnectFailed(TransportError):
-    """Refused, unreachable or not answering the connect: the server is away."""
-
-    server_down = True
-
-
-class ReadTimeout(TransportError):
-    """No byte from the server for `timeout` seconds."""
-
-
-class ConnectionDropped(TransportError):
-    """The connection ended before the response did."""
-
-
-class HTTPStatusError(TransportError):
-    """A status >= 400 with its body."""
-
-    def __init__(self, status: int, body: str) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-        self.body = body
-
 
 Origin = tuple[str, str, int]  # scheme, host, port
 

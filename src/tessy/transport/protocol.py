@@ -9,21 +9,68 @@ place, and the consumer wakes once per read to take every event that read carrie
 SSE as the spec has it: events end at a blank line; `data:` lines of one event are joined with
 "\n"; comments and other fields are skipped; CRLF, CR and LF all end lines (a CR at the end of a
 read waits for a possible LF); an event cut off by the end of the body is still delivered.
+`SSEParser` is that part alone: streams read through httpx (behind a proxy) go through it too.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from tessy.transport.errors import ProtocolError
+
 MAX_HEAD = 64 * 1024  # a response head larger than this is not a server we know
 READ_BUFFER = 64 * 1024
 
 
-class ProtocolError(Exception):
-    """The bytes on the wire are not HTTP/1.1 as expected."""
+class SSEParser:
+    """Server-sent events from a body's bytes however they are split: `feed` each piece as it
+    arrives, `take` the payloads of the events it completed, `end` when the body ends."""
+
+    def __init__(self) -> None:
+        self.events: list[bytes] = []  # event payloads not yet taken
+        self._sse = b""  # event bytes not yet ended by a blank line
+
+    def take(self) -> list[bytes]:
+        """The events that arrived since the last call."""
+        events, self.events = self.events, []
+        return events
+
+    def feed(self, piece: bytes) -> None:
+        """Split off every event `piece` completes (one read: the hot path)."""
+        sse = self._sse + piece if self._sse else piece
+        held = b""
+        if b"\r" in sse:  # CRLF or CR line ends: make them LF (a final CR may be half a CRLF)
+            if sse.endswith(b"\r"):
+                sse, held = sse[:-1], b"\r"
+            sse = sse.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        start = 0
+        while (end := sse.find(b"\n\n", start)) >= 0:
+            block = sse[start:end]
+            start = end + 2
+            if block.startswith(b"data: ") and b"\n" not in block:  # the common case
+                self.events.append(block[6:])
+            elif block:
+                self._event(block)
+        self._sse = sse[start:] + held
+
+    def end(self) -> None:
+        """The body ended: an event it cut off is still delivered."""
+        if self._sse.strip(b"\r\n"):
+            self._event(self._sse.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip(b"\n"))
+        self._sse = b""
+
+    def _event(self, block: bytes) -> None:
+        data = []
+        for line in block.split(b"\n"):
+            if line.startswith(b"data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(b" ") else value)
+            # comments (":"), `event:`, `id:` and `retry:` carry nothing tessy uses
+        if data:
+            self.events.append(b"\n".join(data))
 
 
-class SSEConnection(asyncio.BufferedProtocol):
+class SSEConnection(SSEParser, asyncio.BufferedProtocol):
     """A keep-alive connection; `begin()` before each request, then read events with `wait()`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -46,11 +93,10 @@ class SSEConnection(asyncio.BufferedProtocol):
         self.head: dict[str, str] = {}
         self.keep_alive = True
         self.complete = False  # the whole body has arrived
-        self.events: list[bytes] = []  # event payloads not yet taken
+        SSEParser.__init__(self)  # no events, no event bytes
         self.body: list[bytes] = []  # the raw body, when it is not an event stream
         self._sse_body = False
         self._buf = b""  # head or chunk framing bytes not yet parsed
-        self._sse = b""  # event bytes not yet ended by a blank line
         self._mode = ""  # "chunked", "length" or "close": how the body ends
         self._remaining = 0  # bytes left in the current chunk, or of the Content-Length
         self._skip = 0  # CRLF bytes after a chunk still to skip
@@ -72,11 +118,6 @@ class SSEConnection(asyncio.BufferedProtocol):
             await self._waiter
         finally:
             self._waiter = None
-
-    def take(self) -> list[bytes]:
-        """The events that arrived since the last call."""
-        events, self.events = self.events, []
-        return events
 
     def unwatch(self) -> None:
         """Stop the read-timeout watchdog (the request is over)."""
@@ -212,37 +253,11 @@ class SSEConnection(asyncio.BufferedProtocol):
         self._buf = buf[pos:]
 
     def _content(self, piece: bytes) -> None:
-        if not self._sse_body:
+        if self._sse_body:
+            self.feed(piece)
+        else:
             self.body.append(piece)
-            return
-        sse = self._sse + piece if self._sse else piece
-        held = b""
-        if b"\r" in sse:  # CRLF or CR line ends: make them LF (a final CR may be half a CRLF)
-            if sse.endswith(b"\r"):
-                sse, held = sse[:-1], b"\r"
-            sse = sse.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        start = 0
-        while (end := sse.find(b"\n\n", start)) >= 0:
-            block = sse[start:end]
-            start = end + 2
-            if block.startswith(b"data: ") and b"\n" not in block:  # the common case
-                self.events.append(block[6:])
-            elif block:
-                self._event(block)
-        self._sse = sse[start:] + held
-
-    def _event(self, block: bytes) -> None:
-        data = []
-        for line in block.split(b"\n"):
-            if line.startswith(b"data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(b" ") else value)
-            # comments (":"), `event:`, `id:` and `retry:` carry nothing tessy uses
-        if data:
-            self.events.append(b"\n".join(data))
 
     def _finish(self) -> None:
         self.complete = True
-        if self._sse.strip(b"\r\n"):  # an event the body's end cut off
-            self._event(self._sse.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip(b"\n"))
-        self._sse = b""
+        self.end()
