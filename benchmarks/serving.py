@@ -6,7 +6,7 @@ client's own), started against fresh servers (cold prefix caches). Figures come 
 records, `OUT.run.json` (the client's counters) and the servers' `/metrics` where they have it.
 
     python -m benchmarks.serving --setting sim     # simulated servers with a cost model
-    python -m benchmarks.serving --setting local   # embedded default models, in-process
+    python -m benchmarks.serving --setting local   # SmolLM2 in both roles, in-process (transformers)
     python -m benchmarks.serving --setting llama   # llama-servers, the embedded pair
     python -m benchmarks.serving --setting cpu     # client CPU per request as the trace grows
 
@@ -339,9 +339,12 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=32, help="sim: problems")
     parser.add_argument("--concurrency", type=int, default=16, help="sim: problems in flight")
     parser.add_argument("--mean-words", type=int, default=1000, help="sim: mean thinking words")
-    parser.add_argument("--real-problems", type=int, default=6, help="local/llama: problems")
+    parser.add_argument("--real-problems", type=int, default=6, help="local: problems")
     parser.add_argument("--real-thinking", type=int, default=96,
-                        help="local/llama: thinking token budget")
+                        help="local: thinking token budget")
+    parser.add_argument("--llama-problems", type=int, default=8, help="llama: demo problems")
+    parser.add_argument("--llama-thinking", type=int, default=384,
+                        help="llama: thinking token budget (the embedded default's)")
     args = parser.parse_args()
     settings = ["sim", "local", "llama", "cpu"] if args.setting == "all" else [args.setting]
     report = []
@@ -359,10 +362,10 @@ def main() -> None:
             title = (f"transformers in-process (SmolLM2-135M-Instruct in both roles, CPU, greedy): "
                      f"{args.real_problems} problems, thinking budget {args.real_thinking}")
         elif setting == "llama":
-            runs = bench_llama(work, args.real_problems, args.real_thinking, 2)
+            runs = bench_llama(work, args.llama_problems, args.llama_thinking, 2)
             title = (f"llama-servers (llama.cpp; teacher Qwen2.5-Coder-1.5B-Instruct Q4_K_M, "
                      f"student SmolLM2-135M-Instruct Q4_1; 2 slots and every core each, greedy): "
-                     f"{args.real_problems} demo problems, thinking budget {args.real_thinking}, "
+                     f"{args.llama_problems} demo problems, thinking budget {args.llama_thinking}, "
                      "2 in flight")
         else:
             from benchmarks.client_cpu import profile
