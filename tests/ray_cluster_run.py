@@ -31,7 +31,7 @@ from tessy.io.shards import Shard, shard_outputs
 
 N_PROBLEMS = 90
 SHARDS = 3
-TOKEN_DELAY = 0.01  # a shard takes ~10 s: work is left when the driver sees its node die
+TOKEN_DELAY = 0.01  # a shard takes ~10 s: the faults land mid-shard
 
 
 def command(problems: Path, out: Path, t: FakeOpenAIServer, s: FakeOpenAIServer,
@@ -81,7 +81,9 @@ def main() -> None:
             os.kill(worker_pids(out, b)[0], signal.SIGKILL)
             cluster.remove_node(others[1], allow_graceful=False)
             wait_for(lambda: len(worker_pids(out, b)) > 1, timeout=60.0)  # Ray reran it
-            os.kill(raylets[0], signal.SIGKILL)  # the shard of the removed node waits for a CPU
+            # The removed node's shard waits for a CPU still: with the driver's node gone, only
+            # the driver joining the cluster again can run it.
+            os.kill(raylets[0], signal.SIGKILL)
             while driver.poll() is None:  # the run ends by itself; meanwhile, who ran each shard
                 for k in shards:
                     seen[k] |= set(worker_pids(out, k))

@@ -34,7 +34,9 @@ def can_isolate() -> bool:
 def test_a_killed_ray_worker_and_removed_nodes_cost_only_a_retry_of_their_shards(tmp_path):
     script = (f"ip link set lo up && cd {ROOT} && "
               f"{sys.executable} -m tests.ray_cluster_run {tmp_path}")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT)]))
+    # This checkout's tessy (ROOT/src) in every process, whichever one the venv has installed.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"),
+                                                      str(ROOT)]))
     done = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True,
                           timeout=380, env=env)
     assert done.returncode == 0 and "RAY OK" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
@@ -101,18 +103,19 @@ def test_when_the_drivers_node_dies_it_joins_again_and_reruns_only_the_lost_shar
     ray, summary, said = run_on_fake_ray(tmp_path, monkeypatch, {1: [lost, 0], 2: [0], 3: [lost, 0]})
     assert summary.shards == [0, 0, 0] and ray.joins == 2
     assert [args[1] for args in ray.submitted] == [1, 2, 3, 1, 3]  # shard 2 had ended
-    assert said == ["--ray: this driver's Ray node died; joined the cluster again, 2 unfinished "
-                    "shards submitted anew"]
+    assert said == ["--ray: this driver's Ray node died; joined the cluster again and submitted "
+                    "the unfinished shards anew (1/3, 3/3)"]
     assert all(args[4]["TESSY_TEACHER_API_KEY"] == "sk-teacher-1111"
                and "AWS_SECRET_ACCESS_KEY" not in args[4] for args in ray.submitted)
 
 
 def test_a_shard_lost_for_good_fails_alone_and_rejoins_are_bounded(tmp_path, monkeypatch):
     lost = LocalRayletDiedError("The task's local raylet died.")
-    outcomes = {1: [RayError("worker crashed, retries used up")], 2: [0],
+    outcomes = {1: [RayError("worker crashed\nretries used up")], 2: [0],
                 3: [lost] * (RETRIES + 1)}
-    ray, summary, _ = run_on_fake_ray(tmp_path, monkeypatch, outcomes)
+    ray, summary, said = run_on_fake_ray(tmp_path, monkeypatch, outcomes)
     assert summary.shards == [-1, 0, -1] and summary.merged == 0  # reported, not merged
+    assert said[0] == "--ray: shard 1/3 lost: RayError: worker crashed"
     assert [args[1] for args in ray.submitted] == [1, 2, 3] + [3] * RETRIES
 
 

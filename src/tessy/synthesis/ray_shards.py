@@ -64,8 +64,7 @@ def connect(address: str) -> Any:
         ray.init(address=None if address == "auto" else address, log_to_driver=False,
                  include_dashboard=False, ignore_reinit_error=True)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"--ray {address}: cannot reach the Ray cluster ({first})") from exc
+        raise ConfigError(f"--ray {address}: cannot reach the Ray cluster ({_first_line(exc)})") from exc
     return ray
 
 
@@ -97,6 +96,11 @@ def _await_lock(out: Path) -> None:
                 return
         except ConfigError:
             time.sleep(POLL_SECONDS)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _remote(ray: Any) -> Any:
@@ -134,7 +138,9 @@ class ShardTasks:
                     del self.refs[shard]
                 except self.ray.exceptions.LocalRayletDiedError:
                     lost = True
-                except self.ray.exceptions.RayError:  # Ray's retries used up: the nodes kept dying
+                except self.ray.exceptions.RayError as exc:  # Ray's retries used up
+                    self.say(f"--ray: shard {shard.index}/{shard.count} lost: "
+                             f"{type(exc).__name__}: {_first_line(exc)}", "warning")
                     self.codes[shard] = -1
                     del self.refs[shard]
         if lost:
@@ -158,8 +164,9 @@ class ShardTasks:
                     self.refs = {}
                     return
                 time.sleep(1.0)
-        self.say(f"--ray: this driver's Ray node died; joined the cluster again, {len(self.refs)} "
-                 "unfinished shards submitted anew", "warning")
+        names = ", ".join(f"{s.index}/{s.count}" for s in self.refs)
+        self.say(f"--ray: this driver's Ray node died; joined the cluster again and submitted "
+                 f"the unfinished shards anew ({names})", "warning")
         self.task = _remote(self.ray)
         for shard in list(self.refs):
             self.rejoined[shard] += 1
