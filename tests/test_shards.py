@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +16,12 @@ from fake_server import FakeOpenAIServer
 from helpers import ids, problems_file, wait_for
 from tessy.backends.fake import SCRIPTS
 from tessy.cli import main
+from tessy.config import RoleConfig, RunConfig
 from tessy.errors import ConfigError
 from tessy.io.jsonl import AppendLog
 from tessy.io.shards import Shard, locked, merge, shard_outputs
+from tessy.secrets import ROLES, auth_env, key_env
+from tessy.synthesis.workers import SETTINGS, shard_env
 
 IDS = [f"q{i}" for i in range(30)]
 
@@ -111,3 +116,22 @@ def test_kill_9_of_a_worker_or_the_parent_then_the_same_command(tmp_path, victim
     assert sorted(got) == sorted(f"q{i}" for i in range(16)) and len(got) == len(set(got))
     assert not shard_outputs(out)  # merged
     assert not any(q in prompt for prompt in asked for q in finished_prompts)  # not redone
+
+
+def test_a_worker_gets_tessys_settings_and_the_roles_credentials_by_name_only(monkeypatch):
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-0000")  # another service's
+    monkeypatch.setenv("TESSY_EVENT_LOOP", "asyncio")
+    config = RunConfig(teacher=RoleConfig(api_key="sk-teacher-1111"),
+                       student=RoleConfig(role="student", basic_auth="ann:pw"))
+    assert shard_env(config) == {"TESSY_EVENT_LOOP": "asyncio",
+                                 "TESSY_TEACHER_API_KEY": "sk-teacher-1111",
+                                 "TESSY_STUDENT_BASIC_AUTH": "ann:pw"}
+
+
+def test_every_tessy_variable_the_source_reads_reaches_a_remote_worker():
+    src = Path(__file__).resolve().parent.parent / "src"
+    names = {m for p in src.rglob("*.py") for m in re.findall(r"\bTESSY_[A-Z_]+\b", p.read_text())}
+    credentials = {f(role) for role in ROLES for f in (key_env, auth_env)}
+    assert names and names - credentials <= set(SETTINGS)

@@ -3,10 +3,16 @@
 Each task runs one shard as an ordinary `tessy synthesize --shard K/N` process on the node Ray
 picks, so the engine inside stays the async scheduler; the output must be on a path every node
 sees (a shared filesystem). The driver shows one progress bar from the shard files and merges
-once every task has succeeded. A task whose worker process or node dies is retried by Ray
-(`max_retries`) and its new process resumes the shard from its checkpoints; a shard that fails
-on its own (a server away for too long) is reported, not retried, and the rerun continues it.
-Ray does the scheduling; tessy only cuts the work into shards.
+once every task has succeeded. Tasks get only the environment a shard needs (`shard_env`).
+
+A killed worker process or a dead node costs only a retry of its shard: Ray runs the task
+again (`max_retries`), and the new process resumes the shard from its checkpoints once the old
+one has let go of the shard's lock, so every problem is written once. When this driver's own
+node dies, the driver loses its link to every unfinished task (it owns them): it joins the
+cluster again, through another node on its machine, and submits those shards anew
+(`ShardTasks`); with no node left there, they are reported and the rerun continues them. A
+shard that fails on its own (a server away for too long) is reported, not retried, and the
+rerun continues it. Ray does the scheduling; tessy only cuts the work into shards.
 """
 
 from __future__ import annotations
@@ -14,16 +20,22 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tessy.config import RunConfig
 from tessy.errors import ConfigError
-from tessy.io.shards import Shard
+from tessy.io.shards import Shard, locked
 from tessy.synthesis.summary import RunSummary
-from tessy.synthesis.workers import finish, prepare, run_shard, watch
+from tessy.synthesis.workers import POLL_SECONDS, finish, prepare, run_shard, watch
 
-RETRIES = 3  # times Ray reruns a shard whose worker process or node died
+RETRIES = 3  # times a shard is run again after its worker process or node died
+REJOIN_SECONDS = 120.0  # to join the cluster again after this driver's node died
+LOCK_SECONDS = 300.0  # for a shard's previous process to exit (its node's death noticed)
+
+Say = Callable[[str, str], None]  # (text, level), as `run_synthesis`'s
 
 
 def _import_ray() -> Any:
@@ -52,8 +64,7 @@ def connect(address: str) -> Any:
         ray.init(address=None if address == "auto" else address, log_to_driver=False,
                  include_dashboard=False, ignore_reinit_error=True)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"--ray {address}: cannot reach the Ray cluster ({first})") from exc
+        raise ConfigError(f"--ray {address}: cannot reach the Ray cluster ({_first_line(exc)})") from exc
     return ray
 
 
@@ -61,8 +72,10 @@ def _run_shard_task(config_path: str, index: int, count: int, output: str,
                     env: dict[str, str]) -> int:
     """In a Ray worker: run one shard to its end; its exit code. A cancel stops it gently."""
     shard = Shard(index, count)
-    with open(shard.files(output).log, "a") as fh:
+    files = shard.files(output)
+    with open(files.log, "a") as fh:
         fh.write(f"ray worker pid {os.getpid()}\n")
+    _await_lock(files.output)
     proc = run_shard(Path(config_path), shard, output, env)
     try:
         return proc.wait()
@@ -72,34 +85,117 @@ def _run_shard_task(config_path: str, index: int, count: int, output: str,
         raise
 
 
-def run_on_ray(config: RunConfig, address: str, todo: int, progress: bool | str = True) -> RunSummary:
+def _await_lock(out: Path) -> None:
+    """A shard run again may find its previous process still at work (its node's death not
+    noticed yet, its task not stopped yet by Ray): that one holds the shard's lock until it
+    exits, and the new one starts then. Past LOCK_SECONDS the shard reports the lock itself."""
+    deadline = time.monotonic() + LOCK_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with locked(out):
+                return
+        except ConfigError:
+            time.sleep(POLL_SECONDS)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _remote(ray: Any) -> Any:
+    """The shard task of this Ray session; Ray reruns it when its worker or node dies."""
+    return ray.remote(num_cpus=1, max_retries=RETRIES)(_run_shard_task)
+
+
+class ShardTasks:
+    """Every shard's task on the cluster until each has an exit code (negative: lost)."""
+
+    def __init__(self, ray: Any, address: str, args: tuple[str, str, dict[str, str]],
+                 shards: list[Shard], say: Say) -> None:
+        self.ray, self.address, self.say = ray, address, say
+        self.args = args  # the config file, the output, the environment
+        self.codes: dict[Shard, int] = {}
+        self.rejoined = dict.fromkeys(shards, 0)  # times submitted anew after a rejoin
+        self.task = _remote(ray)
+        self.refs = {shard: self._submit(shard) for shard in shards}
+
+    def _submit(self, shard: Shard) -> Any:
+        config_path, output, env = self.args
+        return self.task.remote(config_path, shard.index, shard.count, output, env)
+
+    def poll(self) -> bool:
+        """Collect the tasks that ended; whether any is still running."""
+        if not self.refs:
+            return False
+        refs = list(self.refs.values())
+        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
+        lost = False
+        for shard, ref in list(self.refs.items()):
+            if ref in ready:
+                try:
+                    self.codes[shard] = int(self.ray.get(ref))
+                    del self.refs[shard]
+                except self.ray.exceptions.LocalRayletDiedError:
+                    lost = True
+                except self.ray.exceptions.RayError as exc:  # Ray's retries used up
+                    self.say(f"--ray: shard {shard.index}/{shard.count} lost: "
+                             f"{type(exc).__name__}: {_first_line(exc)}", "warning")
+                    self.codes[shard] = -1
+                    del self.refs[shard]
+        if lost:
+            self._rejoin()
+        return bool(self.refs)
+
+    def _rejoin(self) -> None:
+        """This driver's node died, and its link with every unfinished task (those elsewhere
+        may run on a while): join the cluster again (once it has seen the death: a moment)
+        and submit each unfinished shard anew, RETRIES times at most; it resumes."""
+        self.ray.shutdown()
+        deadline = time.monotonic() + REJOIN_SECONDS
+        while True:
+            try:
+                connect(self.address)
+                break
+            except ConfigError as exc:
+                if time.monotonic() > deadline:  # the run reports its shards; a rerun continues
+                    self.say(str(exc), "warning")
+                    self.codes |= dict.fromkeys(self.refs, -1)
+                    self.refs = {}
+                    return
+                time.sleep(1.0)
+        names = ", ".join(f"{s.index}/{s.count}" for s in self.refs)
+        self.say(f"--ray: this driver's Ray node died; joined the cluster again and submitted "
+                 f"the unfinished shards anew ({names})", "warning")
+        self.task = _remote(self.ray)
+        for shard in list(self.refs):
+            self.rejoined[shard] += 1
+            if self.rejoined[shard] > RETRIES:
+                self.codes[shard] = -1
+                del self.refs[shard]
+            else:
+                self.refs[shard] = self._submit(shard)
+
+    def cancel(self) -> None:
+        for ref in self.refs.values():
+            self.ray.cancel(ref)
+
+
+def run_on_ray(config: RunConfig, address: str, todo: int, progress: bool | str = True,
+               say: Say = lambda text, level: None) -> RunSummary:
     """Run `config` as shard tasks on the Ray cluster at `address`; merge when all succeed."""
     ray = connect(address)
     try:
         n = config.workers if config.workers > 1 else max(1, len([x for x in ray.nodes()
                                                                   if x.get("Alive")]))
         config_path, env, shards = prepare(config, n)
-        task = ray.remote(num_cpus=1, max_retries=RETRIES)(_run_shard_task)
         output = str(Path(config.output).resolve())
-        refs = [task.remote(str(config_path.resolve()), s.index, s.count, output, env)
-                for s in shards]
-
-        def alive() -> bool:
-            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-            return len(ready) < len(refs)
-
+        tasks = ShardTasks(ray, address, (str(config_path.resolve()), output, env), shards, say)
         try:
-            watch(alive, shards, config.output, todo, progress)
+            watch(tasks.poll, shards, config.output, todo, progress)
         except KeyboardInterrupt:
-            for ref in refs:
-                ray.cancel(ref)
+            tasks.cancel()
             raise
-        codes = []
-        for ref in refs:
-            try:
-                codes.append(int(ray.get(ref)))
-            except ray.exceptions.RayError:  # retries used up: the node kept dying
-                codes.append(-1)
-        return finish(config, config_path, shards, codes)
+        return finish(config, config_path, shards, [tasks.codes[s] for s in shards])
     finally:
         ray.shutdown()

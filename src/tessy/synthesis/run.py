@@ -60,7 +60,7 @@ def run_synthesis(config: RunConfig, *, ray: str | None = None, progress: bool |
     if config.workers > 1 or ray:
         if config.shard:
             raise ConfigError("--ray: runs every shard itself; leave out --shard")
-        summary = _run_shards(config, problems, ray, progress)
+        summary = _run_shards(config, problems, ray, progress, say)
     else:
         summary = _run_here(config, problems, progress, progress_every, say, handle_signals)
     summary.bad_rows = len(skipped)
@@ -142,7 +142,7 @@ def _run_here(config: RunConfig, problems: list[Problem], progress: bool | str,
 
 
 def _run_shards(config: RunConfig, problems: list[Problem], ray: str | None,
-                progress: bool | str) -> RunSummary:
+                progress: bool | str, say: Say) -> RunSummary:
     """`workers` > 1 or `ray`: the run as shard processes or Ray tasks, merged at the end."""
     done = finished_ids(config.output)
     problems, _, failed = left_to_do(config, config.output, problems, done)
@@ -152,7 +152,7 @@ def _run_shards(config: RunConfig, problems: list[Problem], ray: str | None,
     if ray:
         from tessy.synthesis.ray_shards import run_on_ray
 
-        summary = run_on_ray(config, ray, todo, progress=progress)
+        summary = run_on_ray(config, ray, todo, progress=progress, say=say)
     else:
         from tessy.synthesis.workers import run_workers
 

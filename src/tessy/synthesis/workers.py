@@ -58,15 +58,26 @@ class LineCounter:
         return self.lines
 
 
+# tessy's own settings read from the environment (credentials aside: `shard_env`); a worker
+# on a remote node must behave like this process, so it gets them (tests/test_shards.py checks
+# that every TESSY_ variable the source reads is here or a credential).
+SETTINGS = ("TESSY_CACHE", "TESSY_EVENT_LOOP", "TESSY_LLAMA_SERVER", "TESSY_TRACEBACK")
+
+
+def shard_env(config: RunConfig) -> dict[str, str]:
+    """What a worker gets of this process's environment beyond its own, on a remote node too:
+    tessy's settings and the variables that carry each role's credentials (`tessy.secrets`),
+    by name; nothing else (another service's token stays on this machine)."""
+    return {name: os.environ[name] for name in SETTINGS if name in os.environ} | config.credentials()
+
+
 def child_config(config: RunConfig) -> tuple[dict[str, Any], dict[str, str]]:
-    """The workers' config (no secrets in it) and the variables that carry each role's
-    credentials, by name (`tessy.secrets`): all a worker gets of this process's environment
-    beyond its own, on a remote node too."""
+    """The workers' config (no secrets in it) and their environment (`shard_env`)."""
     data = config.to_dict() | {"workers": 1, "shard": None}
     # Absolute paths: a worker may run in another directory (a Ray worker does).
     data["output"] = str(Path(config.output).resolve())
     data["inputs"] = [str(Path(i).resolve()) if Path(i).exists() else i for i in config.inputs]
-    return data, config.credentials()
+    return data, shard_env(config)
 
 
 def shard_command(config_path: Path, shard: Shard) -> list[str]:
