@@ -149,6 +149,20 @@ def top_functions(profile: Path, n: int = 18) -> list[tuple[float, float, str]]:
     return [(100 * own[f] / samples, 100 * total[f] / samples, f) for f, _ in own.most_common(n)]
 
 
+def ratio(rows: list[dict]) -> None:
+    """Cooperative over teacher-only client CPU per event, in this run (the issue's measure:
+    absolute µs move with the machine's load, the ratio much less)."""
+    mean = {}
+    for label, _ in MODES:
+        got = [r["us_per_event"] for r in rows if r["label"] == label]
+        if got:
+            mean[label] = sum(got) / len(got)
+    if len(mean) == 2:
+        base, coop = (mean[label] for label, _ in MODES)
+        print(f"\nCooperative / teacher-only (mean µs per event over the runs): "
+              f"{coop:.1f} / {base:.1f} = **{coop / base:.2f}x**")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--streams", type=int, default=256)
@@ -178,6 +192,7 @@ def main() -> None:
               f"{r['events_per_s']:,.0f} | "
               f"{r['requests_per_s']:,.0f} | "
               f"{100 * r['cpu'] / args.seconds:.0f}% of a core | {r['us_per_event']:.1f} |")
+    ratio(rows)
     for r in rows:
         if r["profile"] and Path(r["profile"]).exists():
             print(f"\n#### Where the client's time goes: {r['label']} (py-spy, self % / total %)\n")

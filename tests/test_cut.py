@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from tessy.boundary import LexiconPredictor, word_spans
@@ -138,3 +140,36 @@ async def test_a_teacher_cut_is_decided_when_its_word_is_complete():
         fed += 1
     assert w.text[: decision.keep] == "The sum is 4."
     assert fed == 6  # "Wait," is known complete when the next token starts, and decides at once
+
+
+class ReadsEveryWord(CountingLexicon):
+    """The lexicon with no words ruled out: the watcher labels every window by a call."""
+
+    def opens(self, text, start, end):
+        return True
+
+
+async def test_words_that_open_no_phrase_skip_the_call_and_cut_the_same():
+    rng = random.Random(7)
+    vocab = [*"okay so wait let me see then the sum is 4 x = we need to and".split(),
+             "Hmm,", "Now", "first.", "(so", "Let’s", "done;", "ok:", "</think>"]
+    gaps = [" "] * 8 + ["\n", "  ", "\t", " \n ", "\r\n", "\u00a0", " " * 20]
+    calls = {"skips": 0, "reads": 0}
+    for _ in range(400):
+        role = rng.choice(["student", "teacher"])
+        text = "".join(rng.choice(vocab) + rng.choice(gaps) for _ in range(rng.randint(1, 30)))
+        context = "".join(rng.choice(vocab) + rng.choice(gaps) for _ in range(rng.randint(0, 4)))
+        cuts = []
+        for kind in ("skips", "reads"):
+            predictor = (CountingLexicon if kind == "skips" else ReadsEveryWord)(role)
+            w = TurnWatcher(role, predictor, context, MARKERS)
+            pieces = random.Random(len(text))
+            i, d = 0, None
+            while d is None and i < len(text):
+                k = pieces.randint(1, 5)
+                d = await w.feed(text[i:i + k], 1, final=i + k >= len(text))
+                i += k
+            cuts.append((i, d))
+            calls[kind] += predictor.calls
+        assert cuts[0] == cuts[1], text
+    assert calls["skips"] < calls["reads"] / 2

@@ -109,11 +109,11 @@ class Trajectory:
         """The last `chars` characters of the thinking, without joining all of it."""
         parts, n = [], 0
         for seg in reversed(self.segments):
-            parts.append(seg.text)
-            n += len(seg.text)
             if n >= chars:
                 break
-        return "".join(reversed(parts))[-chars:] if chars else ""
+            parts.append(seg.text[n - chars:])  # only what is needed of it
+            n += len(parts[-1])
+        return "".join(reversed(parts))
 
     def append(self, role: Role, text: str, n_tokens: int) -> None:
         """Add text written by `role`, merging with the last segment when the role continues."""

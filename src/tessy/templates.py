@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from tessy.errors import ConfigError
@@ -118,6 +119,9 @@ def from_chat_template(tokenizer: Any, *, instruct_thinking: bool) -> PromptTemp
             return text.rstrip() + "\n"
         return text + "<think>\n"
 
+    # Rendered once per problem, not once per turn: a switch re-renders nothing, and a template
+    # that prints the date keeps one prefix over a trajectory (its server's prefix cache too).
+    render = lru_cache(maxsize=4096)(render)
     name = "chat-think" if instruct_thinking else "chat"
     stop = (eos,) if eos else ()
     if harmony:

@@ -166,6 +166,10 @@ class TokenClassifierPredictor:
         """None: a causal classifier's label of a word never depends on later words."""
         return 0
 
+    def opens(self, text: str, start: int, end: int) -> bool:
+        """True: only the model can tell."""
+        return True
+
     def label_batch(self, items: list[tuple[str, str, list[tuple[int, int]]]]) -> list[list[bool]]:
         """Labels for many (context, text, spans) items in one forward."""
         windows = [self._window(*item) for item in items]

@@ -53,11 +53,13 @@ class TurnWatcher:
     _labelled_at: int = 0  # tokens arrived when the predictor was last called
     _open: int = 0  # last words whose label may still change ...
     _open_at: int = -1  # ... as of this many words
+    _opener: int = -1  # index of the last word that may open a style span (`opens`)
 
     def __post_init__(self) -> None:
         self.thinking = self.context  # all of it, for a session (it reads only what is new)
         self.context = self.context[-CONTEXT_CHARS:]
         self._marker_len = max((len(m) for m in self.end_markers), default=1)
+        self._lookahead_words = self.predictor.lookahead_words if self.predictor else 0
 
     async def feed(self, piece: str, n_tokens: int, final: bool, flush: bool = False,
                    token_chars: list[int] | None = None) -> Decision | None:
@@ -87,13 +89,21 @@ class TurnWatcher:
         if done:
             settled = len(self.spans)
         else:
-            if self._open_at != len(self.spans):  # only new words can change it
-                self._open, self._open_at = self._lookahead(), len(self.spans)
-            settled = len(self.spans) - self._open
+            n = len(self.spans)
+            if self._open_at != n:  # only new words can change it; none when no span may start
+                self._open = self._lookahead() if self._opener >= n - self._lookahead_words else 0
+                self._open_at = n
+            settled = n - self._open
         due = done or flush or len(self.token_ends) - self._labelled_at >= self.every
         if settled > self.undecided and due:
             self._labelled_at = len(self.token_ends)
-            cut = await self._search(settled)
+            lo = max(0, self.undecided - self.predictor.lookbehind_words)
+            if self._opener >= lo:
+                cut = await self._search(lo, settled)
+            elif self.role == "student":  # no style span can start: capability, without a call
+                cut = self._cut_at(self.undecided)
+            else:
+                cut, self.undecided = None, settled
             if cut is not None:
                 return Decision(cut, False)
         if end is not None:
@@ -134,12 +144,26 @@ class TurnWatcher:
         new = word_spans(self.text, start, limit)
         if new and not done and new[-1][1] == len(self.text):
             new.pop()  # the last word may still be growing
+        if self.predictor is not None:  # where the last word that may open a style span is
+            opens, text = self.predictor.opens, self.text
+            for i in range(len(new) - 1, -1, -1):
+                a, b = new[i]
+                if a >= 16 and opens(text, a, b) or a < 16 and self._opens_early(a, b):
+                    self._opener = len(self.spans) + i
+                    break
         self.spans.extend(new)
 
-    async def _search(self, settled: int) -> int | None:
-        """Label the newly settled words; the keep offset of the first wrong-kind word, if any."""
+    def _opens_early(self, start: int, end: int) -> bool:
+        """`opens` for a word near the turn's start: its 16 chars before reach into the context."""
+        assert self.predictor is not None
+        joined = self.context[-16:] + self.text[:end]
+        shift = len(joined) - end
+        return self.predictor.opens(joined, start + shift, end + shift)
+
+    async def _search(self, lo: int, settled: int) -> int | None:
+        """Label the words from `lo` (the lookbehind) on; the keep offset of the first
+        wrong-kind word up to `settled`, if any."""
         assert self.predictor is not None  # feed() searches only with a predictor
-        lo = max(0, self.undecided - self.predictor.lookbehind_words)
         start, end = self.spans[lo][0], self.spans[-1][1]
         spans = [(a - start, b - start) for a, b in self.spans[lo:]] if start else self.spans[lo:]
         if self.session is not None:
@@ -148,13 +172,16 @@ class TurnWatcher:
         else:
             labels = await self.predictor.label(self._context(start), self.text[start:end], spans)
         wrong = first_wrong(labels[:settled - lo], self.role, self.undecided - lo)
-        if wrong is not None:
-            keep_words = wrong + lo
-            if self.role != "student":  # the teacher always moves the trace on
-                keep_words = max(keep_words, 1)
-            return self.spans[keep_words - 1][1] if keep_words else 0
-        self.undecided = settled
-        return None
+        if wrong is None:
+            self.undecided = settled
+            return None
+        return self._cut_at(wrong + lo)
+
+    def _cut_at(self, word: int) -> int:
+        """The keep offset of a cut before word `word` (the first of the wrong kind)."""
+        if self.role != "student":  # the teacher always moves the trace on
+            word = max(word, 1)
+        return self.spans[word - 1][1] if word else 0
 
     def _context(self, start: int) -> str:
         """The predictor's share of the text before char `start` of the turn."""

@@ -122,6 +122,14 @@ class LexiconPredictor:
             i += 1
         return labels
 
+    def opens(self, text: str, start: int, end: int) -> bool:
+        """Whether a phrase may start at the word text[start:end]: it starts one, and a clause
+        may start there. Most words do not (mid-clause), and are settled without a label call."""
+        if _norm(text[start:end]) not in self.first_words:
+            return False
+        prior = text[max(0, start - 16):start].rstrip(" \t")  # as `_clause_start` reads it
+        return not prior or prior[-1] in _CLAUSE_END or prior[-1].isspace()
+
     def open_words(self, context: str, text: str, spans: list[tuple[int, int]]) -> int:
         """How many of the last words may still change label as more words arrive: those from
         a clause start whose words so far begin a longer phrase. Usually 0, so a cut is decided

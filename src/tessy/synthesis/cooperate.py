@@ -125,7 +125,8 @@ class Cooperation:
         """Let `role` write until its predictor cuts, the thinking ends or the budget is spent."""
         rt = self.roles[role]
         predictor = None if self.single else rt.predictor
-        watcher = TurnWatcher(role, predictor, traj.thinking, self.end_markers,
+        thinking = traj.thinking  # joined once per turn, not once per request
+        watcher = TurnWatcher(role, predictor, thinking, self.end_markers,
                               self._every(predictor), self._session(predictor, sessions))
         stats = traj.stats[role]
         decision: Decision | None = None
@@ -136,7 +137,7 @@ class Cooperation:
                 decision = await watcher.feed("", 0, final=True) or Decision(len(watcher.text), False)
                 return self._finish(traj, role, watcher, decision, FinishReason.BUDGET)
             k = rt.step_tokens if self.config.mode == "step" else self.config.turn_tokens
-            prompt = rt.template.thinking_prompt(traj.problem.prompt, traj.thinking + watcher.text)
+            prompt = rt.template.thinking_prompt(traj.problem.prompt, thinking + watcher.text)
             # No stop strings: the marker must arrive in the text (a server that stops on it
             # would report a plain "stop", indistinguishable from EOS); the watcher closes then.
             request = self._request(traj, rt, prompt, min(k, remaining), ())

@@ -7,18 +7,19 @@ def is_looping(text: str, window: int, min_repeats: int = 4, min_words: int = 24
     """True when the last words of `text` are one block of words repeated `min_repeats` times."""
     if window <= 0:
         return False
-    rev = text[-window * 12:].split()[-window:][::-1]  # newest word first
+    rev = text[-window * 12:].rsplit(None, window)[-window:][::-1]  # newest word first
     n = len(rev)
     if n < min_words:
         return False
-    period = 0
+    period, longest = 0, n // min_repeats
     while True:  # candidate periods: where the newest word occurred before (found in C)
         try:
-            period = rev.index(rev[0], period + 1)
+            period = rev.index(rev[0], period + 1, longest + 1)
         except ValueError:
             return False
         span = max(period * min_repeats, min_words)
-        if period > n // min_repeats or span > n:
+        if span > n:
             return False
-        if rev[:span - period] == rev[period:span]:
+        # (the second words first: most candidates fail there, without copying the slices)
+        if rev[1] == rev[period + 1] and rev[:span - period] == rev[period:span]:
             return True

@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator
 from urllib.parse import urlsplit
 
 from tessy.transport.errors import ConnectFailed, ConnectionDropped, HTTPStatusError, ReadTimeout
-from tessy.transport.protocol import SSEConnection
+from tessy.transport.protocol import READ_BUFFER, SSEConnection
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -32,17 +32,14 @@ class SSEPool:
         self._idle: dict[Origin, list[SSEConnection]] = {}
         self._slots: asyncio.Semaphore | None = None  # made in the loop that uses it
         self._ssl: ssl.SSLContext | None = None
+        self._read_buffer = bytearray(READ_BUFFER)  # every connection's (protocol.py)
+        self._heads: dict[str, tuple[Origin, bytes]] = {}  # per URL, see `_head`
 
     async def stream(self, url: str, body: bytes) -> AsyncGenerator[list[bytes], None]:
         """POST `body` (JSON) to `url`; the payloads of its server-sent events, a list per socket
         read. Raises HTTPStatusError for a status >= 400 and TransportError subclasses."""
-        parts = urlsplit(url)
-        origin = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = parts.netloc.rpartition("@")[2]  # never userinfo (it goes in Authorization)
-        request = (f"POST {target} HTTP/1.1\r\nHost: {host}\r\n{self.extra_headers}"
-                   "Content-Type: application/json\r\nAccept: text/event-stream\r\n"
-                   f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
+        origin, head = self._heads.get(url) or self._head(url)
+        request = b"%s%d\r\n\r\n%s" % (head, len(body), body)
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.size)
         async with self._slots:
@@ -79,6 +76,19 @@ class SSEPool:
                 else:
                     conn.abort()
 
+    def _head(self, url: str) -> tuple[Origin, bytes]:
+        """The origin of `url` and the head of a POST to it up to the Content-Length value
+        (made once per URL: a turn's request is one per switch)."""
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host = parts.netloc.rpartition("@")[2]  # never userinfo (it goes in Authorization)
+        head = (f"POST {target} HTTP/1.1\r\nHost: {host}\r\n{self.extra_headers}"
+                "Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+                "Content-Length: ").encode("latin-1")
+        self._heads[url] = origin, head
+        return origin, head
+
     def _watch(self, conn: SSEConnection, delay: float | None = None) -> None:
         """The read-timeout watchdog of the request on `conn`: wakes about once per `timeout`
         (not per read) and fails the request when no byte came for that long."""
@@ -110,8 +120,8 @@ class SSEPool:
             context = self._ssl
         try:
             async with asyncio.timeout(self.connect_timeout):  # no extra task, unlike wait_for
-                _, conn = await loop.create_connection(lambda: SSEConnection(loop), host, port,
-                                                       ssl=context)
+                _, conn = await loop.create_connection(
+                    lambda: SSEConnection(loop, self._read_buffer), host, port, ssl=context)
         except TimeoutError as exc:
             raise ConnectFailed(f"connect timed out after {self.connect_timeout:.0f}s") from exc
         except OSError as exc:

@@ -73,15 +73,17 @@ class SSEParser:
 class SSEConnection(SSEParser, asyncio.BufferedProtocol):
     """A keep-alive connection; `begin()` before each request, then read events with `wait()`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_buffer: bytearray | None = None) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False  # the connection is gone (lost, or closed by us)
         self.error: BaseException | None = None  # what ended the response early
         self.last_read = loop.time()  # when bytes last arrived: the read-timeout watchdog
         self.watchdog: asyncio.TimerHandle | None = None  # the pool's, while a request runs
-        # Reads land in one reused buffer: stock asyncio would allocate 256 KiB per read.
-        self._read_buffer = bytearray(READ_BUFFER)
+        # Reads land in one reused buffer: stock asyncio would allocate 256 KiB per read. The
+        # connections of a pool share one (a read is copied out before the next can start), so
+        # a connection per turn costs no 64 KiB allocation either.
+        self._read_buffer = bytearray(READ_BUFFER) if read_buffer is None else read_buffer
         self._read_view = memoryview(self._read_buffer)
         self.begin()
 
