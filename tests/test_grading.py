@@ -255,3 +255,15 @@ def test_problem_rows_need_nothing_else_to_synthesize_and_report(tmp_path, capsy
     assert len(rows) == 6 and all({"test", "entry_point", "grader"} <= set(r) for r in rows)
     assert main(["report", str(out), "--no-nll", "-q", "-o", str(tmp_path / "r.html")]) == 0
     assert "6 graded:" in capsys.readouterr().out  # the fake models write no code: all fail
+
+
+def test_the_run_line_never_runs_code_without_isolation(tmp_path, capsys, monkeypatch):
+    probs, out = tmp_path / "probs", tmp_path / "o.jsonl"
+    assert main(["problems", str(probs), "--source", "humaneval", "--count", "4"]) == 0
+    monkeypatch.setattr("tessy.grading.sandbox.bwrap_path", lambda: None)
+    monkeypatch.setattr("tessy.grading.sandbox.unshare_works", lambda: False)
+    monkeypatch.setattr("tessy.grading.sandbox.LocalSandbox.__init__", None)  # opened: a failure
+    assert main(["synthesize", str(probs / "train.jsonl"), "--dry-run", "-q", "-o", str(out)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "3 code answers not graded (no sandbox isolation here)" in line, line
+    assert "accuracy" not in line

@@ -101,3 +101,24 @@ def test_a_model_the_server_cannot_load_is_one_line_naming_it(tmp_path, capsys):
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert "llama-server for broken.gguf exited" in err and "log:" in err
     assert our_servers() == []  # the role started first is stopped again
+
+
+def test_a_managed_server_dies_with_the_process_that_started_it(tmp_path):
+    code = ("import asyncio, time\n"
+            "from tessy.embedded import smollm2_gguf\n"
+            "from tessy.serving.llama_server import LlamaServer\n"
+            "s = LlamaServer(smollm2_gguf(), threads=1, context=512)\n"
+            "asyncio.run(s.start())\n"
+            "print(s.proc.pid, flush=True)\n"
+            "time.sleep(600)\n")
+    starter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    server = int(starter.stdout.readline())
+    starter.kill()  # SIGKILL: nothing of tessy's runs to stop the server
+    starter.wait()
+
+    def gone() -> bool:
+        try:
+            return Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+    wait_for(gone, timeout=60)

@@ -17,6 +17,8 @@ def test_streams_take_httpx_only_through_a_proxy(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "localhost")
     assert not OpenAIClient(["http://gpu-node:8000/v1"]).transport.fast  # proxied: httpx speaks to it
     assert OpenAIClient(["http://localhost:8000/v1"]).transport.fast  # bypassed: fast path
+    monkeypatch.delenv("NO_PROXY")
+    assert OpenAIClient(["http://127.0.0.1:8000/v1"]).transport.fast  # loopback: never proxied
     monkeypatch.delenv("HTTP_PROXY")
     assert OpenAIClient(["http://gpu-node:8000/v1"]).transport.fast
 

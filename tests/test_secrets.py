@@ -58,3 +58,21 @@ def test_redaction_and_userinfo():
     assert redact('{"api_key": "abcd1234"}') == '{"api_key": "***"}'
     assert split_userinfo("https://u:p%40ss@[::1]:8000/v1") == ("https://[::1]:8000/v1", "u:p@ss")
     assert split_userinfo("http://host/v1") == ("http://host/v1", None)
+
+
+def test_run_synthesis_from_python_takes_the_environment_keys(tmp_path, monkeypatch):
+    from tessy import run_synthesis
+    from tessy.config import run_config_from_dict
+
+    monkeypatch.setenv("TESSY_STUDENT_API_KEY", "sk-student-key-2222")
+    for name in ("TESSY_TEACHER_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeOpenAIServer() as t, FakeOpenAIServer() as s:
+        role = {"backend": "openai_http", "template": "qwen3"}
+        config = run_config_from_dict({
+            "inputs": [str(problems_file(tmp_path, 2))], "output": str(tmp_path / "o.jsonl"),
+            "teacher": {**role, "base_urls": [t.url]}, "student": {**role, "base_urls": [s.url]}})
+        assert run_synthesis(config).written == 2
+        assert s.headers and {h.get("authorization") for h in s.headers} == {
+            "Bearer sk-student-key-2222"}
+        assert not any(h.get("authorization") for h in t.headers)  # nothing set for it

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 ROLES = ("teacher", "student")
@@ -31,6 +32,16 @@ def auth_env(role: str) -> str:
 def env_api_key(role: str) -> str | None:
     """The role's key from the environment: its own variable, else OPENAI_API_KEY."""
     return os.environ.get(key_env(role)) or os.environ.get(FALLBACK_KEY) or None
+
+
+def credentials_from_env(config: Any) -> None:
+    """Fill each HTTP role's missing credentials from the environment (`run_synthesis` does,
+    so a library caller gets what the CLI gets)."""
+    for role in ROLES:
+        rc = config.role(role)
+        if rc.backend == "openai_http":
+            rc.api_key = rc.api_key or env_api_key(role)
+            rc.basic_auth = rc.basic_auth or os.environ.get(auth_env(role)) or None
 
 
 def split_userinfo(url: str) -> tuple[str, str | None]:

@@ -28,7 +28,7 @@ PORTABLE_X86 = ("-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_
 # Static, server only: no curl (models are local files), no tests or examples.
 COMMON = ("-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DBUILD_SHARED_LIBS=OFF",
           "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON")
-HINT = f"run `tessy serve build` (or `make setup`), or set {ENV_BINARY} to a llama-server binary"
+HINT = f"run `tessy setup` (or `make models`), or set {ENV_BINARY} to a llama-server binary"
 
 
 def flavour() -> str:

@@ -2,12 +2,15 @@
 sequences (continuous batching, a prompt cache per slot), on a free loopback port.
 
 The server runs in its own session, so stopping it (SIGTERM, then SIGKILL after a grace period)
-reaches nothing else; its output goes to a log file, whose last lines a failed start quotes.
+reaches nothing else, and gets SIGTERM from the kernel when the process that started it dies
+(even by SIGKILL), so a killed run leaves no model loaded. Its output goes to a log file, whose
+last lines a failed start quotes; a log tessy made up is removed when the server stops cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
 import socket
@@ -21,6 +24,17 @@ from tessy.errors import ModelLoadError
 from tessy.serving.build import find_server
 
 READY_TIMEOUT = 600.0  # loading a model from a cold disk
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def die_with_parent(parent: int) -> None:
+    """In the child, before exec: SIGTERM when `parent` dies (Linux; a no-op elsewhere)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the request took hold
+        os._exit(1)
 
 
 def free_port() -> int:
@@ -47,6 +61,7 @@ class LlamaServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.log = log
+        self.own_log = log is None  # made up here: removed when the server stops cleanly
         self.proc: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
@@ -67,13 +82,15 @@ class LlamaServer:
             fd, name = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
             os.close(fd)
             self.log = Path(name)
+        parent = os.getpid()
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=lambda: die_with_parent(parent))
         try:
             await self._ready()
         except BaseException:
-            await self.stop()
+            await self.stop(keep_log=True)  # the error quotes it
             raise
         return self.url
 
@@ -83,13 +100,14 @@ class LlamaServer:
         health = self.url.removesuffix("/v1") + "/health"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READY_TIMEOUT
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:  # loopback
             while True:
                 if self.proc.poll() is not None:
                     raise ModelLoadError(f"llama-server for {self.model.name} exited with "
                                          f"{self.proc.returncode}: {self.last_lines()}")
                 try:
                     if (await client.get(health)).status_code == 200:
+                        await self._check_identity(client)
                         return
                 except httpx.HTTPError:
                     pass
@@ -98,6 +116,18 @@ class LlamaServer:
                                          f"in {READY_TIMEOUT:.0f}s: {self.last_lines()}")
                 await asyncio.sleep(0.1)  # polling a child's readiness; no event to wait on
 
+    async def _check_identity(self, client: httpx.AsyncClient) -> None:
+        """The server that answered is this one: another process may have taken the port
+        between `free_port` and the bind, and answered while this one failed to bind."""
+        try:
+            models = (await client.get(self.url + "/models")).json().get("data", [])
+        except (ValueError, AttributeError):
+            models = []
+        if self.proc is None or self.proc.poll() is not None or \
+                self.alias not in [m.get("id") for m in models]:
+            raise ModelLoadError(f"llama-server for {self.model.name}: port {self.port} is "
+                                 f"served by another process: {self.last_lines()}")
+
     def last_lines(self, n: int = 3) -> str:
         try:
             lines = self.log.read_text(errors="replace").strip().splitlines() if self.log else []
@@ -105,8 +135,9 @@ class LlamaServer:
             return "(no log)"
         return " | ".join(lines[-n:]) + f" (log: {self.log})"
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after `grace` seconds; reap the process."""
+    async def stop(self, grace: float = 10.0, keep_log: bool = False) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds; reap the process. A server that had
+        already exited keeps its log (it says why)."""
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -116,3 +147,5 @@ class LlamaServer:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             await asyncio.to_thread(proc.wait)
+        if self.own_log and not keep_log and self.log is not None:
+            self.log.unlink(missing_ok=True)

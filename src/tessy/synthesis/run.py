@@ -32,6 +32,7 @@ from tessy.io.problems import ProblemReader, with_samples
 from tessy.io.shards import Shard, finished_ids, locked, shard_dir
 from tessy.io.writer import check_output, final_failures
 from tessy.records import Problem
+from tessy.secrets import credentials_from_env
 from tessy.synthesis.summary import RunSummary
 
 __all__ = ["RunSummary", "run_synthesis"]
@@ -52,6 +53,7 @@ def run_synthesis(config: RunConfig, *, ray: str | None = None, progress: bool |
     the cluster at that address ("auto": this machine's); `progress`: a `tessy.progress` style;
     `handle_signals`: SIGINT/SIGTERM stop new problems and checkpoint in-flight ones (the
     summary's `stopped` names the signal), a second one stops at once."""
+    credentials_from_env(config)
     if not config.shard:  # a shard writes its own file (OUT.shards/K-of-N.jsonl)
         check_output(config.output, config.inputs)
     problems, skipped = read_problems(config)

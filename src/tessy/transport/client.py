@@ -18,15 +18,16 @@ import orjson
 
 from tessy.errors import TransientBackendError
 from tessy.transport.errors import mapped_errors
-from tessy.transport.httpx_pool import HTTPXPool
+from tessy.transport.httpx_pool import LOOPBACK, HTTPXPool
 from tessy.transport.pool import SSEPool
 
 
 def proxied(url: str) -> bool:
-    """Whether the environment routes `url` through a proxy (HTTP_PROXY & co, NO_PROXY)."""
+    """Whether the environment routes `url` through a proxy (HTTP_PROXY & co, NO_PROXY); never
+    this machine's loopback, which no proxy can reach (tessy's managed servers listen there)."""
     parsed, proxies = httpx.URL(url), urllib.request.getproxies()
     return (bool(proxies.get(parsed.scheme) or proxies.get("all"))
-            and not urllib.request.proxy_bypass(parsed.host))
+            and parsed.host not in LOOPBACK and not urllib.request.proxy_bypass(parsed.host))
 
 
 def stream_chunk(url: str, data: bytes) -> dict[str, Any] | None:

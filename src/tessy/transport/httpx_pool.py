@@ -14,6 +14,12 @@ import httpx
 from tessy.transport.errors import ConnectFailed, HTTPStatusError, ReadTimeout, TransportError
 from tessy.transport.protocol import SSEParser
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# No proxy for this machine's loopback (where managed servers listen), whatever HTTP_PROXY says:
+# a proxy elsewhere cannot reach it.
+LOOPBACK_DIRECT: dict[str, httpx.AsyncBaseTransport | None] = {
+    f"all://{'[::1]' if host == '::1' else host}": None for host in LOOPBACK}
+
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -41,6 +47,7 @@ class HTTPXPool:
             headers=headers,
             limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
             timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=None),
+            mounts=LOOPBACK_DIRECT,
         )
 
     async def stream(self, url: str, body: bytes) -> AsyncGenerator[list[bytes], None]:
