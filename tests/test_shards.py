@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,15 @@ def test_every_tessy_variable_the_source_reads_reaches_a_remote_worker():
     names = {m for p in src.rglob("*.py") for m in re.findall(r"\bTESSY_[A-Z_]+\b", p.read_text())}
     credentials = {f(role) for role in ROLES for f in (key_env, auth_env)}
     assert names and names - credentials <= set(SETTINGS)
+
+
+def test_a_rerun_shard_with_nothing_to_do_adds_no_earlier_figures(tmp_path):
+    from tessy.io.run_record import record_attempt
+    from tessy.synthesis.workers import _summary
+
+    record = tmp_path / "1-of-2.jsonl.run.json"
+    record_attempt(tmp_path / "1-of-2.jsonl", {"written": 5, "failed": 2})
+    now = time.time()
+    assert _summary(record, now - 60).written == 5  # finished in this run: counted
+    assert _summary(record, now + 60).written == 0  # an earlier run's: not this run's
+    assert _summary(record, now + 60).failed == 0

@@ -11,6 +11,7 @@ shard is locked besides.
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import subprocess
@@ -107,7 +108,9 @@ def prepare(config: RunConfig, n: int) -> tuple[Path, dict[str, str], list[Shard
 def finish(config: RunConfig, config_path: Path, shards: list[Shard], codes: list[int]) -> RunSummary:
     """The shard summaries added up, with each shard's exit code (negative: killed by that
     signal); merged when every shard succeeded."""
-    summary = RunSummary.combined([_summary(s.files(config.output).run_record) for s in shards])
+    since = int(config_path.stat().st_mtime)  # written by `prepare`, as this run began
+    summary = RunSummary.combined([_summary(s.files(config.output).run_record, since)
+                                   for s in shards])
     summary.shards = codes
     if all(code == 0 for code in codes):
         config_path.unlink(missing_ok=True)
@@ -153,7 +156,18 @@ def watch(alive: Callable[[], bool], shards: list[Shard], output: str, todo: int
         bar.close()
 
 
-def _summary(path: Path) -> RunSummary:
-    """A shard's latest attempt (`K-of-N.jsonl.run.json`); empty if it recorded none."""
+def _summary(path: Path, since: float) -> RunSummary:
+    """A shard's latest attempt (`K-of-N.jsonl.run.json`) if it finished in this run (`since`:
+    the run's start, epoch seconds); empty if it recorded none since (an earlier run's figures
+    are not this run's)."""
     attempts = read_attempts(path)
-    return RunSummary.from_attempt(attempts[-1]) if attempts else RunSummary()
+    if not attempts or _finished(attempts[-1]) < since:
+        return RunSummary()
+    return RunSummary.from_attempt(attempts[-1])
+
+
+def _finished(attempt: dict[str, Any]) -> float:
+    try:
+        return datetime.datetime.fromisoformat(attempt["finished"]).timestamp()
+    except (KeyError, TypeError, ValueError):  # a record from before attempts were stamped
+        return 0.0
