@@ -103,7 +103,11 @@ def _unpack(sdist: Path, work: Path) -> Path:
         root = tar.getnames()[0].split("/")[0]
         prefix = f"{root}/vendor/llama.cpp/"
         members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
-        tar.extractall(work, members=members, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(work, members=members, filter="data")
+        else:  # Python < 3.11.4 has no extraction filters: plain files and dirs, inside only
+            tar.extractall(work, members=[m for m in members if (m.isfile() or m.isdir())
+                                          and ".." not in m.name.split("/")])
     return work / root / "vendor" / "llama.cpp"
 
 
