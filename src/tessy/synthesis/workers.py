@@ -11,7 +11,6 @@ shard is locked besides.
 
 from __future__ import annotations
 
-import datetime
 import os
 import signal
 import subprocess
@@ -24,7 +23,7 @@ from typing import Any
 from tessy.config import RunConfig
 from tessy.io.jsonl import write_json
 from tessy.io.run_files import RunFiles
-from tessy.io.run_record import read_attempts
+from tessy.io.run_record import finished_at, read_attempts
 from tessy.io.shards import Shard, merge
 from tessy.progress import Progress
 from tessy.synthesis.summary import RunSummary
@@ -161,13 +160,6 @@ def _summary(path: Path, since: float) -> RunSummary:
     the run's start, epoch seconds); empty if it recorded none since (an earlier run's figures
     are not this run's)."""
     attempts = read_attempts(path)
-    if not attempts or _finished(attempts[-1]) < since:
+    if not attempts or finished_at(attempts[-1]) < since:
         return RunSummary()
     return RunSummary.from_attempt(attempts[-1])
-
-
-def _finished(attempt: dict[str, Any]) -> float:
-    try:
-        return datetime.datetime.fromisoformat(attempt["finished"]).timestamp()
-    except (KeyError, TypeError, ValueError):  # a record from before attempts were stamped
-        return 0.0
