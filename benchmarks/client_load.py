@@ -6,6 +6,8 @@ in vLLM's chunk layout, so a socket read carries about one event (a server that 
 events coalesce and flatters the client). The client is a real `tessy synthesize` process; after
 a warm-up, its CPU time (from /proc) over a window is divided by the events the servers streamed
 in that window. `--profile` records the window with py-spy and prints where the time goes.
+A third mode, teacher-only asking 32 tokens per request, makes about as many requests as the
+cooperative one on kept-alive connections: what a request costs without a cut or a predictor.
 
     python -m benchmarks.client_load --streams 256 --step 0.02 --seconds 30 [--profile] [--runs 2]
 
@@ -29,7 +31,10 @@ from pathlib import Path
 from benchmarks.serving import ROOT, server_metrics, write_problems
 
 MODES = [("teacher-only", ["--strategy", "teacher-only"]),
-         ("tessy stream (lexicon)", ["--mode", "stream"])]
+         ("tessy stream (lexicon)", ["--mode", "stream"]),
+         # The cost of a request alone: teacher-only asking 32 tokens at a time, so it makes as
+         # many requests as cooperation does, on kept-alive connections, with no predictor.
+         ("32-token requests, teacher-only", ["--strategy", "teacher-only", "--turn-tokens", "32"])]
 
 
 @contextmanager
@@ -157,10 +162,17 @@ def ratio(rows: list[dict]) -> None:
         got = [r["us_per_event"] for r in rows if r["label"] == label]
         if got:
             mean[label] = sum(got) / len(got)
-    if len(mean) == 2:
-        base, coop = (mean[label] for label, _ in MODES)
+    (base_label, _), (coop_label, _), (requests_label, _) = MODES
+    if base_label in mean and coop_label in mean:
+        base, coop = mean[base_label], mean[coop_label]
         print(f"\nCooperative / teacher-only (mean µs per event over the runs): "
               f"{coop:.1f} / {base:.1f} = **{coop / base:.2f}x**")
+    for label in (requests_label, coop_label):
+        if base_label in mean and label in mean:  # what a request adds, from the event rates
+            got = [r for r in rows if r["label"] == label]
+            per_s = sum(r["events_per_s"] for r in got) / sum(r["requests_per_s"] for r in got)
+            print(f"\n{label}: {(mean[label] - mean[base_label]) * per_s:.0f} µs of client CPU per request "
+                  f"more than teacher-only ({per_s:.0f} events per request)")
 
 
 def main() -> None:

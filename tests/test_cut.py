@@ -94,6 +94,13 @@ class CountingLexicon(LexiconPredictor):
         return self.label_sync(context, text, spans)
 
 
+class ReadsEveryWord(CountingLexicon):
+    """The lexicon with no words ruled out: the watcher labels every window by a call."""
+
+    def opens(self, text, start, end):
+        return True
+
+
 @pytest.mark.parametrize("role", ["student", "teacher"])
 async def test_predict_every_calls_less_and_cuts_at_the_same_word(role):
     text = {  # the cut comes late for both roles
@@ -104,7 +111,9 @@ async def test_predict_every_calls_less_and_cuts_at_the_same_word(role):
     }[role] + " Then more words follow here, enough to settle all of them."
     cuts = {}
     for every in (1, 8):
-        predictor = CountingLexicon(role)
+        # Labels every settled window by a call, as a model does (the lexicon rules most
+        # words out without one, so it calls at openers only whatever `every` is).
+        predictor = ReadsEveryWord(role)
         w = TurnWatcher(role, predictor, "", MARKERS, every)
         for n, i in enumerate(range(0, len(text), 3)):  # 3-char "tokens"
             d = await w.feed(text[i:i + 3], 1, final=False)
@@ -140,13 +149,6 @@ async def test_a_teacher_cut_is_decided_when_its_word_is_complete():
         fed += 1
     assert w.text[: decision.keep] == "The sum is 4."
     assert fed == 6  # "Wait," is known complete when the next token starts, and decides at once
-
-
-class ReadsEveryWord(CountingLexicon):
-    """The lexicon with no words ruled out: the watcher labels every window by a call."""
-
-    def opens(self, text, start, end):
-        return True
 
 
 async def test_words_that_open_no_phrase_skip_the_call_and_cut_the_same():

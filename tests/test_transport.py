@@ -107,8 +107,9 @@ def test_the_parser_alone_reads_multi_line_data_comments_and_a_cut_last_event():
 class Server:
     """A raw asyncio TCP server answering each request with `respond(n)` bytes."""
 
-    def __init__(self, respond) -> None:
+    def __init__(self, respond, host: str = "127.0.0.1", port: int = 0) -> None:
         self.respond = respond
+        self.host, self.port = host, port
         self.requests: list[bytes] = []
         self.connections = 0
         self.hung_up = asyncio.Event()
@@ -127,9 +128,9 @@ class Server:
         writer.close()
 
     async def __aenter__(self) -> str:
-        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/v1/completions"
+        self.server = await asyncio.start_server(self.handle, self.host, self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return f"http://{self.host}:{self.port}/v1/completions"
 
     async def __aexit__(self, *exc: object) -> None:
         self.server.close()
@@ -232,3 +233,37 @@ async def test_a_slow_steady_stream_outlives_the_timeout_and_its_connection_stay
         await until(lambda: idle.loop.time() - idle.last_read > 2 * pool.timeout)
         assert len(await collect(pool, url)) == 10
     assert server.connections == 1
+
+
+async def test_a_host_name_is_resolved_once_and_again_when_its_address_stops_answering():
+    async def respond(n, writer):
+        writer.write(HEAD_CHUNKED + chunked(b"data: 1\n\n", [9], end=False))
+        return True  # and the stream goes on: the caller hangs up, as at a cut
+
+    async def first_event(pool, url):
+        stream = pool.stream(url, b"{}")
+        assert await anext(stream) == [b"1"]
+        await stream.aclose()  # a new connection per request, as each cut makes
+
+    here, elsewhere = Server(respond), Server(respond, host="127.0.0.2")
+    pool = SSEPool(size=4, timeout=10, connect_timeout=5)
+    async with here as url:
+        url = url.replace("127.0.0.1", "localhost")
+        await first_event(pool, url)
+        ((origin, (address, _)),) = pool._addresses.items()
+        assert address == "127.0.0.1" and origin[1] == "localhost"
+        # While fresh, the address is used as it is: one that another server answers now
+        # gets the request, the name is not looked up again.
+        elsewhere.port = here.port
+        async with elsewhere:
+            pool._addresses[origin] = ("127.0.0.2", pool._addresses[origin][1])
+            await first_event(pool, url)
+            assert (here.connections, elsewhere.connections) == (1, 1)
+            pool._addresses[origin] = ("127.0.0.2", 0.0)  # expired: the name is resolved
+            await first_event(pool, url)
+            assert (here.connections, elsewhere.connections) == (2, 1)
+            pool._addresses[origin] = ("127.0.0.2", pool._addresses[origin][1])
+        # Gone from there: the name is resolved again, the request still reaches a server.
+        await first_event(pool, url)
+        assert here.connections == 3 and pool._addresses[origin][0] == "127.0.0.1"
+    pool.close()

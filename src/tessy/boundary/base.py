@@ -52,9 +52,9 @@ class BoundaryPredictor(Protocol):
 
     def opens(self, text: str, start: int, end: int) -> bool:
         """Whether a style span may start at the word text[start:end] (`text` holds the 16 chars
-        before it, or all there are). False only where it surely cannot: a window with no such
-        word up to a settled word is capability up to there, and none among the last
-        `lookahead_words` leaves no word open, so the watcher skips those calls. A model: True."""
+        before it, or all there are). False only where it surely cannot: undecided words with
+        no such word among them are capability, and none among the last `lookahead_words`
+        leaves no word open, so the watcher skips those calls. A model: True."""
         ...
 
     def open_session(self) -> PredictorSession | None:

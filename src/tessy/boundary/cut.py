@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from tessy.boundary.base import CONTEXT_CHARS, BoundaryPredictor, PredictorSession, word_spans
+from tessy.boundary.base import _WORD, CONTEXT_CHARS, BoundaryPredictor, PredictorSession
 
 
 def first_wrong(labels: list[bool], role: str, start: int = 0) -> int | None:
@@ -59,6 +59,7 @@ class TurnWatcher:
         self.thinking = self.context  # all of it, for a session (it reads only what is new)
         self.context = self.context[-CONTEXT_CHARS:]
         self._marker_len = max((len(m) for m in self.end_markers), default=1)
+        self._marker_ends = frozenset(m[-1] for m in self.end_markers)
         self._lookahead_words = self.predictor.lookahead_words if self.predictor else 0
 
     async def feed(self, piece: str, n_tokens: int, final: bool, flush: bool = False,
@@ -80,7 +81,8 @@ class TurnWatcher:
                 self.token_ends.append(start + len(piece))
             else:  # a non-streamed chunk: spread its tokens over its text
                 self.token_ends.extend(start + len(piece) * (i + 1) // n_tokens for i in range(n_tokens))
-        end = self._find_marker()
+        # A marker can end only in a piece holding its last character (most pieces do not).
+        end = self._find_marker() if not self._marker_ends.isdisjoint(piece) else None
         if self.predictor is None:  # no cuts: only the end of the thinking matters
             return None if end is None else Decision(end, True)
         done = final or end is not None
@@ -98,7 +100,10 @@ class TurnWatcher:
         if settled > self.undecided and due:
             self._labelled_at = len(self.token_ends)
             lo = max(0, self.undecided - self.predictor.lookbehind_words)
-            if self._opener >= lo:
+            # A phrase can start only at an opener, and none that starts before the first
+            # undecided word reaches it (such words stay open until the phrase is known):
+            # without an undecided opener, every undecided word is capability.
+            if self._opener >= self.undecided:
                 cut = await self._search(lo, settled)
             elif self.role == "student":  # no style span can start: capability, without a call
                 cut = self._cut_at(self.undecided)
@@ -140,18 +145,21 @@ class TurnWatcher:
         return found
 
     def _add_words(self, limit: int, done: bool) -> None:
-        start = self.spans[-1][1] if self.spans else 0
-        new = word_spans(self.text, start, limit)
-        if new and not done and new[-1][1] == len(self.text):
+        text, spans = self.text, self.spans
+        start = spans[-1][1] if spans else 0
+        new = [m.span() for m in _WORD.finditer(text, start, limit)]
+        if new and not done and new[-1][1] == len(text):
             new.pop()  # the last word may still be growing
-        if self.predictor is not None:  # where the last word that may open a style span is
-            opens, text = self.predictor.opens, self.text
-            for i in range(len(new) - 1, -1, -1):
-                a, b = new[i]
-                if a >= 16 and opens(text, a, b) or a < 16 and self._opens_early(a, b):
-                    self._opener = len(self.spans) + i
-                    break
-        self.spans.extend(new)
+        if not new:
+            return
+        # Where the last word that may open a style span is (most tokens add one word).
+        opens, n = self.predictor.opens, len(spans)  # type: ignore[union-attr]
+        for i in range(len(new) - 1, -1, -1):
+            a, b = new[i]
+            if opens(text, a, b) if a >= 16 else self._opens_early(a, b):
+                self._opener = n + i
+                break
+        spans.extend(new)
 
     def _opens_early(self, start: int, end: int) -> bool:
         """`opens` for a word near the turn's start: its 16 chars before reach into the context."""
