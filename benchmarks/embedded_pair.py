@@ -1,6 +1,11 @@
 """Is the embedded teacher clearly better than its student? Each candidate alone, held out.
 
     python -m benchmarks.embedded_pair --out out/bench/pair      # make bench-pair; ~30 min on 2 cores
+    python -m benchmarks.embedded_pair --out out/bench/pair --models qwen15,qwen15-told
+
+The second compares the teacher's two prompting styles on the same problems: `chat` (its chat
+template with the assistant turn opened by `<think>`, the embedded default) and `chat-think`
+(the same plus a system instruction to think inside `<think>` and answer after `</think>`).
 
 1. `tessy problems`: 40 held-out problems each of reasoning-gym chain_sum and basic_arithmetic
    (prompts that ask for a last line `Answer: X`) and of HumanEval;
@@ -33,11 +38,16 @@ MODELS = {  # label (its files' stem): the model
     "qwen15": "Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
     "qwen05": "Qwen2.5-Coder-0.5B-Instruct Q4_K_M",
     "smollm2": "SmolLM2-135M-Instruct Q4_1",
+    # The teacher prompted the other way (issue: which does it follow best?): a system
+    # instruction to think inside <think> and answer after it, besides the opened <think>.
+    "qwen15-told": "Qwen2.5-Coder-1.5B-Instruct Q4_K_M, told to think in <think>",
 }
+PAIR = ["qwen15", "qwen05", "smollm2"]  # the default run: each candidate as the default prompts it
+TEMPLATES = {"qwen15-told": "chat-think"}  # else `chat`: <think> opened, nothing said
 TEACHER = "qwen15"
 TASKS = {"reasoning_gym:chain_sum": "chain_sum", "reasoning_gym:basic_arithmetic":
          "basic_arithmetic", "humaneval": "humaneval"}
-SETTINGS = ["--strategy", "teacher-only", "--teacher-template", "chat", "--answer-from",
+SETTINGS = ["--strategy", "teacher-only", "--answer-from",
             "thinking", "--answer-role", "teacher", "--max-thinking-tokens", "384",
             "--max-answer-tokens", "256", "--temperature", "0", "--concurrency", "2",
             "--teacher-concurrency", "2", "--allow-failures", "-q"]
@@ -58,7 +68,7 @@ def gguf(label: str) -> str:
 
     if label == "smollm2":
         return str(smollm2_gguf())
-    return str(qwen_coder_gguf("1.5b" if label == "qwen15" else "0.5b"))
+    return str(qwen_coder_gguf("1.5b" if label.startswith("qwen15") else "0.5b"))
 
 
 def synthesize(label: str, held_out: Path, out: Path) -> dict:
@@ -73,19 +83,20 @@ def synthesize(label: str, held_out: Path, out: Path) -> dict:
         stale.unlink(missing_ok=True)  # resuming a partial run would time a fraction of it
     load = os.getloadavg()[0]
     started = time.perf_counter()
-    tessy("synthesize", str(held_out), "-o", str(data), "--teacher", gguf(label), *SETTINGS)
+    tessy("synthesize", str(held_out), "-o", str(data), "--teacher", gguf(label),
+          "--teacher-template", TEMPLATES.get(label, "chat"), *SETTINGS)
     figures = {"wall_s": time.perf_counter() - started, "load_before": load}
     timing.write_text(json.dumps(figures))
     return figures
 
 
-def report(out: Path) -> dict:
-    """The figures of `tessy report` over the three files, the teacher's as reference."""
-    json_path = out / "report.json"
+def report(out: Path, labels: list[str]) -> dict:
+    """The figures of `tessy report` over the models' files, the teacher's as reference."""
+    json_path = out / f"report-{'-'.join(labels)}.json"
     if not json_path.exists():
-        files = [str(out / f"{label}.jsonl") for label in MODELS]
+        files = [str(out / f"{label}.jsonl") for label in labels]
         tessy("report", *files, "--reference", str(out / f"{TEACHER}.jsonl"), "--no-nll",
-              "-o", str(out / "report.html"), "--json", str(json_path), "-q")
+              "-o", str(json_path.with_suffix(".html")), "--json", str(json_path), "-q")
     return json.loads(json_path.read_text())["datasets"]
 
 
@@ -168,17 +179,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/bench/pair"))
     parser.add_argument("--count", type=int, default=80,
                         help="problems per source, half of them held out (HumanEval: <= 164)")
+    parser.add_argument("--models", default=",".join(PAIR),
+                        help=f"comma-separated, of {', '.join(MODELS)} (the teacher's run is "
+                             "the TF-IDF reference, so it is run too)")
     args = parser.parse_args()
+    labels = args.models.split(",")
+    if unknown := [label for label in labels if label not in MODELS]:
+        parser.error(f"--models: unknown {', '.join(unknown)} (known: {', '.join(MODELS)})")
     problems = args.out / "problems"
     if not (problems / "held_out.jsonl").exists():
         tessy("problems", str(problems), "--source", "gym:chain_sum", "--source",
               "gym:basic_arithmetic", "--source", "humaneval", "--count", str(args.count),
               "--seed", "0", "--held-out", "0.5")
     held_out = problems / "held_out.jsonl"
-    timings = {label: synthesize(label, held_out, args.out) for label in MODELS}
-    figures = report(args.out)
+    timings = {label: synthesize(label, held_out, args.out)
+               for label in dict.fromkeys([TEACHER, *labels])}
+    figures = report(args.out, labels)
     rows = [(label, figures[label], per_task(args.out / f"{label}.jsonl"),
-             record_figures(args.out / f"{label}.jsonl"), timings[label]) for label in MODELS]
+             record_figures(args.out / f"{label}.jsonl"), timings[label]) for label in labels]
     n = sum(1 for _ in held_out.open())
     print(table(rows, n))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -64,19 +65,22 @@ class Transport:
         """POST `body` to `url + path` with `stream: true`: its JSON chunks up to `[DONE]`, a list
         per read. Closing the iterator closes the connection (an abort to vLLM and SGLang)."""
         done = False
+        # Closed with this generator: the pool hangs up at once, not from a finalizer task
+        # on a later loop turn (one per cut otherwise).
         with mapped_errors(url):
-            async for events in self.streams.stream(f"{url}{path}", body):
-                if done:  # past [DONE]: read on to the end, so the connection can be kept
-                    continue
-                chunks = []
-                for data in events:
-                    chunk = stream_chunk(url, data)
-                    if chunk is None:
-                        done = True
-                        break
-                    chunks.append(chunk)
-                if chunks:
-                    yield chunks
+            async with aclosing(self.streams.stream(f"{url}{path}", body)) as stream:
+                async for events in stream:
+                    if done:  # past [DONE]: read on to the end, so the connection can be kept
+                        continue
+                    chunks = []
+                    for data in events:
+                        chunk = stream_chunk(url, data)
+                        if chunk is None:
+                            done = True
+                            break
+                        chunks.append(chunk)
+                    if chunks:
+                        yield chunks
 
     async def post(self, url: str, path: str, body: bytes) -> Any:
         """POST a JSON `body` to `url + path`; the JSON answer."""
