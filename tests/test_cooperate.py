@@ -9,7 +9,7 @@ from tessy.backends.fake import FakeBackend
 from tessy.config import SynthesisConfig
 from tessy.errors import TransientBackendError
 from tessy.records import Problem
-from tessy.synthesis.cooperate import Cooperation
+from tessy.synthesis.cooperate import Cooperation, Ongoing
 from tessy.synthesis.guards import is_looping
 
 PROBLEM = Problem("p1", "What is 17 + 25?")
@@ -36,11 +36,31 @@ async def test_student_starts_and_both_roles_write():
 
 async def test_stream_requests_track_turns():
     turns: list[int] = []
-    cooperation = Cooperation(fake_roles(), SynthesisConfig(), on_turn=lambda t, n, r: turns.append(n))
+    cooperation = Cooperation(fake_roles(), SynthesisConfig(hold_teacher=False),
+                              on_turn=lambda t, n, r: turns.append(n))
     traj = await cooperation.run(PROBLEM)
     requests = sum(traj.stats[r].requests for r in traj.stats)
     assert requests == turns[-1] + 1  # one per turn, plus the answer
     assert turns[-1] >= traj.switches + 1  # a last turn that only ends the thinking adds none
+
+
+async def test_a_held_teacher_reads_on_after_an_empty_student_turn_with_the_same_text():
+    """The fake student keeps nothing on some turns; the teacher's request held past its cut
+    then goes on instead of a new one, and the trajectory is word for word the same."""
+    turns: list[int] = []
+    held = Cooperation(fake_roles(), SynthesisConfig(), on_turn=lambda t, n, r: turns.append(n))
+    traj = await held.run(PROBLEM)
+    fresh = await run(hold_teacher=False)
+    assert [dataclasses.astuple(s) for s in traj.segments] == \
+           [dataclasses.astuple(s) for s in fresh.segments]
+    assert traj.answer == fresh.answer
+    resumed = traj.stats["teacher"].resumed
+    assert resumed >= 1 and fresh.stats["teacher"].resumed == 0
+    assert traj.stats["teacher"].requests == fresh.stats["teacher"].requests - resumed
+    requests = sum(traj.stats[r].requests for r in traj.stats)
+    assert requests + resumed == turns[-1] + 1  # a turn reads a new request or a held one
+    # What the held request decoded past the cut was kept, not thrown away.
+    assert traj.stats["teacher"].discarded_tokens < fresh.stats["teacher"].discarded_tokens
 
 
 async def test_stream_and_step_give_the_same_trajectory():
@@ -153,3 +173,51 @@ async def test_empty_thinking_has_its_own_count_of_tries():
     with pytest.raises(GenerationError, match="empty thinking"):
         await run(roles, strategy="teacher-only", retries=2, empty_retries=0)
     assert len(roles["teacher"].backend.requests) == 1
+
+
+class Tracked(FakeBackend):
+    """A scripted model that counts its requests still open."""
+
+    open = 0
+
+    async def generate(self, request):
+        self.open += 1
+        try:
+            async for delta in super().generate(request):
+                yield delta
+        finally:
+            self.open -= 1
+
+
+async def test_a_held_request_is_closed_when_the_student_keeps_text(monkeypatch):
+    # The teacher is cut before "Now", "So" and "Then"; the student keeps nothing at its first
+    # two turns (the teacher's request is held past the second cut and read on), then keeps
+    # "Okay," (the request held past "So" is closed: the teacher asks again after it).
+    teacher = "We add 17 and 25 first. Now the tens give 30. So the ones give 12. Then the total is 42."
+    student = ["x"] * 40
+    student[11] = "Okay,"
+    released = []
+    release = Ongoing.release
+
+    async def spy(self):
+        released.append(self.held is not None)
+        await release(self)
+
+    monkeypatch.setattr(Ongoing, "release", spy)
+    runs = {}
+    for hold in (True, False):
+        roles = fake_roles()
+        roles["teacher"].backend = Tracked(name="fake-teacher", script=teacher)
+        roles["student"].backend = Tracked(name="fake-student", script=" ".join(student))
+        traj = await Cooperation(roles, SynthesisConfig(hold_teacher=hold)).run(PROBLEM)
+        assert roles["teacher"].backend.open == roles["student"].backend.open == 0  # none left open
+        runs[hold] = traj
+    held, fresh = runs[True], runs[False]
+    assert [dataclasses.astuple(s) for s in held.segments] == \
+           [dataclasses.astuple(s) for s in fresh.segments]
+    assert [(s.role, s.text) for s in held.segments] == [
+        ("teacher", "We add 17 and 25 first. Now the tens give 30."), ("student", " Okay,"),
+        ("teacher", " the ones give 12. Then the total is 42.")]
+    assert held.stats["teacher"].resumed >= 1
+    assert held.stats["teacher"].requests == fresh.stats["teacher"].requests - held.stats["teacher"].resumed
+    assert True in released  # a held request was closed by the student's kept text

@@ -173,3 +173,23 @@ async def test_stop_checkpoints_in_flight_problems_and_a_rerun_continues_them(tm
         assert asked and all(text in q for q in asked)
     # ... and the data is exactly what an uninterrupted run writes.
     assert trajectories(records(out)) == trajectories(records(tmp_path / "clean.jsonl"))
+
+
+async def test_a_held_teacher_request_reads_on_over_a_socket_with_the_same_data(tmp_path):
+    """Held past a cut, the teacher's server decodes on while the student tries; reading on
+    after the student kept nothing gives the data of asking again, with fewer requests."""
+    teacher = "We add 17 and 25 first. Now the tens give 30. So the ones give 12. Then it is 42."
+    student = ["x"] * 40
+    student[11] = "Okay,"
+    counts = {}
+    for hold in (False, True):
+        t = FakeOpenAIServer(script=teacher, token_delay=0.002)
+        s = FakeOpenAIServer(script=" ".join(student))
+        with t, s:
+            summary = await run(http_config(tmp_path / f"{hold}.jsonl", t, s, hold_teacher=hold))
+            counts[hold] = len(t.requests)
+        assert summary.written == len(PROBLEMS) and summary.failed == 0
+    assert trajectories(records(tmp_path / "True.jsonl")) == trajectories(records(tmp_path / "False.jsonl"))
+    assert counts[True] < counts[False]
+    teacher_requests = sum(r["tessy"]["requests"]["teacher"] for r in records(tmp_path / "True.jsonl"))
+    assert teacher_requests == counts[True]  # the records count what reached the server

@@ -209,6 +209,11 @@ class SynthesisConfig:
     mode: str = setting("stream: one request per turn, closed at the cut; step: k tokens per "
                         "request.", choices=MODES, default="stream")
     turn_tokens: int = setting("Most tokens asked for in one stream-mode request.", default=1024)
+    hold_teacher: bool = setting(
+        "Stream mode: when the student kept nothing on its last turn, keep the teacher's request "
+        "open past its next cut while the student tries; if the student keeps nothing again, "
+        "the teacher reads on where it was cut (no new request, and what it decoded meanwhile "
+        "is kept), else the request is closed.", added=True, default=True)
     max_thinking_tokens: int = setting("Token budget of the thinking, both roles together.",
                                        default=8192)
     max_answer_tokens: int = setting("Most tokens of the final answer.", default=2048)

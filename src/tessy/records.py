@@ -76,6 +76,7 @@ class RoleStats:
     discarded_tokens: int = 0  # generated past a cut, then thrown away
     seconds: float = 0.0  # time spent waiting on this role's backend
     retries: int = 0
+    resumed: int = 0  # turns that read on a request held open past a cut, instead of a new one
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from tessy.boundary.base import _WORD, CONTEXT_CHARS, BoundaryPredictor, PredictorSession
 
@@ -120,6 +121,16 @@ class TurnWatcher:
         if chars <= 0:
             return 0
         return min(len(self.token_ends), bisect_left(self.token_ends, chars) + 1)
+
+    def past(self, chars: int) -> tuple[str, list[int]] | None:
+        """The text after the first `chars` chars and its tokens' lengths; None when a token
+        straddles `chars` (the rest is not whole tokens)."""
+        ends = self.token_ends
+        i = bisect_left(ends, chars)
+        if chars and (i == len(ends) or ends[i] != chars):
+            return None
+        start = i + 1 if chars else 0
+        return self.text[chars:], [b - a for a, b in pairwise([chars, *ends[start:]])]
 
     def _lookahead(self) -> int:
         """Complete words at the end whose label may still change (a phrase may go on)."""
