@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = [
     ("teacher-only (plain generation)", ["--strategy", "teacher-only"]),
     ("tessy stream", ["--mode", "stream"]),
+    # A new teacher request after every student turn that kept nothing (before hold_teacher).
+    ("tessy stream, no hold", ["--mode", "stream", "--no-hold-teacher"]),
     ("tessy step k=20", ["--mode", "step", "--step-tokens", "20"]),
     ("tessy step k=5/10", ["--mode", "step", "--step-tokens", "5/10"]),
     ("lock-step prototype k=5/10", ["--mode", "step", "--step-tokens", "5/10",
@@ -339,7 +341,15 @@ def main() -> None:
     parser.add_argument("--llama-problems", type=int, default=8, help="llama: demo problems")
     parser.add_argument("--llama-thinking", type=int, default=384,
                         help="llama: thinking token budget (the embedded default's)")
+    parser.add_argument("--variants", default="all",
+                        help=f"comma-separated, of {', '.join(slug(v) for v, _ in VARIANTS)} "
+                             "(teacher-only always runs: the ratios' base)")
     args = parser.parse_args()
+    if args.variants != "all":
+        chosen = {slug(VARIANTS[0][0]), *args.variants.split(",")}
+        if unknown := chosen - {slug(v) for v, _ in VARIANTS}:
+            parser.error(f"--variants: unknown {', '.join(sorted(unknown))}")
+        VARIANTS[:] = [v for v in VARIANTS if slug(v[0]) in chosen]
     settings = ["sim", "local", "llama", "cpu"] if args.setting == "all" else [args.setting]
     report = []
     for setting in settings:
