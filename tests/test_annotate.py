@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,13 @@ def test_a_users_own_instruction_reaches_the_model_and_needs_its_placeholder(ser
         capsys.readouterr().err
     assert main([*run[:-2], "--instruction", "x {text}"]) == 1  # the lexicon reads none
     assert "--instruction: only an LLM --annotator" in capsys.readouterr().err
+
+
+async def test_no_malformed_answer_leaves_no_malformed_file(tmp_path):
+    segments = tmp_path / "seg.jsonl"
+    segments.write_text(json.dumps({"id": "s0", "role": "student",
+                                    "text": "Okay, so we add 2 and 2."}) + "\n")
+    out = str(tmp_path / "labels.jsonl")
+    summary = await annotate_file(str(segments), out, "lexicon", "student", progress=False)
+    assert (summary.labelled, summary.malformed) == (1, 0)
+    assert not Path(out + ".malformed.jsonl").exists()

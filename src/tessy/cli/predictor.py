@@ -85,8 +85,9 @@ def annotate_command(segments: str, output: str, annotator: str, model: str | No
     s = aio.run(annotate_file(segments, output, annotator, role, model, key, concurrency,
                               progress=not quiet, instruction=prompt))
     share = s.style_words / s.words if s.words else 0.0
-    click.echo(f"{s.labelled} labelled ({share:.0%} of words style), {s.malformed} malformed "
-               f"(dropped -> {output}.malformed.jsonl), {s.already_done} already done -> {output}")
+    dropped = f" (dropped -> {output}.malformed.jsonl)" if s.malformed else ""
+    click.echo(f"{s.labelled} labelled ({share:.0%} of words style), {s.malformed} malformed"
+               f"{dropped}, {s.already_done} already done -> {output}")
     for example in s.examples:
         click.secho(f"malformed answer: {example!r}", fg="yellow", err=True)
 

@@ -124,4 +124,6 @@ async def annotate_file(source: str, output: str, annotator: str, role: str,
             bar.update()
 
         await asyncio.gather(*(one(r) for r in todo))
+    if bad.stat().st_size == 0:
+        bad.unlink()  # no malformed answer: no empty file beside the labels
     return summary
