@@ -181,7 +181,7 @@ class Shadow:
     def __init__(self, reference: Any, incremental: Any, role: str, log: list) -> None:
         self.reference, self.incremental, self.role, self.log = reference, incremental, role, log
         for name in ("name", "lookbehind_words", "lookahead_words", "default_every",
-                     "context_chars", "open_words", "reading"):
+                     "context_chars", "open_words", "opens", "reading"):
             setattr(self, name, getattr(reference, name))
 
     def open_session(self) -> Any:

@@ -190,12 +190,12 @@ class Cooperation:
                     decision, finish = await self._read(stream, watcher, stats)
                     attempts.succeeded()
                 except TransientBackendError as exc:
-                    stream, closing = None, stream
+                    closing, stream = stream, None
                     await closing.aclose()
                     await self._back_off(stats, attempts, exc)
                     continue
                 if decision is None:  # the request ended
-                    stream, ended = None, stream
+                    ended, stream = stream, None
                     await ended.aclose()
                 if decision is None and finish == "stop":  # EOS (or a stop string) with no marker
                     decision = Decision(len(watcher.text), True)
