@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.predictor_cost import Shadow
+
 from conftest import fake_roles
 from tessy.boundary import LexiconPredictor
 from tessy.config import SynthesisConfig
