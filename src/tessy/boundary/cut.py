@@ -16,7 +16,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from tessy.boundary.base import _WORD, CONTEXT_CHARS, BoundaryPredictor, PredictorSession
+from tessy.boundary.base import CONTEXT_CHARS, BoundaryPredictor, PredictorSession, word_spans
 
 
 def first_wrong(labels: list[bool], role: str, start: int = 0) -> int | None:
@@ -158,7 +158,7 @@ class TurnWatcher:
     def _add_words(self, limit: int, done: bool) -> None:
         text, spans = self.text, self.spans
         start = spans[-1][1] if spans else 0
-        new = [m.span() for m in _WORD.finditer(text, start, limit)]
+        new = word_spans(text, start, limit)
         if new and not done and new[-1][1] == len(text):
             new.pop()  # the last word may still be growing
         if not new:

@@ -7,9 +7,10 @@ response ends drops the connection, which vLLM and SGLang treat as an abort; a f
 leaves its connection for the next request.
 
 So each cooperative turn that ends at a cut opens a new connection. Resolving a host name on
-every connect (`localhost`, a cluster's node names) cost ~130 us of CPU per connect here, and a
-DNS round trip elsewhere; the pool keeps the address a name last connected to for
-`ADDRESS_TTL` seconds, as aiohttp's DNS cache does, and resolves again when it stops answering.
+every connect (`localhost`, a cluster's node names) cost ~60 us more CPU per connect than an
+address here (`benchmarks/client_parts.py`), and a DNS round trip elsewhere; the pool keeps
+the address a name last connected to for `ADDRESS_TTL` seconds, as aiohttp's DNS cache does,
+and resolves again when it stops answering.
 """
 
 from __future__ import annotations
