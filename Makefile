@@ -60,7 +60,7 @@ bench-pair: models
 
 # The loop: synthesize the train split 3 ways on the embedded models, fine-tune the student on
 # each (`tessy sft`), evaluate all four students on the held-out split.
-loop: setup
+loop: models
 	mkdir -p out/loop
 	$(PY) -m benchmarks.loop --out out/loop | tee out/loop/table.md
 

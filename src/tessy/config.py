@@ -532,6 +532,9 @@ class SFTTrainConfig:
     gradient_checkpointing: str = setting(
         "Recompute activations in the backward pass (less memory, ~20-30% slower): on, off, or "
         "auto (on a GPU).", choices=("auto", "on", "off"), default="auto")
+    gguf: bool = setting("Also write OUTPUT/model.gguf (f16, by llama.cpp's converter), so a "
+                         "managed llama-server serves the student (`--student OUTPUT/model.gguf`).",
+                         default=False)
     sft_args: list[str] = setting("Other fields of TRL's SFTConfig as key=value (JSON values, "
                                   "e.g. max_grad_norm=0.5); they win over tessy's.", cli=None,
                                   default_factory=list)

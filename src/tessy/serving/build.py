@@ -69,7 +69,7 @@ def build(jobs: int | None = None, echo=print) -> Path:
     target.parent.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="llama-build-", dir=target.parent.parent) as tmp:
         work = Path(tmp)
-        source = _unpack(_download_sdist(work, echo), work)
+        source = _unpack(download_sdist(work, echo), work)
         build_dir = work / "build"
         _run(["cmake", "-S", str(source), "-B", str(build_dir), *cmake_flags()], work / "configure.log",
              echo, "configure")
@@ -85,7 +85,7 @@ def build(jobs: int | None = None, echo=print) -> Path:
     return target
 
 
-def _download_sdist(work: Path, echo) -> Path:
+def download_sdist(work: Path, echo) -> Path:
     echo(f"downloading the llama-cpp-python {LLAMA_CPP_PYTHON} sdist (llama.cpp's source)")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
            "--disable-pip-version-check", "-q", "-d", str(work), f"llama-cpp-python=={LLAMA_CPP_PYTHON}"]

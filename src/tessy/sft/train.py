@@ -26,6 +26,7 @@ from tessy.sft.schedule import WeightProbe, plan_steps, warn_if_few
 from tessy.sft.template import check_template, instructs_thinking, use_chat_template
 from tessy.sft.trl_args import extra_args, report_to, sft_config, world_size
 
+GGUF_NAME = "model.gguf"  # `--gguf`: the student for llama-server, inside the model dir
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -56,7 +57,7 @@ def fresh_output(out: Path) -> None:
 
 def run_key(config: SFTTrainConfig, data: ExampleSet) -> str:
     """Identifies the settings and the data, so a checkpoint is resumed only by the same run."""
-    settings = {k: v for k, v in asdict(config).items() if k not in ("output", "report_to")}
+    settings = {k: v for k, v in asdict(config).items() if k not in ("output", "report_to", "gguf")}
     if config.chat_template:  # its text, not its path: an edited template is another run
         settings["chat_template"] = Path(config.chat_template).read_text(encoding="utf-8")
     blob = json.dumps([settings, [(e.prompt, e.assistant) for e in data.examples]])
@@ -190,6 +191,10 @@ def train_sft(data: ExampleSet, config: SFTTrainConfig, progress: bool = True,
     (final / "tessy_sft.json").write_text(json.dumps(asdict(summary) | {"framing": framing},
                                                      indent=1) + "\n")
     write_card(final, config, framing, data, summary, report)
+    if config.gguf:  # before the rename: the model dir appears with its GGUF or not at all
+        from tessy.serving.convert import to_gguf
+
+        to_gguf(final, final / GGUF_NAME)
     runs = work / "checkpoints" / "runs"  # --report-to tensorboard's logs stay with the model
     if runs.is_dir():
         shutil.move(runs, final / "runs")
