@@ -58,8 +58,9 @@ bench-pair: models
 	$(PY) -m benchmarks.embedded_pair --out out/bench/pair --count 40 --models qwen15,qwen15-told \
 		| tee out/bench/embedded_pair_prompting.md
 
-# The loop: synthesize the train split 3 ways on the embedded models, fine-tune the student on
-# each (`tessy sft`), evaluate all four students on the held-out split.
+# The loop on the embedded pair: chain_sum train split synthesized 4 ways (cooperative with the
+# lexicon and with a predictor trained here, teacher-only, student-only), the student fine-tuned
+# on each (`tessy sft --gguf`), five students on 320 held-out problems (BENCHMARKS.md).
 loop: models
 	mkdir -p out/loop
 	$(PY) -m benchmarks.loop --out out/loop | tee out/loop/table.md
