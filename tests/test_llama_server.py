@@ -63,7 +63,12 @@ def test_cooperative_run_over_llama_server_survives_a_teacher_restart(tmp_path):
         assert run.poll() is None, run.communicate()
         os.killpg(teacher.proc.pid, signal.SIGKILL)
         teacher.proc.wait()
-        wait_for(lambda: refuses(teacher.port))  # refused until the restart has loaded its model
+        wait_for(lambda: refuses(teacher.port))
+        # The outage lasts until the run meets it: the port drops the next connection (the kill
+        # may fall while no teacher request is in flight), then the teacher restarts on it.
+        with socket.create_server(("127.0.0.1", teacher.port)) as outage:
+            outage.settimeout(600)
+            outage.accept()[0].close()
         asyncio.run(teacher.start())  # the same port
         stdout, stderr = run.communicate(timeout=600)
     finally:
