@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tessy.sft.train import GGUF_NAME
+
 # Few-shot: with tessy's default instruction Qwen2.5-Coder-1.5B echoes its list of examples back.
 INSTRUCTION = Path(__file__).with_name("loop_annotation.txt")
 DATASETS = ("cooperative", "cooperative-predictor", "teacher-only", "student-only")
@@ -74,10 +76,9 @@ class Paired:
     def interval(self) -> tuple[float, float]:
         """Newcombe's (1998, method 10) 95% interval for a difference of paired proportions:
         Wilson intervals of each rate, joined through their (continuity-corrected) correlation."""
-        z = 1.959964
         p1, p2 = self.first / self.n, self.second / self.n
-        l1, u1 = wilson(self.first, self.n, z)
-        l2, u2 = wilson(self.second, self.n, z)
+        l1, u1 = wilson(self.first, self.n)
+        l2, u2 = wilson(self.second, self.n)
         both, neither = self.first - self.b, self.n - self.first - self.c
         marg = (both + self.b) * (neither + self.c) * (both + self.c) * (neither + self.b)
         cross = both * neither - self.b * self.c  # continuity-corrected when positive
@@ -94,12 +95,12 @@ class Paired:
         return 1.0 if self.b + self.c == 0 else binomtest(self.b, self.b + self.c).pvalue
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """The Wilson score interval of k successes in n."""
-    p, z2 = k / n, z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The Wilson score 95% interval of k successes in n (scipy's, as `tessy report` gives it)."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return ci.low, ci.high
 
 
 def pair(first: dict[str, bool], second: dict[str, bool]) -> Paired:
@@ -173,7 +174,7 @@ def main() -> None:
     answers = {name: d / "eval" / f"{name}.jsonl" for name in students}
     for name, model in students.items():
         clock.run("evaluate", "synthesize", str(held), "-o", str(answers[name]), "--strategy",
-                  "student-only", "--student", str(model / "model.gguf"), "--student-template",
+                  "student-only", "--student", str(model / GGUF_NAME), "--student-template",
                   "chat-think", "--temperature", "0", "--concurrency", "8",
                   "--student-concurrency", "8", *budget, "-q")
     started = time.perf_counter()
@@ -228,11 +229,11 @@ def untrained_student(target: Path) -> Path:
     from tessy.embedded import smollm2_gguf
     from tessy.serving.convert import to_gguf
 
-    if not (target / "model.gguf").exists():
+    if not (target / GGUF_NAME).exists():
         source = Path(resolve_model_dir(str(smollm2_gguf())))
         target.mkdir(parents=True, exist_ok=True)
         shutil.copytree(source, target, dirs_exist_ok=True)
-        to_gguf(target, target / "model.gguf")
+        to_gguf(target, target / GGUF_NAME)
     return target
 
 

