@@ -82,6 +82,9 @@ class FakeOpenAIServer(LocalHTTPServer):
         self.fail_status: int | None = None  # answer every completion with this status
         self.hang_seconds = 0.0  # sleep before answering
         self.drop_after: int | None = None  # close the socket after N tokens
+        # After N tokens, end the stream with this error event, as llama-server and vLLM do
+        # when a request fails after its 200 head: (N, the "error" object).
+        self.error_after: tuple[int, dict] | None = None
         self.fault_rate = fault_rate  # chance that a completion request meets a random fault
         self.faults: list[str] = []  # faults met so far
         self.max_context = max_context  # prompts longer than this (in words) get HTTP 400
@@ -192,6 +195,10 @@ class FakeOpenAIServer(LocalHTTPServer):
                     for i, token in enumerate(tokens):
                         if i == cut and fault == "garbage":
                             self.wfile.write(b"data: {\"choices\": [{\"te\n\n")
+                        if srv.error_after is not None and i == srv.error_after[0]:
+                            self._event({"error": srv.error_after[1]})
+                            self.wfile.write(b"data: [DONE]\n\n")
+                            return
                         if i == cut or srv.killed or (srv.drop_after is not None and i >= srv.drop_after):
                             if fault != "truncate":
                                 self.connection.shutdown(2)

@@ -90,6 +90,21 @@ async def test_dropped_stream_is_transient(server):
     await backend.close()
 
 
+@pytest.mark.parametrize("code,error", [(400, RequestRejected), (500, TransientBackendError),
+                                        (None, TransientBackendError)])
+async def test_an_error_event_mid_stream_is_raised_with_its_message(server, code, error):
+    # llama-server's layout for a request that outgrows its slot after the first tokens
+    server.error_after = (3, {"code": code, "message": "request (5000 tokens) exceeds the "
+                              "available context size (4096 tokens)", "type": "exceed_context"})
+    backend = backend_for(server.url)
+    await backend.start()
+    with pytest.raises(error, match=r"ended with an error \((400|500|None)\): request \(5000 "
+                                    r"tokens\) exceeds the available context size") as caught:
+        await collect(backend, GenerationRequest("<think>\n", 20))
+    assert "\n" not in str(caught.value)
+    await backend.close()
+
+
 async def test_read_timeout_is_transient(server):
     server.hang_seconds = 1.0
     backend = backend_for(server.url, timeout=0.3)

@@ -17,8 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tessy.errors import TransientBackendError
-from tessy.transport.errors import mapped_errors
+from tessy.transport.errors import mapped_errors, stream_error
 from tessy.transport.httpx_pool import LOOPBACK, HTTPXPool
 from tessy.transport.pool import SSEPool
 
@@ -33,12 +32,12 @@ def proxied(url: str) -> bool:
 
 def stream_chunk(url: str, data: bytes) -> dict[str, Any] | None:
     """One SSE event's chunk of a streamed completion; None for `[DONE]`. An error the server
-    reports inside the stream is transient."""
+    reports inside the stream is raised as `stream_error` classes it."""
     if data[:1] != b"{" and data.strip() == b"[DONE]":
         return None
     chunk: dict[str, Any] = orjson.loads(data)
-    if "error" in chunk:
-        raise TransientBackendError(f"{url}: server error in stream: {chunk['error']}")
+    if "error" in chunk or chunk.get("object") == "error":  # vLLM's older layout: no "error" key
+        raise stream_error(url, chunk.get("error") or chunk)
     return chunk
 
 

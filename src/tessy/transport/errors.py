@@ -18,6 +18,8 @@ Both ways to a server (tessy's own pool, and httpx where a proxy is configured) 
     HTTP 408, 409, 425, 500             -> TransientBackendError
     any other HTTP >= 400               -> RequestRejected (never retried)
     malformed response                  -> TransientBackendError
+    an error event inside a stream      -> by its `code`, as the status it names; no code:
+                                           TransientBackendError
 """
 
 from __future__ import annotations
@@ -70,6 +72,20 @@ def status_error(url: str, status: int, body: str) -> BackendError:
     if status in RETRY_STATUS:
         return TransientBackendError(message, server_down=status in DOWN_STATUS)
     return RequestRejected(message)
+
+
+def stream_error(url: str, error: object) -> BackendError:
+    """The error for an error event inside a 200 stream (vLLM, SGLang and llama-server send
+    `data: {"error": {...}}` when a request fails after its head; llama-server, e.g., for one
+    that outgrows its slot's context): classed by its `code` as that HTTP status would be (a 400
+    is not retried), else worth retrying; its message in one line."""
+    detail = error if isinstance(error, dict) else {"message": error}
+    code, message = detail.get("code"), str(detail.get("message") or detail)
+    status = code if isinstance(code, int) and code >= 400 else None
+    text = f"{url}: the server's stream ended with an error ({code}): {message[:300]}".replace("\n", " ")
+    if status is not None and status not in RETRY_STATUS:
+        return RequestRejected(text)
+    return TransientBackendError(text, server_down=status in DOWN_STATUS)
 
 
 @contextmanager
