@@ -274,6 +274,14 @@ def table(students: dict[str, Path], grades: dict, nll: dict, sft_data: dict, he
             f"{_pct(data.get('accuracy'))} | {trained} | {loss} | {k / n:.1%} [{lo:.1%}, {hi:.1%}] "
             f"({k}/{n}) | {versus} | {(nll[name] or {}).get('all', float('nan')):.3f} | "
             f"{'-' if similar is None else f'{similar:.3f}'} |")
+    # The paper's comparison: the student trained on cooperative data against teacher-only.
+    for name in ("cooperative", "cooperative-predictor"):
+        if name in grades and "teacher-only" in grades:
+            p = pair(grades[name], grades["teacher-only"])
+            dlo, dhi = p.interval()
+            lines += ["", f"{name} vs teacher-only, paired on {p.n} held-out problems: "
+                      f"{p.difference:+.1%} [{dlo:+.1%}, {dhi:+.1%}] ({p.b} passed only with "
+                      f"{name}, {p.c} only with teacher-only; McNemar p={p.p_value():.2f})"]
     minutes = ", ".join(f"{k} {v / 60:.1f}" for k, v in clock.steps.items())
     trained_on = sum(1 for _ in (args.out / "problems" / "train.jsonl").open())
     lines += ["", f"{args.task}: {trained_on} train / {len(base)} held-out problems, "

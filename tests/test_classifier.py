@@ -94,3 +94,14 @@ def test_a_model_that_is_not_a_2_label_classifier_is_refused(tiny_backbone, tmp_
     directory = _classifier_dir(tiny_backbone, tmp_path, num_labels=3)
     with pytest.raises(ModelLoadError, match="3 labels, a boundary predictor has 2"):
         load_predictor(str(directory), "student", device="cpu")
+
+
+def test_threads_set_torchs_cpu_threads(published):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        load_predictor(str(published), "student", device="cpu", threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

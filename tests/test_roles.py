@@ -9,7 +9,7 @@ import pytest
 from tessy.backends.registry import BACKENDS
 from tessy.config import run_config_from_dict
 from tessy.errors import ConfigError, ModelLoadError
-from tessy.synthesis.roles import open_roles
+from tessy.synthesis.roles import open_roles, predictor_threads
 
 EVENTS: list[str] = []
 
@@ -83,3 +83,21 @@ async def test_chat_think_over_http_uses_the_served_template_or_names_the_flag(s
     assert prompt.startswith("<|system|>Think through the problem step by step")
     assert prompt.endswith("<|user|>What is 2 + 2?\n<|assistant|><think>\n")
     assert template.answer_stop == ("<|end|>",)
+
+
+def test_a_model_predictor_gets_one_thread_beside_a_managed_llama_server():
+    served = {"backend": "llama_server", "model": "m.gguf"}
+    remote = {"backend": "openai_http", "base_urls": ["http://127.0.0.1:1/v1"]}
+
+    def threads(teacher, student, strategy="cooperative", **student_extra):
+        run = run_config_from_dict({"teacher": teacher, "student": {**student, **student_extra},
+                                    "synthesis": {"strategy": strategy}})
+        idle = {"teacher-only": "student", "student-only": "teacher"}.get(strategy)
+        return predictor_threads(run, idle)
+
+    assert threads(served, remote) == 1  # its cores are taken: torch's spinning threads slow both
+    assert threads(remote, remote) == 0  # servers elsewhere: torch's default
+    assert threads(remote, served, strategy="teacher-only") == 0  # the idle role starts nothing
+    assert threads(served, remote, predictor_threads=3) == 3  # as configured
+    with pytest.raises(ConfigError, match="student.predictor_threads"):
+        threads(remote, remote, predictor_threads=-1)

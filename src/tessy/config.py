@@ -151,6 +151,11 @@ class RoleConfig:
         "CoopReason/Boundary_Predictor_{Role}_Code).", default="lexicon")
     predictor_device: str = setting("Device of a model predictor: auto, cpu, cuda, mps.",
                                     cli="shared", hashed=False, default="auto")
+    predictor_threads: int = setting(
+        "CPU threads of a model predictor on the CPU (torch's, for the whole process); 0: one "
+        "while a role's managed llama-server shares this machine's cores (torch's spinning "
+        "threads halved such a run's speed: BENCHMARKS.md), else torch's default.",
+        cli="shared", hashed=False, default=0)
     predictor_mode: str = setting(
         "How a model predictor reads the text: window (the last 200 tokens again at every "
         "call, the reference), incremental (a KV cache per trajectory: ~1 forward per token "
@@ -196,6 +201,7 @@ class RoleConfig:
         if self.backend == "llama_server":
             _check(bool(self.model), f"{where}.model", "needs a GGUF file")
         _at_least(self, where, 0, "threads")
+        _at_least(self, where, 0, "predictor_threads")
         _at_least(self, where, 256, "context")
         self.sampling.validate(f"{where}.sampling")
 

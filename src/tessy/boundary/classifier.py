@@ -221,12 +221,17 @@ class TokenClassifierPredictor:
 
 
 def load_classifier(spec: str, role: str, device: str = "auto", mode: str = "auto",
-                    verify: float = 0.0) -> TokenClassifierPredictor:
-    """A token-classifier predictor from a directory or hub id (2 labels)."""
+                    verify: float = 0.0, threads: int = 0) -> TokenClassifierPredictor:
+    """A token-classifier predictor from a directory or hub id (2 labels); `threads`: torch's
+    CPU threads, set for the process when it runs on the CPU (0: left as they are)."""
     from tessy.backends.loading import load_pretrained
 
     model, tokenizer, directory = load_pretrained(spec, device, "TokenClassification",
                                                   where=f"{role}.predictor: ")
+    if threads and model.device.type == "cpu":
+        import torch
+
+        torch.set_num_threads(threads)
     if model.config.num_labels != 2:
         raise ModelLoadError(f"{role}.predictor: {spec!r} has {model.config.num_labels} labels, "
                              "a boundary predictor has 2 (capability, style)")

@@ -45,8 +45,19 @@ async def open_roles(config: RunConfig) -> AsyncIterator[dict[str, RoleRuntime]]
                                         model_name=backend.name, where=f"--{role}-template")
             key = (rc.predictor, rc.predictor_device, rc.predictor_mode, rc.predictor_verify)
             if rc.predictor == "lexicon" or key not in models:  # one copy of a model both use
-                models[key] = load_predictor(rc.predictor, role, *key[1:])
+                models[key] = load_predictor(rc.predictor, role, *key[1:],
+                                             threads=predictor_threads(config, idle))
             predictor = models[key]
             roles[role] = RoleRuntime(role, backend, template, predictor, rc.sampling,
                                       asyncio.Semaphore(rc.concurrency), rc.step_tokens)
         yield roles
+
+
+def predictor_threads(config: RunConfig, idle: str | None) -> int:
+    """Torch's CPU threads for model predictors: as configured, else one while a role that
+    writes runs a managed llama-server here (it takes every core, and torch's threads spin
+    against it), else 0 (torch's default)."""
+    configured = max(config.role(r).predictor_threads for r in ROLES)
+    if configured:
+        return configured
+    return int(any(config.role(r).backend == "llama_server" for r in ROLES if r != idle))
