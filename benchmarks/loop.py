@@ -14,7 +14,8 @@
 4. `tessy sft --gguf`: SmolLM2 fine-tuned on each dataset (same settings), written as GGUF too;
 5. the untrained student and the four fine-tuned ones answer the held-out problems on llama-server
    (greedy), graded per problem: accuracy with its 95% interval, and the paired difference against
-   the untrained student on the same problems (Newcombe's interval; exact McNemar p);
+   the untrained student on the same problems (Newcombe's interval; exact McNemar p), and of each
+   cooperative student against the teacher-only one (the paper's comparison);
 6. `tessy report`: each student's NLL per token of the untrained student's own held-out traces
    (how far SFT moved it from its own distribution); teacher share and TF-IDF to the student-only
    data of each SFT dataset; TF-IDF of each student's held-out answers to the untrained one's.
@@ -134,7 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("out/loop"))
     parser.add_argument("--task", default="gym:chain_sum", help="`tessy problems --source`")
-    parser.add_argument("--train", type=int, default=128, help="train problems (before dedup)")
+    parser.add_argument("--train", type=int, default=64, help="train problems (before dedup)")
     parser.add_argument("--held-out", type=int, default=320, help="held-out problems")
     parser.add_argument("--thinking", type=int, default=256, help="thinking tokens per trace")
     parser.add_argument("--epochs", default="2")
