@@ -254,14 +254,26 @@ def bench_local(work: Path, problems: int, thinking: int) -> list[Run]:
     return runs
 
 
-def llama_server_cmd(role: str, port: int) -> list[str]:
+def llama_threads(every: bool) -> dict[str, int]:
+    """Each role's server threads: tessy's rule for two managed servers on one machine (the
+    teacher every core, the student a share by size), or every core each (`every`)."""
+    from tessy.embedded import qwen_coder_gguf, smollm2_gguf
+    from tessy.serving.llama_server import default_threads, shared_threads
+
+    if every:
+        return dict.fromkeys(ROLES, default_threads())
+    return shared_threads({"teacher": qwen_coder_gguf(), "student": smollm2_gguf()})
+
+
+def llama_server_cmd(role: str, port: int, threads: dict[str, int] | None = None) -> list[str]:
     """The embedded pair on llama.cpp's own server (`tessy setup` builds it): Qwen2.5-Coder-1.5B
-    teaches, SmolLM2-135M learns; two slots each, every core each (tessy's defaults)."""
+    teaches, SmolLM2-135M learns; two slots each (tessy's default at 2 in flight), `threads` by
+    role (default every core)."""
     from tessy.embedded import qwen_coder_gguf, smollm2_gguf
     from tessy.serving.llama_server import LlamaServer
 
     model = qwen_coder_gguf() if role == "teacher" else smollm2_gguf()
-    server = LlamaServer(model, slots=2, context=2048)
+    server = LlamaServer(model, slots=2, context=2048, threads=(threads or {}).get(role))
     server.port = port
     return server.command()
 
@@ -271,11 +283,13 @@ LLAMA_ARGS = ["--teacher-template", "chat", "--student-template", "chat-think",
               "--temperature", "0"]
 
 
-def bench_llama(work: Path, problems: int, thinking: int, concurrency: int) -> list[Run]:
-    """Setting (b2): llama-servers, one per role, fresh per variant."""
+def bench_llama(work: Path, problems: int, thinking: int, concurrency: int,
+                threads: dict[str, int]) -> list[Run]:
+    """Setting (b2): llama-servers, one per role, fresh per variant (both run in every variant,
+    so the teacher's server is the same in each)."""
     runs = []
     for label, extra in VARIANTS:
-        with role_servers(llama_server_cmd, work) as urls:
+        with role_servers(partial(llama_server_cmd, threads=threads), work) as urls:
             args = ["--limit", str(problems), "--teacher", urls["teacher"], "--student",
                     urls["student"], "--max-thinking-tokens", str(thinking),
                     "--concurrency", str(concurrency), *LLAMA_ARGS, *extra]
@@ -341,6 +355,9 @@ def main() -> None:
     parser.add_argument("--llama-problems", type=int, default=8, help="llama: demo problems")
     parser.add_argument("--llama-thinking", type=int, default=384,
                         help="llama: thinking token budget (the embedded default's)")
+    parser.add_argument("--llama-threads", choices=["shared", "every"], default="shared",
+                        help="llama: tessy's rule (the teacher's server every core, the "
+                             "student's a share by size) or every core each")
     parser.add_argument("--variants", default="all",
                         help=f"comma-separated, of {', '.join(slug(v) for v, _ in VARIANTS)} "
                              "(teacher-only always runs: the ratios' base)")
@@ -366,9 +383,11 @@ def main() -> None:
             title = (f"transformers in-process (SmolLM2-135M-Instruct in both roles, CPU, greedy): "
                      f"{args.real_problems} problems, thinking budget {args.real_thinking}")
         elif setting == "llama":
-            runs = bench_llama(work, args.llama_problems, args.llama_thinking, 2)
+            threads = llama_threads(args.llama_threads == "every")
+            runs = bench_llama(work, args.llama_problems, args.llama_thinking, 2, threads)
             title = (f"llama-servers (llama.cpp; teacher Qwen2.5-Coder-1.5B-Instruct Q4_K_M, "
-                     f"student SmolLM2-135M-Instruct Q4_1; 2 slots and every core each, greedy): "
+                     f"student SmolLM2-135M-Instruct Q4_1; 2 slots each, threads "
+                     f"{threads['teacher']} and {threads['student']}, greedy): "
                      f"{args.llama_problems} demo problems, thinking budget {args.llama_thinking}, "
                      "2 in flight")
         else:

@@ -9,7 +9,8 @@ import pytest
 from tessy.backends.registry import BACKENDS
 from tessy.config import run_config_from_dict
 from tessy.errors import ConfigError, ModelLoadError
-from tessy.synthesis.roles import open_roles, predictor_threads
+from tessy.serving.llama_server import shared_threads
+from tessy.synthesis.roles import open_roles, predictor_threads, server_threads
 
 EVENTS: list[str] = []
 
@@ -101,3 +102,32 @@ def test_a_model_predictor_gets_one_thread_beside_a_managed_llama_server():
     assert threads(served, remote, predictor_threads=3) == 3  # as configured
     with pytest.raises(ConfigError, match="student.predictor_threads"):
         threads(remote, remote, predictor_threads=-1)
+
+
+def test_two_managed_llama_servers_share_the_cores(tmp_path):
+    teacher, student = tmp_path / "teacher.gguf", tmp_path / "student.gguf"
+    teacher.write_bytes(b"t" * 9000)
+    student.write_bytes(b"s" * 1000)
+    # The largest model keeps every core; the other a share by size, at least one.
+    assert shared_threads({"teacher": teacher, "student": student}, cores=2) == \
+        {"teacher": 2, "student": 1}
+    assert shared_threads({"teacher": teacher, "student": student}, cores=40) == \
+        {"teacher": 40, "student": 4}
+    assert shared_threads({"teacher": teacher, "student": teacher}, cores=8) == \
+        {"teacher": 8, "student": 4}  # equal models: the first keeps every core
+
+    def threads(strategy="cooperative", teacher_extra=None, student_extra=None):
+        run = run_config_from_dict({
+            "teacher": {"backend": "llama_server", "model": str(teacher), **(teacher_extra or {})},
+            "student": {"backend": "llama_server", "model": str(student), **(student_extra or {})},
+            "synthesis": {"strategy": strategy}})
+        idle = {"teacher-only": "student", "student-only": "teacher"}.get(strategy)
+        return server_threads(run, idle)
+
+    every = shared_threads({"t": teacher})["t"]
+    assert threads() == {"teacher": every, "student": 1}
+    assert threads(strategy="teacher-only") == {}  # one server: every core, as before
+    assert threads(student_extra={"threads": 3}) == {"teacher": every}  # configured: kept
+    remote = {"backend": "openai_http", "base_urls": ["http://127.0.0.1:1/v1"]}
+    assert server_threads(run_config_from_dict({"teacher": remote, "student": {
+        "backend": "llama_server", "model": str(student)}}), None) == {}

@@ -142,7 +142,9 @@ class RoleConfig:
     device: str = setting("Device of a local model: auto, cpu, cuda, mps.", hashed=False,
                           default="auto")
     threads: int = setting("CPU threads of the role's managed llama-server (a .gguf model); "
-                           "0: every core.", hashed=False, default=0)
+                           "0: every core, or, when both roles run one here, every core for "
+                           "the larger model and a share by size for the smaller.",
+                           hashed=False, default=0)
     context: int = setting("Tokens of context per request slot of the role's managed "
                            "llama-server (its slots: the role's concurrency).", hashed=False,
                            default=4096)

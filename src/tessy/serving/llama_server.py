@@ -48,6 +48,20 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def shared_threads(models: dict[str, str | Path], cores: int | None = None) -> dict[str, int]:
+    """CPU threads of llama-servers that share this machine's cores, by name: the largest
+    model's server (the first, on a tie) takes every core, each other one a share in proportion
+    to its model's size, at least one. Two servers that each take every core starve each other
+    (llama.cpp's threads meet at a barrier at every layer, so one descheduled thread stalls its
+    whole server): 16 problems on 2 cores took 140-421 s with both servers on 2 threads, 83-84 s
+    with the 135M student's on one (BENCHMARKS.md)."""
+    cores = cores or default_threads()
+    sizes = {name: max(Path(path).stat().st_size, 1) for name, path in models.items()}
+    total, largest = sum(sizes.values()), max(sizes, key=sizes.get)
+    return {name: cores if name == largest else max(1, round(cores * size / total))
+            for name, size in sizes.items()}
+
+
 class LlamaServer:
     """`llama-server -m MODEL` on 127.0.0.1, as a managed child process."""
 

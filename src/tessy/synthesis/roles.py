@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from tessy.backends import Backend, open_backend
 from tessy.boundary import load_predictor
 from tessy.boundary.base import BoundaryPredictor
 from tessy.config import RoleConfig, RunConfig, SamplingConfig
 from tessy.records import ROLES
+from tessy.serving.llama_server import shared_threads
 from tessy.templates import PromptTemplate, resolve_template
 
 
@@ -36,10 +38,13 @@ async def open_roles(config: RunConfig) -> AsyncIterator[dict[str, RoleRuntime]]
         roles: dict[str, RoleRuntime] = {}
         models: dict[tuple[str, str, str, float], BoundaryPredictor] = {}
         idle = {"teacher-only": "student", "student-only": "teacher"}.get(config.synthesis.strategy)
+        threads = server_threads(config, idle)
         for role in ROLES:
             rc = config.role(role)
             if role == idle:  # it writes nothing in a single-role run: load no model for it
                 rc = RoleConfig(role=role, backend="fake")
+            elif role in threads:
+                rc = replace(rc, threads=threads[role])
             backend = await stack.enter_async_context(open_backend(rc))
             template = resolve_template(rc.template, tokenizer=backend.tokenizer,
                                         model_name=backend.name, where=f"--{role}-template")
@@ -51,6 +56,17 @@ async def open_roles(config: RunConfig) -> AsyncIterator[dict[str, RoleRuntime]]
             roles[role] = RoleRuntime(role, backend, template, predictor, rc.sampling,
                                       asyncio.Semaphore(rc.concurrency), rc.step_tokens)
         yield roles
+
+
+def server_threads(config: RunConfig, idle: str | None) -> dict[str, int]:
+    """Threads of the roles' managed llama-servers left at 0 (every core) when both roles that
+    write run one here: they share the cores (serving.llama_server.shared_threads)."""
+    managed: dict[str, str | Path] = {r: str(config.role(r).model) for r in ROLES
+                                      if r != idle and config.role(r).backend == "llama_server"}
+    if len(managed) < 2:
+        return {}
+    shared = shared_threads(managed)
+    return {r: shared[r] for r in managed if not config.role(r).threads}
 
 
 def predictor_threads(config: RunConfig, idle: str | None) -> int:
