@@ -43,9 +43,11 @@ def command(problems: Path, out: Path, t: FakeOpenAIServer, s: FakeOpenAIServer,
 
 def worker_pids(out: Path, index: int) -> list[int]:
     """The Ray worker processes that have run shard `index`, in order (one per attempt)."""
-    log = Shard(index, SHARDS).files(out).log
-    return [int(x) for x in re.findall(r"ray worker pid (\d+)", log.read_text())] \
-        if log.exists() else []
+    try:  # not there yet, or gone: the finished run merges the shards and removes their files
+        text = Shard(index, SHARDS).files(out).log.read_text()
+    except FileNotFoundError:
+        return []
+    return [int(x) for x in re.findall(r"ray worker pid (\d+)", text)]
 
 
 def parent(pid: int) -> int:
