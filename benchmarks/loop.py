@@ -95,6 +95,13 @@ class Paired:
 
         return 1.0 if self.b + self.c == 0 else binomtest(self.b, self.b + self.c).pvalue
 
+    def __str__(self) -> str:
+        """The difference, its interval and McNemar's p, as the loop's table prints them."""
+        low, high = self.interval()
+        p = self.p_value()
+        return (f"{self.difference:+.1%} [{low:+.1%}, {high:+.1%}] "
+                f"({self.b} / {self.c}, {'p<0.01' if p < 0.01 else f'p={p:.2f}'})")
+
 
 def wilson(k: int, n: int) -> tuple[float, float]:
     """The Wilson score 95% interval of k successes in n (scipy's, as `tessy report` gives it)."""
@@ -259,10 +266,7 @@ def table(students: dict[str, Path], grades: dict, nll: dict, sft_data: dict, he
         else:
             data = sft_data.get(name, {})
             sft = json.loads((model / "tessy_sft.json").read_text())
-            p = pair(mine, base)
-            dlo, dhi = p.interval()
-            versus = (f"{p.difference:+.1%} [{dlo:+.1%}, {dhi:+.1%}] ({p.b} / {p.c}, "
-                      f"p={p.p_value():.2f})")
+            versus = str(pair(mine, base))
         losses = [v for _, v in sft.get("loss", [])]
         loss = f"{losses[0]:.3f} → {losses[-1]:.3f}" if losses else "-"
         masks = sft.get("masks") or {}
@@ -279,10 +283,8 @@ def table(students: dict[str, Path], grades: dict, nll: dict, sft_data: dict, he
     for name in ("cooperative", "cooperative-predictor"):
         if name in grades and "teacher-only" in grades:
             p = pair(grades[name], grades["teacher-only"])
-            dlo, dhi = p.interval()
-            lines += ["", f"{name} vs teacher-only, paired on {p.n} held-out problems: "
-                      f"{p.difference:+.1%} [{dlo:+.1%}, {dhi:+.1%}] ({p.b} passed only with "
-                      f"{name}, {p.c} only with teacher-only; McNemar p={p.p_value():.2f})"]
+            lines += ["", f"{name} vs teacher-only, paired on {p.n} held-out problems: {p} "
+                      f"(passed only with {name} / only with teacher-only, McNemar p)"]
     minutes = ", ".join(f"{k} {v / 60:.1f}" for k, v in clock.steps.items())
     trained_on = sum(1 for _ in (args.out / "problems" / "train.jsonl").open())
     lines += ["", f"{args.task}: {trained_on} train / {len(base)} held-out problems, "

@@ -24,6 +24,7 @@ def test_the_interval_holds_the_difference_and_narrows_with_agreement():
         assert -1 <= low < p.difference < high <= 1
     assert tight.interval()[0] > 0 > loose.interval()[0]  # agreeing students: a real gain
     assert tight.p_value() < 0.01 < loose.p_value()
+    assert str(tight).endswith(", p<0.01)") and str(loose).endswith(f", p={loose.p_value():.2f})")
 
 
 def test_the_interval_covers_the_true_difference_about_95_percent_of_the_time():
