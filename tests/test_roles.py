@@ -125,9 +125,12 @@ def test_two_managed_llama_servers_share_the_cores(tmp_path):
         return server_threads(run, idle)
 
     every = shared_threads({"t": teacher})["t"]
-    assert threads() == {"teacher": every, "student": 1}
+    assert threads() == {"teacher": every, "student": max(1, round(every / 10))}
     assert threads(strategy="teacher-only") == {}  # one server: every core, as before
     assert threads(student_extra={"threads": 3}) == {"teacher": every}  # configured: kept
+    assert server_threads(run_config_from_dict({  # the missing one fails at start, named
+        "teacher": {"backend": "llama_server", "model": str(tmp_path / "gone.gguf")},
+        "student": {"backend": "llama_server", "model": str(student)}}), None) == {}
     remote = {"backend": "openai_http", "base_urls": ["http://127.0.0.1:1/v1"]}
     assert server_threads(run_config_from_dict({"teacher": remote, "student": {
         "backend": "llama_server", "model": str(student)}}), None) == {}

@@ -60,9 +60,11 @@ async def open_roles(config: RunConfig) -> AsyncIterator[dict[str, RoleRuntime]]
 
 def server_threads(config: RunConfig, idle: str | None) -> dict[str, int]:
     """Threads of the roles' managed llama-servers left at 0 (every core) when both roles that
-    write run one here: they share the cores (serving.llama_server.shared_threads)."""
-    managed: dict[str, str | Path] = {r: str(config.role(r).model) for r in ROLES
-                                      if r != idle and config.role(r).backend == "llama_server"}
+    write run one here: they share the cores (serving.llama_server.shared_threads). A missing
+    model file is left to the server's start, which names it."""
+    managed: dict[str, str | Path] = {
+        r: str(config.role(r).model) for r in ROLES if r != idle
+        and config.role(r).backend == "llama_server" and Path(str(config.role(r).model)).is_file()}
     if len(managed) < 2:
         return {}
     shared = shared_threads(managed)
