@@ -9,7 +9,7 @@ import pytest
 from tessy.backends.registry import BACKENDS
 from tessy.config import run_config_from_dict
 from tessy.errors import ConfigError, ModelLoadError
-from tessy.serving.llama_server import shared_threads
+from tessy.serving.llama_server import default_threads, shared_threads
 from tessy.synthesis.roles import open_roles, predictor_threads, server_threads
 
 EVENTS: list[str] = []
@@ -91,10 +91,9 @@ def test_a_model_predictor_gets_one_thread_beside_a_managed_llama_server():
     remote = {"backend": "openai_http", "base_urls": ["http://127.0.0.1:1/v1"]}
 
     def threads(teacher, student, strategy="cooperative", **student_extra):
-        run = run_config_from_dict({"teacher": teacher, "student": {**student, **student_extra},
-                                    "synthesis": {"strategy": strategy}})
-        idle = {"teacher-only": "student", "student-only": "teacher"}.get(strategy)
-        return predictor_threads(run, idle)
+        return predictor_threads(run_config_from_dict({
+            "teacher": teacher, "student": {**student, **student_extra},
+            "synthesis": {"strategy": strategy}}))
 
     assert threads(served, remote) == 1  # its cores are taken: torch's spinning threads slow both
     assert threads(remote, remote) == 0  # servers elsewhere: torch's default
@@ -117,20 +116,18 @@ def test_two_managed_llama_servers_share_the_cores(tmp_path):
         {"teacher": 8, "student": 4}  # equal models: the first keeps every core
 
     def threads(strategy="cooperative", teacher_extra=None, student_extra=None):
-        run = run_config_from_dict({
+        return server_threads(run_config_from_dict({
             "teacher": {"backend": "llama_server", "model": str(teacher), **(teacher_extra or {})},
             "student": {"backend": "llama_server", "model": str(student), **(student_extra or {})},
-            "synthesis": {"strategy": strategy}})
-        idle = {"teacher-only": "student", "student-only": "teacher"}.get(strategy)
-        return server_threads(run, idle)
+            "synthesis": {"strategy": strategy}}))
 
-    every = shared_threads({"t": teacher})["t"]
+    every = default_threads()
     assert threads() == {"teacher": every, "student": max(1, round(every / 10))}
     assert threads(strategy="teacher-only") == {}  # one server: every core, as before
     assert threads(student_extra={"threads": 3}) == {"teacher": every}  # configured: kept
     assert server_threads(run_config_from_dict({  # the missing one fails at start, named
         "teacher": {"backend": "llama_server", "model": str(tmp_path / "gone.gguf")},
-        "student": {"backend": "llama_server", "model": str(student)}}), None) == {}
+        "student": {"backend": "llama_server", "model": str(student)}})) == {}
     remote = {"backend": "openai_http", "base_urls": ["http://127.0.0.1:1/v1"]}
     assert server_threads(run_config_from_dict({"teacher": remote, "student": {
-        "backend": "llama_server", "model": str(student)}}), None) == {}
+        "backend": "llama_server", "model": str(student)}})) == {}

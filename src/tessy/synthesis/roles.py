@@ -37,8 +37,8 @@ async def open_roles(config: RunConfig) -> AsyncIterator[dict[str, RoleRuntime]]
     async with AsyncExitStack() as stack:
         roles: dict[str, RoleRuntime] = {}
         models: dict[tuple[str, str, str, float], BoundaryPredictor] = {}
-        idle = {"teacher-only": "student", "student-only": "teacher"}.get(config.synthesis.strategy)
-        threads = server_threads(config, idle)
+        idle, threads = idle_role(config), server_threads(config)
+        torch_threads = predictor_threads(config)
         for role in ROLES:
             rc = config.role(role)
             if role == idle:  # it writes nothing in a single-role run: load no model for it
@@ -50,32 +50,39 @@ async def open_roles(config: RunConfig) -> AsyncIterator[dict[str, RoleRuntime]]
                                         model_name=backend.name, where=f"--{role}-template")
             key = (rc.predictor, rc.predictor_device, rc.predictor_mode, rc.predictor_verify)
             if rc.predictor == "lexicon" or key not in models:  # one copy of a model both use
-                models[key] = load_predictor(rc.predictor, role, *key[1:],
-                                             threads=predictor_threads(config, idle))
+                models[key] = load_predictor(rc.predictor, role, *key[1:], threads=torch_threads)
             predictor = models[key]
             roles[role] = RoleRuntime(role, backend, template, predictor, rc.sampling,
                                       asyncio.Semaphore(rc.concurrency), rc.step_tokens)
         yield roles
 
 
-def server_threads(config: RunConfig, idle: str | None) -> dict[str, int]:
+def idle_role(config: RunConfig) -> str | None:
+    """The role that writes nothing in a single-role run, if any."""
+    return {"teacher-only": "student", "student-only": "teacher"}.get(config.synthesis.strategy)
+
+
+def managed_roles(config: RunConfig) -> list[str]:
+    """The roles that write and run a llama-server tessy starts on this machine."""
+    idle = idle_role(config)
+    return [r for r in ROLES if r != idle and config.role(r).backend == "llama_server"]
+
+
+def server_threads(config: RunConfig) -> dict[str, int]:
     """Threads of the roles' managed llama-servers left at 0 (every core) when both roles that
     write run one here: they share the cores (serving.llama_server.shared_threads). A missing
     model file is left to the server's start, which names it."""
-    managed: dict[str, str | Path] = {
-        r: str(config.role(r).model) for r in ROLES if r != idle
-        and config.role(r).backend == "llama_server" and Path(str(config.role(r).model)).is_file()}
+    models = {r: str(config.role(r).model) for r in managed_roles(config)}
+    managed: dict[str, str | Path] = {r: m for r, m in models.items() if Path(m).is_file()}
     if len(managed) < 2:
         return {}
     shared = shared_threads(managed)
     return {r: shared[r] for r in managed if not config.role(r).threads}
 
 
-def predictor_threads(config: RunConfig, idle: str | None) -> int:
+def predictor_threads(config: RunConfig) -> int:
     """Torch's CPU threads for model predictors: as configured, else one while a role that
-    writes runs a managed llama-server here (it takes every core, and torch's threads spin
-    against it), else 0 (torch's default)."""
+    writes runs a managed llama-server here (it takes cores, and torch's threads spin against
+    it), else 0 (torch's default)."""
     configured = max(config.role(r).predictor_threads for r in ROLES)
-    if configured:
-        return configured
-    return int(any(config.role(r).backend == "llama_server" for r in ROLES if r != idle))
+    return configured or int(bool(managed_roles(config)))
