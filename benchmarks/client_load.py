@@ -35,6 +35,10 @@ MODES = [("teacher-only", ["--strategy", "teacher-only"]),
          # The cost of a request alone: teacher-only asking 32 tokens at a time, so it makes as
          # many requests as cooperation does, on kept-alive connections, with no predictor.
          ("32-token requests, teacher-only", ["--strategy", "teacher-only", "--turn-tokens", "32"])]
+# `--floor`: the two request patterns in a bare asyncio reader (benchmarks/floor_client.py), no
+# tessy: what the pattern alone costs a client.
+FLOOR = [("bare reader, teacher-only", "teacher-only"),
+         ("bare reader, a connection per turn", "per-turn")]
 
 
 @contextmanager
@@ -72,11 +76,12 @@ def streamed(urls: list[str]) -> tuple[float, float, float]:
                  for k in ("sim:streamed_events", "sim:requests", "vllm:num_requests_running"))
 
 
-def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path,
+def measure(label: str, extra: list[str] | str, args: argparse.Namespace, work: Path,
             profile: bool) -> dict:
     """One client run: CPU per event over the window after the warm-up."""
     problems = write_problems(work / "problems.jsonl", args.streams * 4)
-    out = work / f"{label.split()[0]}.jsonl"
+    name = f"floor-{dict(FLOOR)[label]}" if label in dict(FLOOR) else label.split()[0]
+    out = work / f"{name}.jsonl"
     for stale in out.parent.glob(out.name + "*"):
         stale.unlink()
     with ExitStack() as stack:
@@ -84,16 +89,22 @@ def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path,
                                                     work / f"{r}.log"))
                 for r in ("teacher", "student")}
         every = urls["teacher"] + urls["student"]
-        cmd = [sys.executable, "-m", "tessy", "synthesize", str(problems), "-o", str(out), "-q",
-               "--teacher", ",".join(urls["teacher"]), "--student", ",".join(urls["student"]),
-               "--teacher-template", "qwen3", "--student-template", "qwen3",
-               "--concurrency", str(args.streams), "--teacher-concurrency", str(args.streams),
-               "--student-concurrency", str(args.streams), "--max-thinking-tokens", "30000",
-               "--max-answer-tokens", "16", *extra]
+        if label in dict(FLOOR):
+            cmd = [sys.executable, "-m", "benchmarks.floor_client", dict(FLOOR)[label],
+                   urls["teacher"][0], urls["student"][0], "--streams", str(args.streams),
+                   "--mean-words", str(args.mean_words)]
+        else:
+            cmd = [sys.executable, "-m", "tessy", "synthesize", str(problems), "-o", str(out),
+                   "-q", "--teacher", ",".join(urls["teacher"]),
+                   "--student", ",".join(urls["student"]),
+                   "--teacher-template", "qwen3", "--student-template", "qwen3",
+                   "--concurrency", str(args.streams), "--teacher-concurrency", str(args.streams),
+                   "--student-concurrency", str(args.streams), "--max-thinking-tokens", "30000",
+                   "--max-answer-tokens", "16", *extra]
         env = dict(os.environ)
         if args.pythonpath:
             env["PYTHONPATH"] = os.pathsep.join([str(Path(args.pythonpath).resolve()), str(ROOT)])
-        with open(work / f"{label.split()[0]}.log", "wb") as log:
+        with open(work / f"{name}.log", "wb") as log:
             client = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
         try:
             time.sleep(args.warmup)
@@ -105,7 +116,7 @@ def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path,
                 profiler = subprocess.Popen(
                     [spy, "record", "--nonblocking", "--format", "raw", "-r", "200",
                      "-d", str(int(args.seconds)), "-p", str(client.pid),
-                     "-o", str(work / f"{label.split()[0]}.profile")],
+                     "-o", str(work / f"{name}.profile")],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             cpu0, (events0, requests0, _), t0 = cpu_seconds(client.pid), streamed(every), time.monotonic()
             time.sleep(args.seconds)
@@ -120,7 +131,7 @@ def measure(label: str, extra: list[str], args: argparse.Namespace, work: Path,
     return {"label": label, "events": events, "events_per_s": events / (t1 - t0),
             "requests_per_s": (requests1 - requests0) / (t1 - t0),
             "running": running, "cpu": cpu1 - cpu0, "us_per_event": 1e6 * (cpu1 - cpu0) / max(1, events),
-            "profile": work / f"{label.split()[0]}.profile" if profile else None}
+            "profile": work / f"{name}.profile" if profile else None}
 
 
 def by_module(profile: Path) -> list[tuple[float, str]]:
@@ -156,23 +167,28 @@ def top_functions(profile: Path, n: int = 18) -> list[tuple[float, float, str]]:
 
 def ratio(rows: list[dict]) -> None:
     """Cooperative over teacher-only client CPU per event, in this run (the issue's measure:
-    absolute µs move with the machine's load, the ratio much less)."""
+    absolute µs move with the machine's load, the ratio much less); the same for the bare
+    reader's two patterns when measured (`--floor`)."""
     mean = {}
-    for label, _ in MODES:
+    for label, _ in MODES + FLOOR:
         got = [r["us_per_event"] for r in rows if r["label"] == label]
         if got:
             mean[label] = sum(got) / len(got)
     (base_label, _), (coop_label, _), (requests_label, _) = MODES
-    if base_label in mean and coop_label in mean:
-        base, coop = mean[base_label], mean[coop_label]
-        print(f"\nCooperative / teacher-only (mean µs per event over the runs): "
-              f"{coop:.1f} / {base:.1f} = **{coop / base:.2f}x**")
-    for label in (requests_label, coop_label):
-        if base_label in mean and label in mean:  # what a request adds, from the event rates
+    pairs = [("Cooperative / teacher-only", base_label, coop_label),
+             ("Bare reader, a connection per turn / teacher-only", *(label for label, _ in FLOOR))]
+    for name, base_label_, label in pairs:
+        if base_label_ in mean and label in mean:
+            base, coop = mean[base_label_], mean[label]
+            print(f"\n{name} (mean µs per event over the runs): "
+                  f"{coop:.1f} / {base:.1f} = **{coop / base:.2f}x**")
+    for base_label_, label in ((base_label, requests_label), (base_label, coop_label),
+                               (FLOOR[0][0], FLOOR[1][0])):
+        if base_label_ in mean and label in mean:  # what a request adds, from the event rates
             got = [r for r in rows if r["label"] == label]
             per_s = sum(r["events_per_s"] for r in got) / sum(r["requests_per_s"] for r in got)
-            print(f"\n{label}: {(mean[label] - mean[base_label]) * per_s:.0f} µs of client CPU per request "
-                  f"more than teacher-only ({per_s:.0f} events per request)")
+            print(f"\n{label}: {(mean[label] - mean[base_label_]) * per_s:.0f} µs of client CPU "
+                  f"per request more than {base_label_} ({per_s:.0f} events per request)")
 
 
 def main() -> None:
@@ -187,11 +203,15 @@ def main() -> None:
     parser.add_argument("--client", default="this checkout", help="The client, as the table names it.")
     parser.add_argument("--runs", type=int, default=1, help="Measure each mode this many times.")
     parser.add_argument("--modes", default="all", help="Comma-separated labels' first words.")
+    parser.add_argument("--floor", action="store_true",
+                        help="Also run both request patterns in a bare asyncio reader.")
     parser.add_argument("--out", default="out/bench/client_load")
     args = parser.parse_args()
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
-    modes = [m for m in MODES if args.modes == "all" or m[0].split()[0] in args.modes.split(",")]
+    modes: list[tuple[str, list[str] | str]] = [
+        m for m in MODES if args.modes == "all" or m[0].split()[0] in args.modes.split(",")]
+    modes += FLOOR if args.floor else []
     rows = [measure(label, extra, args, work, args.profile and run == 0) | {"run": run + 1}
             for label, extra in modes for run in range(args.runs)]
     print(f"### Client CPU per streamed token: {args.streams} streams, one SSE event per "

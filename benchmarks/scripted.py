@@ -47,20 +47,29 @@ ANSWER = "The answer is t(n) computed by the recurrence."
 
 
 @lru_cache(maxsize=4096)
-def scripts(question: str, mean_words: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(student words, teacher words) of one problem; its length is 0.5-1.5 x `mean_words`."""
+def units(question: str, mean_words: int) -> tuple[tuple[int, tuple[str, ...], tuple[str, ...]], ...]:
+    """(style words, student words, teacher words) of each unit of one problem: a style phrase
+    (an interjection and filler for the teacher) then the same capability sentences for both;
+    in all 0.5-1.5 x `mean_words` words."""
     rng = random.Random(zlib.crc32(question.encode()))
     target = int(mean_words * rng.uniform(0.5, 1.5))
-    student: list[str] = []
-    teacher: list[str] = []
-    while len(student) < target:
+    out: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
+    words = 0
+    while words < target:
         style = rng.choice(STYLE).split()
-        student += style
-        teacher += [rng.choice(INTERJECTIONS), *FILLER[: len(style) - 1]]
+        interjection = [rng.choice(INTERJECTIONS), *FILLER[: len(style) - 1]]
         content = " ".join(rng.choice(CAPABILITY) for _ in range(rng.randint(2, 6))).split()
-        student += content
-        teacher += content
-    return tuple(student), tuple(teacher)
+        out.append((len(style), (*style, *content), (*interjection, *content)))
+        words += len(style) + len(content)
+    return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def scripts(question: str, mean_words: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(student words, teacher words) of one problem (`units` joined)."""
+    parts = units(question, mean_words)
+    return (tuple(w for _, student, _ in parts for w in student),
+            tuple(w for _, _, teacher in parts for w in teacher))
 
 
 class ScriptedModel:

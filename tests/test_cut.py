@@ -175,3 +175,40 @@ async def test_words_that_open_no_phrase_skip_the_call_and_cut_the_same():
             calls[kind] += predictor.calls
         assert cuts[0] == cuts[1], text
     assert calls["skips"] < calls["reads"] / 2
+
+
+async def test_word_tokens_and_small_pieces_cut_at_the_same_place():
+    # " word" tokens take the watcher's fast path, 1-3 char pieces its general one.
+    rng = random.Random(11)
+    vocab = [*"okay so wait let me see then the sum is 4 x = we need to and but if".split(),
+             "Hmm,", "Now", "first.", "(so", "Let’s", "done;", "ok:", "</think>", "So,", "4."]
+    gaps = [" "] * 10 + ["\n", "  ", "\t", "\u00a0"]
+    for _ in range(300):
+        role = rng.choice(["student", "teacher"])
+        context = "".join(rng.choice(vocab) + rng.choice(gaps) for _ in range(rng.randint(0, 6)))
+        words = [rng.choice(gaps) + rng.choice(vocab) for _ in range(rng.randint(1, 25))]
+        text = "".join(words)
+        chars, i = [], 0
+        while i < len(text):
+            k = rng.randint(1, 3)
+            chars.append(text[i:i + k])
+            i += k
+        kept = []
+        for pieces in (words, chars):
+            w = TurnWatcher(role, LexiconPredictor(role), context, MARKERS)
+            decision = None
+            for n, piece in enumerate(pieces):
+                decision = await w.feed(piece, 1, final=n == len(pieces) - 1)
+                if decision:
+                    break
+            kept.append((decision.keep, decision.ends_thinking) if decision else None)
+        assert kept[0] == kept[1], (role, context, text)
+
+
+async def test_a_turn_that_goes_on_mid_sentence_is_cut_as_soon_as_its_first_word_is_whole():
+    # "so" after "x = 4" opens no clause, so no phrase ("so the") can start there: the student
+    # is cut before it once it is whole, without waiting to see whether "the" follows.
+    w = TurnWatcher("student", LexiconPredictor("student"), "We get x = 4", MARKERS)
+    assert await w.feed(" so", 1, final=False) is None
+    decision = await w.feed(" y", 1, final=False)
+    assert decision is not None and decision.keep == 0

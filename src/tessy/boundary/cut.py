@@ -88,13 +88,17 @@ class TurnWatcher:
             return None if end is None else Decision(end, True)
         done = final or end is not None
         limit = len(self.text) if end is None else end
-        self._add_words(limit, done)
+        self._add_words(limit, done, piece)
         if done:
             settled = len(self.spans)
         else:
             n = len(self.spans)
-            if self._open_at != n:  # only new words can change it; none when no span may start
-                self._open = self._lookahead() if self._opener >= n - self._lookahead_words else 0
+            if self._open_at != n:  # only new words can change it
+                # Open words start at an opener among the last `lookahead_words`, and never
+                # before the first undecided word (such words were settled once, so no phrase
+                # from them goes on): without such an opener, none.
+                opener = self._opener >= n - self._lookahead_words and self._opener >= self.undecided
+                self._open = self._lookahead() if opener else 0
                 self._open_at = n
             settled = n - self._open
         due = done or flush or len(self.token_ends) - self._labelled_at >= self.every
@@ -141,7 +145,8 @@ class TurnWatcher:
         if lo == len(self.spans):
             return 0
         start = self.spans[lo][0]
-        before = self.text[max(0, start - 16):start] if start else self.context[-16:]
+        # (near the turn's start, the 16 chars before reach into the thinking before it)
+        before = self.text[start - 16:start] if start >= 16 else (self.context + self.text[:start])[-16:]
         spans = [(a - start, b - start) for a, b in self.spans[lo:]]
         return predictor.open_words(before, self.text[start:self.spans[-1][1]], spans)
 
@@ -155,26 +160,37 @@ class TurnWatcher:
                 found = i
         return found
 
-    def _add_words(self, limit: int, done: bool) -> None:
+    def _add_words(self, limit: int, done: bool, piece: str) -> None:
         text, spans = self.text, self.spans
         start = spans[-1][1] if spans else 0
+        rest = piece[1:]
+        if not done and piece[:1] == " " and rest and " " not in rest and rest.isprintable():
+            # Most tokens are " word": the word before it, if any, is now whole. (After the last
+            # whole word come only whitespace and at most that one growing word; `isprintable`
+            # is False for every whitespace but " ".)
+            end = len(text) - len(piece)
+            a = end - len(text[start:end].lstrip())
+            if a < end:
+                spans.append((a, end))
+                if self._may_open(a, end):
+                    self._opener = len(spans) - 1
+            return
         new = word_spans(text, start, limit)
         if new and not done and new[-1][1] == len(text):
             new.pop()  # the last word may still be growing
-        if not new:
-            return
-        # Where the last word that may open a style span is (most tokens add one word).
-        opens, n = self.predictor.opens, len(spans)  # type: ignore[union-attr]
-        for i in range(len(new) - 1, -1, -1):
-            a, b = new[i]
-            if opens(text, a, b) if a >= 16 else self._opens_early(a, b):
+        n = len(spans)
+        for i in range(len(new) - 1, -1, -1):  # the last word that may open a style span
+            if self._may_open(*new[i]):
                 self._opener = n + i
                 break
         spans.extend(new)
 
-    def _opens_early(self, start: int, end: int) -> bool:
-        """`opens` for a word near the turn's start: its 16 chars before reach into the context."""
+    def _may_open(self, start: int, end: int) -> bool:
+        """The predictor's `opens` for the word text[start:end], with the 16 chars before it
+        (near the turn's start they reach into the context)."""
         assert self.predictor is not None
+        if start >= 16:
+            return self.predictor.opens(self.text, start, end)
         joined = self.context[-16:] + self.text[:end]
         shift = len(joined) - end
         return self.predictor.opens(joined, start + shift, end + shift)

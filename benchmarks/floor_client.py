@@ -1,0 +1,116 @@
+"""The least client CPU a request pattern can cost: a bare asyncio reader, no tessy, no predictor.
+
+It writes the client_load benchmark's scripted traces against the same simulated servers in one
+of two request patterns, knowing from the script where every cut falls (so it runs no watcher):
+
+* `teacher-only`: one streamed request per trace, read to the end of the thinking;
+* `per-turn`: the cooperative pattern: the student writes each unit's style phrase, the teacher
+  its capability sentences; each turn is a new request carrying the whole thinking so far, read
+  until one token past the first word of the other role's kind (the least a word-level cut can
+  read: a word is known to be whole only when the next token starts), then its connection is
+  closed, which is how vLLM and SGLang abort a request.
+
+Per event it does what any client must: split the SSE framing, parse the JSON chunk with orjson,
+take its text. `client_load --floor` runs it beside tessy; CPU per event of `per-turn` over
+`teacher-only` is what the cooperative request pattern itself costs a client on this machine.
+
+    python -m benchmarks.floor_client PATTERN TEACHER_URL STUDENT_URL --streams 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from urllib.parse import urlsplit
+
+import orjson
+import uvloop
+
+from benchmarks.scripted import units
+
+PREFIX = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n<think>\n"  # tessy's qwen3
+
+
+class Stream(asyncio.Protocol):
+    """One response, its SSE events' texts handed to `on_text` until it returns True."""
+
+    def __init__(self, on_text, done: asyncio.Future) -> None:  # type: ignore[no-untyped-def]
+        self.on_text, self.done, self.buf = on_text, done, b""
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        while (start := buf.find(b"data: ")) >= 0 and (end := buf.find(b"\n\n", start)) >= 0:
+            payload, buf = buf[start + 6:end], buf[end + 2:]
+            if payload == b"[DONE]":
+                continue
+            choices = orjson.loads(payload)["choices"]
+            if choices and self.on_text(choices[0]["text"]) and not self.done.done():
+                self.done.set_result(None)
+                return
+        self.buf = buf
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def request(address: tuple[str, int], path: str, prompt: str, on_text) -> None:  # type: ignore[no-untyped-def]
+    """POST a streamed completion on a new connection; read until `on_text` says stop; hang up."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    body = orjson.dumps({"model": "m", "prompt": prompt, "max_tokens": 30000, "stream": True,
+                         "temperature": 0.6})
+    transport, _ = await loop.create_connection(lambda: Stream(on_text, done), *address)
+    transport.write(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+    await done
+    transport.abort()
+
+
+async def trace(pattern: str, problem: str, servers: dict, mean_words: int) -> None:
+    """One scripted trace in `pattern`."""
+    prefix = PREFIX.format(problem)
+    parts = units(prefix.rpartition("<think>")[0], mean_words)
+    if pattern == "teacher-only":
+        await request(*servers["teacher"], prefix, lambda text: "</think>" in text)
+        return
+    thinking: list[str] = []
+    for style, student, _ in parts:
+        for role, keep in (("student", style), ("teacher", len(student) - style)):
+            got: list[str] = []
+
+            def on_text(text: str, got: list[str] = got, keep: int = keep) -> bool:
+                got.append(text)  # one token, one word: stop a token past the last kept word
+                return len(got) > keep + 1 or "</think>" in text
+
+            await request(*servers[role], PREFIX.format(problem) + "".join(thinking), on_text)
+            thinking += got[:keep]
+
+
+async def main(args: argparse.Namespace) -> None:
+    servers = {}
+    for role, url in (("teacher", args.teacher), ("student", args.student)):
+        parts = urlsplit(url)
+        servers[role] = ((parts.hostname, parts.port), parts.path + "/completions")
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(args.problems):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            await trace(args.pattern, f"Problem {i}: count the climbs of a staircase of {10 + i} "
+                        "stairs.", servers, args.mean_words)
+
+    await asyncio.gather(*(worker() for _ in range(args.streams)))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("pattern", choices=["teacher-only", "per-turn"])
+    parser.add_argument("teacher")
+    parser.add_argument("student")
+    parser.add_argument("--streams", type=int, default=256)
+    parser.add_argument("--problems", type=int, default=100000)
+    parser.add_argument("--mean-words", type=int, default=4000)
+    uvloop.run(main(parser.parse_args()))
