@@ -70,7 +70,7 @@ loop: models
 bench-client: setup
 	mkdir -p out/bench
 	$(PY) -m benchmarks.transports | tee out/bench/transports.md
-	$(PY) -m benchmarks.client_load --profile --runs 2 | tee out/bench/client_load.md
+	$(PY) -m benchmarks.client_load --profile --runs 2 --floor | tee out/bench/client_load.md
 	$(PY) -m benchmarks.client_parts | tee out/bench/client_parts.md
 	$(PY) -m benchmarks.workers | tee out/bench/workers.md
 

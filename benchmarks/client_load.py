@@ -8,12 +8,14 @@ a warm-up, its CPU time (from /proc) over a window is divided by the events the 
 in that window. `--profile` records the window with py-spy and prints where the time goes.
 A third mode, teacher-only asking 32 tokens per request, makes about as many requests as the
 cooperative one on kept-alive connections: what a request costs without a cut or a predictor.
+`--floor` adds both request patterns in a bare asyncio reader with no tessy code
+(`benchmarks/floor_client.py`): what the cooperative pattern costs any client.
 
     python -m benchmarks.client_load --streams 256 --step 0.02 --seconds 30 [--profile] [--runs 2]
 
 `--pythonpath DIR` runs another checkout's tessy (`DIR` = its `src/`) for before/after tables,
 `--client` names the client in the table's first column; `--runs N` measures each mode N times,
-a row each (this machine's noise is about +-10%), the profile taken in the first.
+interleaved, a row each (this machine's noise is +-10-20%), the profile taken in the first.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ MODES = [("teacher-only", ["--strategy", "teacher-only"]),
 # `--floor`: the two request patterns in a bare asyncio reader (benchmarks/floor_client.py), no
 # tessy: what the pattern alone costs a client.
 FLOOR = [("bare reader, teacher-only", "teacher-only"),
-         ("bare reader, a connection per turn", "per-turn")]
+         ("bare reader, a connection per turn", "per-turn"),
+         ("bare reader, the same turns on kept connections", "per-turn-kept")]
 
 
 @contextmanager
@@ -175,15 +178,17 @@ def ratio(rows: list[dict]) -> None:
         if got:
             mean[label] = sum(got) / len(got)
     (base_label, _), (coop_label, _), (requests_label, _) = MODES
+    (bare_label, _), (bare_turns, _), (bare_kept, _) = FLOOR
     pairs = [("Cooperative / teacher-only", base_label, coop_label),
-             ("Bare reader, a connection per turn / teacher-only", *(label for label, _ in FLOOR))]
+             ("Bare reader, a connection per turn / teacher-only", bare_label, bare_turns),
+             ("Bare reader, the same turns on kept connections / teacher-only", bare_label, bare_kept)]
     for name, base_label_, label in pairs:
         if base_label_ in mean and label in mean:
             base, coop = mean[base_label_], mean[label]
             print(f"\n{name} (mean µs per event over the runs): "
                   f"{coop:.1f} / {base:.1f} = **{coop / base:.2f}x**")
     for base_label_, label in ((base_label, requests_label), (base_label, coop_label),
-                               (FLOOR[0][0], FLOOR[1][0])):
+                               (bare_label, bare_turns), (bare_label, bare_kept)):
         if base_label_ in mean and label in mean:  # what a request adds, from the event rates
             got = [r for r in rows if r["label"] == label]
             per_s = sum(r["events_per_s"] for r in got) / sum(r["requests_per_s"] for r in got)
@@ -212,8 +217,10 @@ def main() -> None:
     modes: list[tuple[str, list[str] | str]] = [
         m for m in MODES if args.modes == "all" or m[0].split()[0] in args.modes.split(",")]
     modes += FLOOR if args.floor else []
+    # Runs interleave (every mode once, then again): the machine's load drifts over minutes.
     rows = [measure(label, extra, args, work, args.profile and run == 0) | {"run": run + 1}
-            for label, extra in modes for run in range(args.runs)]
+            for run in range(args.runs) for label, extra in modes]
+    rows.sort(key=lambda r: [label for label, _ in modes].index(r["label"]))
     print(f"### Client CPU per streamed token: {args.streams} streams, one SSE event per "
           f"{args.step * 1000:.0f} ms step each\n")
     print("| client | mode | run | streams running | events/s | requests/s | client CPU | "

@@ -87,12 +87,15 @@ class TurnWatcher:
         if self.predictor is None:  # no cuts: only the end of the thinking matters
             return None if end is None else Decision(end, True)
         done = final or end is not None
-        limit = len(self.text) if end is None else end
-        self._add_words(limit, done, piece)
+        spans = self.spans
+        before = len(spans)
+        self._add_words(len(self.text) if end is None else end, done, piece)
+        n = len(spans)
+        if n == before == self._open_at and not (done or flush) and n - self._open <= self.undecided:
+            return None  # no new word (a token inside one): nothing is newly settled
         if done:
-            settled = len(self.spans)
+            settled = n
         else:
-            n = len(self.spans)
             if self._open_at != n:  # only new words can change it
                 # Open words start at an opener among the last `lookahead_words`, and never
                 # before the first undecided word (such words were settled once, so no phrase
