@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 
 from conftest import fake_roles
 from tessy.backends.fake import FakeBackend
@@ -104,6 +105,36 @@ async def test_repetition_is_detected():
     assert traj.finish_reason == "repetition"
     assert is_looping("x " + "a b c " * 20, 400)
     assert not is_looping("one two three four five six seven eight nine ten", 400)
+
+
+def looping_by_definition(text: str, window: int, repeats: int = 4, least: int = 24) -> bool:
+    """The last max(repeats x period, least) of the window's words repeat with that period."""
+    words = text[-window * 12:].split()[-window:] if window > 0 else []
+    n = len(words)
+    for period in range(1, n // repeats + 1):
+        span = max(period * repeats, least)
+        if span > n:
+            break
+        tail = words[n - span:]
+        if all(tail[i] == tail[i + period] for i in range(span - period)):
+            return True
+    return False
+
+
+def test_the_loop_detector_is_its_definition():
+    rng = random.Random(3)
+    vocab = "a b c the so x = 4 y and".split()
+    found = 0
+    for _ in range(3000):
+        words = [rng.choice(vocab) for _ in range(rng.randint(0, 150))]
+        words += [rng.choice([*vocab, "q", "r"]) for _ in range(rng.randint(1, 30))] * rng.randint(0, 7)
+        words += [rng.choice(vocab) for _ in range(rng.randint(0, 2))]
+        text = "".join(w + rng.choice([" ", "\n", "  "]) for w in words)
+        for window in (0, 10, 40, 400):
+            expected = looping_by_definition(text, window)
+            assert is_looping(text, window) == expected, (window, text)
+            found += expected
+    assert found > 500  # both outcomes are exercised
 
 
 class FlakyBackend(FakeBackend):
