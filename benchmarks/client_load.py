@@ -8,13 +8,15 @@ a warm-up, its CPU time (from /proc) over a window is divided by the events the 
 in that window. `--profile` records the window with py-spy and prints where the time goes.
 A third mode, teacher-only asking 32 tokens per request, makes about as many requests as the
 cooperative one on kept-alive connections: what a request costs without a cut or a predictor.
-`--floor` adds both request patterns in a bare asyncio reader with no tessy code
-(`benchmarks/floor_client.py`): what the cooperative pattern costs any client.
+`--floor` adds the request patterns in a bare asyncio reader with no tessy code
+(`benchmarks/floor_client.py`): what the cooperative pattern costs any client, and what its
+turns would cost on kept connections.
 
     python -m benchmarks.client_load --streams 256 --step 0.02 --seconds 30 [--profile] [--runs 2]
 
-`--pythonpath DIR` runs another checkout's tessy (`DIR` = its `src/`) for before/after tables,
-`--client` names the client in the table's first column; `--runs N` measures each mode N times,
+`--pythonpath DIR` runs another checkout's tessy (`DIR` = its `src/`), `--client` names the
+client in the table's first column; `--baseline DIR` measures another checkout's tessy too, each
+run right after this one's, for a before/after table; `--runs N` measures each mode N times,
 interleaved, a row each (this machine's noise is +-10-20%), the profile taken in the first.
 """
 
@@ -80,8 +82,9 @@ def streamed(urls: list[str]) -> tuple[float, float, float]:
 
 
 def measure(label: str, extra: list[str] | str, args: argparse.Namespace, work: Path,
-            profile: bool) -> dict:
-    """One client run: CPU per event over the window after the warm-up."""
+            profile: bool, client: str, pythonpath: str | None) -> dict:
+    """One client run: CPU per event over the window after the warm-up (`pythonpath`: the
+    tessy to run, None: this checkout's)."""
     problems = write_problems(work / "problems.jsonl", args.streams * 4)
     name = f"floor-{dict(FLOOR)[label]}" if label in dict(FLOOR) else label.split()[0]
     out = work / f"{name}.jsonl"
@@ -105,33 +108,33 @@ def measure(label: str, extra: list[str] | str, args: argparse.Namespace, work: 
                    "--student-concurrency", str(args.streams), "--max-thinking-tokens", "30000",
                    "--max-answer-tokens", "16", *extra]
         env = dict(os.environ)
-        if args.pythonpath:
-            env["PYTHONPATH"] = os.pathsep.join([str(Path(args.pythonpath).resolve()), str(ROOT)])
+        if pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join([str(Path(pythonpath).resolve()), str(ROOT)])
         with open(work / f"{name}.log", "wb") as log:
-            client = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
         try:
             time.sleep(args.warmup)
-            if client.poll() is not None:
+            if proc.poll() is not None:
                 raise RuntimeError(f"{label}: the client exited early; see {log.name}")
             profiler = None
             if profile:
                 spy = str(Path(sys.executable).with_name("py-spy"))
                 profiler = subprocess.Popen(
                     [spy, "record", "--nonblocking", "--format", "raw", "-r", "200",
-                     "-d", str(int(args.seconds)), "-p", str(client.pid),
+                     "-d", str(int(args.seconds)), "-p", str(proc.pid),
                      "-o", str(work / f"{name}.profile")],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            cpu0, (events0, requests0, _), t0 = cpu_seconds(client.pid), streamed(every), time.monotonic()
+            cpu0, (events0, requests0, _), t0 = cpu_seconds(proc.pid), streamed(every), time.monotonic()
             time.sleep(args.seconds)
-            cpu1, (events1, requests1, running), t1 = (cpu_seconds(client.pid), streamed(every),
+            cpu1, (events1, requests1, running), t1 = (cpu_seconds(proc.pid), streamed(every),
                                                        time.monotonic())
             if profiler:
                 profiler.wait()
         finally:
-            client.send_signal(signal.SIGKILL)
-            client.wait()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
     events = events1 - events0
-    return {"label": label, "events": events, "events_per_s": events / (t1 - t0),
+    return {"label": label, "client": client, "events": events, "events_per_s": events / (t1 - t0),
             "requests_per_s": (requests1 - requests0) / (t1 - t0),
             "running": running, "cpu": cpu1 - cpu0, "us_per_event": 1e6 * (cpu1 - cpu0) / max(1, events),
             "profile": work / f"{name}.profile" if profile else None}
@@ -206,6 +209,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy the measured window.")
     parser.add_argument("--pythonpath", help="Measure the tessy in this source dir instead.")
     parser.add_argument("--client", default="this checkout", help="The client, as the table names it.")
+    parser.add_argument("--baseline", help="Also measure the tessy in this source dir, each run "
+                        "right after this one's (a before/after table).")
+    parser.add_argument("--baseline-name", default="before", help="The baseline, as named.")
     parser.add_argument("--runs", type=int, default=1, help="Measure each mode this many times.")
     parser.add_argument("--modes", default="all", help="Comma-separated labels' first words.")
     parser.add_argument("--floor", action="store_true",
@@ -217,21 +223,34 @@ def main() -> None:
     modes: list[tuple[str, list[str] | str]] = [
         m for m in MODES if args.modes == "all" or m[0].split()[0] in args.modes.split(",")]
     modes += FLOOR if args.floor else []
-    # Runs interleave (every mode once, then again): the machine's load drifts over minutes.
-    rows = [measure(label, extra, args, work, args.profile and run == 0) | {"run": run + 1}
-            for run in range(args.runs) for label, extra in modes]
-    rows.sort(key=lambda r: [label for label, _ in modes].index(r["label"]))
+    clients = [(args.client, args.pythonpath)]
+    clients += [(args.baseline_name, args.baseline)] if args.baseline else []
+    # Runs interleave (every mode and client once, then again): the machine's load drifts over
+    # minutes. The bare reader is no tessy: measured once per run.
+    rows = [measure(label, extra, args, work, args.profile and run == 0 and i == 0, client,
+                    pythonpath) | {"run": run + 1}
+            for run in range(args.runs) for label, extra in modes
+            for i, (client, pythonpath) in enumerate(clients)
+            if i == 0 or label not in dict(FLOOR)]
+    rows.sort(key=lambda r: ([c for c, _ in clients].index(r["client"]),
+                             [label for label, _ in modes].index(r["label"])))
     print(f"### Client CPU per streamed token: {args.streams} streams, one SSE event per "
           f"{args.step * 1000:.0f} ms step each\n")
     print("| client | mode | run | streams running | events/s | requests/s | client CPU | "
           "µs per event |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {args.client} | {r['label']} | {r['run']} | {r['running']:.0f} | "
+        client = r["client"] if r["label"] not in dict(FLOOR) else "bare asyncio"
+        print(f"| {client} | {r['label']} | {r['run']} | {r['running']:.0f} | "
               f"{r['events_per_s']:,.0f} | "
               f"{r['requests_per_s']:,.0f} | "
               f"{100 * r['cpu'] / args.seconds:.0f}% of a core | {r['us_per_event']:.1f} |")
-    ratio(rows)
+    for client, _ in clients:
+        print(f"\n{client}:")
+        ratio([r for r in rows if r["client"] == client and r["label"] not in dict(FLOOR)])
+    if args.floor:
+        print("\nbare asyncio reader:")
+        ratio([r for r in rows if r["label"] in dict(FLOOR)])
     for r in rows:
         if r["profile"] and Path(r["profile"]).exists():
             print(f"\n#### Where the client's time goes: {r['label']} (py-spy, self % / total %)\n")
