@@ -18,6 +18,7 @@ from tessy.transport import (
     SSEConnection,
     SSEParser,
     SSEPool,
+    Transport,
 )
 
 SSE = (b"data: {\"a\": 1}\n\n"
@@ -159,6 +160,23 @@ async def test_keep_alive_reuses_one_connection_and_sends_the_headers():
     assert server.connections == 1
     assert b"Authorization: Bearer k\r\n" in server.requests[0]
     assert server.requests[0].startswith(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:")
+
+
+async def test_through_httpx_a_stream_hangs_up_at_its_done_event():
+    # (httpx's pool stalled when many requests took kept connections at once: BENCHMARKS)
+    async def respond(n, writer):
+        writer.write(sse_response([b'{"choices": [{"text": "%d"}]}' % n, b"[DONE]"]))
+        return True
+
+    server = Server(respond)
+    async with server as url:
+        transport = Transport([url], size=4, timeout=10, fast=False)
+        base = url.removesuffix("/completions")
+        for n in (1, 2):
+            got = [c async for batch in transport.stream(base, "/completions", b"{}") for c in batch]
+            assert got == [{"choices": [{"text": str(n)}]}]
+        await transport.aclose()
+    assert server.connections == 2
 
 
 async def test_closing_the_iterator_hangs_up_and_a_status_raises():
