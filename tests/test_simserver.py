@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from contextlib import aclosing
 from functools import partial
 
 import pytest
-from benchmarks.serving import role_servers, server_metrics, sim_server_cmd
+from benchmarks.serving import ROOT, role_servers, server_metrics, sim_server_cmd, write_problems
 from benchmarks.simserver import CostModel, serve
 
 from tessy.backends.base import GenerationRequest
@@ -116,3 +117,27 @@ def test_every_scheduler_writes_the_same_data_over_http(tmp_path, monkeypatch):
                 for k, v in outputs.items()}
     assert segments["stream"] == segments["step"] == segments["lockstep"]
     assert all(r["tessy"]["switches"] >= 4 for r in outputs["stream"])
+
+
+def test_the_bare_reader_makes_the_requests_tessy_makes(tmp_path, monkeypatch):
+    # benchmarks/floor_client.py is client_load's floor: the same requests without tessy.
+    problems = write_problems(tmp_path / "p.jsonl", 2)
+    fast = ("--decode", "0.001", "--per-seq", "0", "--prefill", "0", "--overhead", "0.0005")
+    monkeypatch.setattr(sys, "argv", ["tessy"])
+    with role_servers(partial(sim_server_cmd, mean_words=60, cost=fast), tmp_path) as urls:
+        def requests() -> float:
+            return sum(server_metrics(u)["sim:requests"] for u in urls.values())
+
+        out = tmp_path / "out.jsonl"
+        assert main(["synthesize", str(problems), "--teacher", urls["teacher"], "--student",
+                     urls["student"], "--teacher-template", "qwen3", "--student-template",
+                     "qwen3", "-o", str(out), "-q"]) == 0
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        thinking = requests() - len(records)  # every record also asked for its answer
+        assert thinking >= 4 * len(records)  # turns, not one request per trace
+        for pattern in ("per-turn", "per-turn-kept"):
+            before = requests()
+            subprocess.run([sys.executable, "-m", "benchmarks.floor_client", pattern,
+                            urls["teacher"], urls["student"], "--problems", "2", "--streams", "2",
+                            "--mean-words", "60"], check=True, cwd=ROOT, timeout=120)
+            assert requests() - before == thinking, pattern
