@@ -44,6 +44,7 @@ MODES = [("teacher-only", ["--strategy", "teacher-only"]),
 FLOOR = [("bare reader, teacher-only", "teacher-only"),
          ("bare reader, a connection per turn", "per-turn"),
          ("bare reader, the same turns on kept connections", "per-turn-kept")]
+FLOOR_PATTERN = dict(FLOOR)  # label -> floor_client's pattern
 
 
 @contextmanager
@@ -86,7 +87,7 @@ def measure(label: str, extra: list[str] | str, args: argparse.Namespace, work: 
     """One client run: CPU per event over the window after the warm-up (`pythonpath`: the
     tessy to run, None: this checkout's)."""
     problems = write_problems(work / "problems.jsonl", args.streams * 4)
-    name = f"floor-{dict(FLOOR)[label]}" if label in dict(FLOOR) else label.split()[0]
+    name = f"floor-{FLOOR_PATTERN[label]}" if label in FLOOR_PATTERN else label.split()[0]
     out = work / f"{name}.jsonl"
     for stale in out.parent.glob(out.name + "*"):
         stale.unlink()
@@ -95,8 +96,8 @@ def measure(label: str, extra: list[str] | str, args: argparse.Namespace, work: 
                                                     work / f"{r}.log"))
                 for r in ("teacher", "student")}
         every = urls["teacher"] + urls["student"]
-        if label in dict(FLOOR):
-            cmd = [sys.executable, "-m", "benchmarks.floor_client", dict(FLOOR)[label],
+        if label in FLOOR_PATTERN:
+            cmd = [sys.executable, "-m", "benchmarks.floor_client", FLOOR_PATTERN[label],
                    urls["teacher"][0], urls["student"][0], "--streams", str(args.streams),
                    "--mean-words", str(args.mean_words)]
         else:
@@ -190,8 +191,7 @@ def ratio(rows: list[dict]) -> None:
             base, coop = mean[base_label_], mean[label]
             print(f"\n{name} (mean µs per event over the runs): "
                   f"{coop:.1f} / {base:.1f} = **{coop / base:.2f}x**")
-    for base_label_, label in ((base_label, requests_label), (base_label, coop_label),
-                               (bare_label, bare_turns), (bare_label, bare_kept)):
+    for _, base_label_, label in [("", base_label, requests_label), *pairs]:
         if base_label_ in mean and label in mean:  # what a request adds, from the event rates
             got = [r for r in rows if r["label"] == label]
             per_s = sum(r["events_per_s"] for r in got) / sum(r["requests_per_s"] for r in got)
@@ -231,7 +231,7 @@ def main() -> None:
                     pythonpath) | {"run": run + 1}
             for run in range(args.runs) for label, extra in modes
             for i, (client, pythonpath) in enumerate(clients)
-            if i == 0 or label not in dict(FLOOR)]
+            if i == 0 or label not in FLOOR_PATTERN]
     rows.sort(key=lambda r: ([c for c, _ in clients].index(r["client"]),
                              [label for label, _ in modes].index(r["label"])))
     print(f"### Client CPU per streamed token: {args.streams} streams, one SSE event per "
@@ -240,17 +240,17 @@ def main() -> None:
           "µs per event |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        client = r["client"] if r["label"] not in dict(FLOOR) else "bare asyncio"
+        client = r["client"] if r["label"] not in FLOOR_PATTERN else "bare asyncio"
         print(f"| {client} | {r['label']} | {r['run']} | {r['running']:.0f} | "
               f"{r['events_per_s']:,.0f} | "
               f"{r['requests_per_s']:,.0f} | "
               f"{100 * r['cpu'] / args.seconds:.0f}% of a core | {r['us_per_event']:.1f} |")
     for client, _ in clients:
         print(f"\n{client}:")
-        ratio([r for r in rows if r["client"] == client and r["label"] not in dict(FLOOR)])
+        ratio([r for r in rows if r["client"] == client and r["label"] not in FLOOR_PATTERN])
     if args.floor:
         print("\nbare asyncio reader:")
-        ratio([r for r in rows if r["label"] in dict(FLOOR)])
+        ratio([r for r in rows if r["label"] in FLOOR_PATTERN])
     for r in rows:
         if r["profile"] and Path(r["profile"]).exists():
             print(f"\n#### Where the client's time goes: {r['label']} (py-spy, self % / total %)\n")

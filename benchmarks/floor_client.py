@@ -30,8 +30,8 @@ import orjson
 import uvloop
 
 from benchmarks.scripted import units
-
-PREFIX = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n<think>\n"  # tessy's qwen3
+from benchmarks.serving import problem_prompt
+from tessy.templates import qwen3  # the template client_load gives tessy: the same prompts
 
 
 class Stream(asyncio.Protocol):
@@ -97,7 +97,7 @@ async def request(address: tuple[str, int], path: str, prompt: str, on_text,  # 
 async def trace(pattern: str, problem: str, servers: dict, mean_words: int,
                 idle: dict[str, list[Stream]]) -> None:
     """One scripted trace in `pattern`."""
-    prefix = PREFIX.format(problem)
+    prefix = qwen3().thinking_prompt(problem, "")
     parts = units(prefix.rpartition("<think>")[0], mean_words)
     if pattern == "teacher-only":
         await request(*servers["teacher"], prefix, lambda text: "</think>" in text)
@@ -130,8 +130,7 @@ async def main(args: argparse.Namespace) -> None:
         idle: dict[str, list[Stream]] = {"teacher": [], "student": []}  # this worker's
         while not queue.empty():
             i = queue.get_nowait()
-            await trace(args.pattern, f"Problem {i}: count the climbs of a staircase of {10 + i} "
-                        "stairs.", servers, args.mean_words, idle)
+            await trace(args.pattern, problem_prompt(i), servers, args.mean_words, idle)
 
     await asyncio.gather(*(worker() for _ in range(args.streams)))
 

@@ -206,12 +206,16 @@ def sim_server_cmd(role: str, port: int, mean_words: int, cost: tuple[str, ...] 
             "--mean-words", str(mean_words), *cost]
 
 
+def problem_prompt(i: int) -> str:
+    """The prompt of the benchmarks' problem `i` (`write_problems` writes them)."""
+    return f"Problem {i}: count the climbs of a staircase of {10 + i} stairs."
+
+
 def write_problems(path: Path, n: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         for i in range(n):
-            fh.write(json.dumps({"id": f"p{i}", "prompt": f"Problem {i}: count the climbs of a "
-                                 f"staircase of {10 + i} stairs."}) + "\n")
+            fh.write(json.dumps({"id": f"p{i}", "prompt": problem_prompt(i)}) + "\n")
     return path
 
 
